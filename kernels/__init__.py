@@ -1,0 +1,1 @@
+"""Fused kernels for gradtensor (filled by the kernels work)."""
