@@ -1,0 +1,36 @@
+"""gradtensor: a tensor autodiff library on NumPy (CPU) and CuPy (GPU).
+
+>>> import gradtensor as gt
+>>> x = gt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+tensor([2., 4., 6.], dtype=float32)
+"""
+
+from . import backend
+from .backend import Device, device
+from .tensor import (
+    Tensor, arange, as_dtype, bool_, empty, eye, float16, float32, float64, from_numpy, full,
+    full_like, get_default_dtype, int32, int64, ones, ones_like, rand, randint, randn,
+    set_default_dtype, tensor, zeros, zeros_like,
+)
+from .ops import *  # noqa: F403  (every op is also a gt. function)
+from .ops import use_kernels
+from . import autograd, nn, ops, testing
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from . import cuda
+
+bool = bool_  # noqa: A001  (gt.bool, as torch.bool)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed gradtensor's random generators (randn, rand, dropout, init)."""
+    backend.manual_seed(seed)
+
+
+def from_dlpack(obj: object) -> Tensor:
+    """A tensor sharing memory with any DLPack-capable array (NumPy, CuPy, PyTorch, JAX)."""
+    return Tensor._make(backend.from_dlpack(obj))
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,257 @@
+"""The only module that knows NumPy from CuPy: array modules, devices, transfers, random numbers.
+
+Everything else asks this module for `xp` (the array module of a device or an array) and never imports
+NumPy-vs-CuPy specifics itself. CuPy is imported lazily, on the first request for a CUDA device, so
+`import gradtensor` stays fast and works on machines without CuPy or a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+_cupy: Any = None  # the cupy module once imported; None until someone asks for CUDA
+_cupy_error: str | None = None
+
+
+class Device:
+    """A place where arrays live: `Device("cpu")`, `Device("cuda")`, `Device("cuda:1")`."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: str | Device = "cpu", index: int | None = None):
+        if isinstance(spec, Device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
+        kind, _, num = spec.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device: unknown device type {kind!r} (expected 'cpu' or 'cuda')")
+        if num:
+            if not num.isdigit():
+                raise ValueError(f"device: bad device index in {spec!r}")
+            index = int(num)
+        if kind == "cpu":
+            if index not in (None, 0):
+                raise ValueError(f"device: the CPU has no index {index}")
+            index = None
+        elif index is None:
+            index = 0
+        self.type, self.index = kind, index
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            other = Device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device('{self}')"
+
+
+CPU = Device("cpu")
+
+
+def device(spec: str | Device | None = None) -> Device:
+    """Parse a device: `gt.device("cuda:0")`; None means the CPU."""
+    if spec is None:
+        return CPU
+    dev = spec if isinstance(spec, Device) else Device(spec)
+    if dev.type == "cuda":
+        _require_cuda(dev)
+    return dev
+
+
+def _import_cupy() -> Any:
+    global _cupy, _cupy_error
+    if _cupy is None and _cupy_error is None:
+        try:
+            import cupy
+
+            _cupy = cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+            _cupy_error = f"CuPy could not be imported ({type(exc).__name__}: {exc})"
+    return _cupy
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    cp = _import_cupy()
+    if cp is None:
+        return _cupy_error or "CuPy is not installed"
+    try:
+        n = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"the CUDA driver reported an error ({exc})"
+    if n == 0:
+        return "no CUDA GPU is present"
+    return None
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA GPUs usable through CuPy (0 without CuPy or a GPU)."""
+    if cuda_unavailable_reason() is not None:
+        return 0
+    return int(_cupy.cuda.runtime.getDeviceCount())
+
+
+def _require_cuda(dev: Device) -> None:
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"device {dev}: CUDA is not available: {reason}")
+    if dev.index >= cuda_device_count():
+        raise RuntimeError(f"device {dev}: only {cuda_device_count()} CUDA device(s) present")
+
+
+def xp_of_device(dev: Device) -> Any:
+    """The array module that holds arrays on `dev`."""
+    return np if dev.type == "cpu" else _cupy
+
+
+def is_cuda_array(a: Any) -> bool:
+    return _cupy is not None and isinstance(a, _cupy.ndarray)
+
+
+def array_module(a: Any) -> Any:
+    """The array module of an array (NumPy for anything that is not a CuPy array)."""
+    return _cupy if is_cuda_array(a) else np
+
+
+def device_of_array(a: Any) -> Device:
+    if is_cuda_array(a):
+        return Device("cuda", a.device.id)
+    return CPU
+
+
+def array_types() -> tuple[type, ...]:
+    return (np.ndarray,) if _cupy is None else (np.ndarray, _cupy.ndarray)
+
+
+def asarray(data: Any, dtype: Any, dev: Device) -> Any:
+    """Make an array of `data` on `dev` (a copy only when needed)."""
+    if dev.type == "cpu":
+        if is_cuda_array(data):
+            data = data.get()
+        return np.asarray(data, dtype=dtype)
+    with _cupy.cuda.Device(dev.index):
+        return _cupy.asarray(data, dtype=dtype)
+
+
+def to_device(a: Any, dev: Device) -> Any:
+    """Copy an array to `dev` (no copy when it is already there)."""
+    if dev.type == "cpu":
+        return a.get() if is_cuda_array(a) else a
+    if is_cuda_array(a) and a.device.id == dev.index:
+        return a
+    with _cupy.cuda.Device(dev.index):
+        return _cupy.asarray(a)
+
+
+def synchronize(dev: Device | None = None) -> None:
+    """Wait for all queued work on a CUDA device (a no-op on the CPU)."""
+    if _cupy is not None and (dev is None or dev.type == "cuda"):
+        _cupy.cuda.Device(0 if dev is None else dev.index).synchronize()
+
+
+def scatter_add(out: Any, index: Any, values: Any) -> None:
+    """out[index] += values, adding up repeated indices (NumPy's add.at, CuPy's scatter_add)."""
+    if is_cuda_array(out):
+        import cupyx
+
+        cupyx.scatter_add(out, index, values)
+    else:
+        np.add.at(out, index, values)
+
+
+# ----------------------------------------------------------------------------------------------
+# Random numbers: one seeded generator per device kind, so `manual_seed` makes runs repeatable.
+
+_np_rng = np.random.default_rng(0)
+_cp_rng: Any = None
+_cp_seed = 0
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every generator gradtensor draws from (CPU, and CUDA when it is used)."""
+    global _np_rng, _cp_rng, _cp_seed
+    _np_rng = np.random.default_rng(seed)
+    _cp_seed, _cp_rng = seed, None
+    if _cupy is not None:
+        _cp_rng = _cupy.random.default_rng(seed)
+
+
+def manual_seed_cuda(seed: int) -> None:
+    global _cp_rng, _cp_seed
+    _cp_seed, _cp_rng = seed, None
+    if _cupy is not None:
+        _cp_rng = _cupy.random.default_rng(seed)
+
+
+def rng(dev: Device) -> Any:
+    """The random generator for arrays on `dev`."""
+    global _cp_rng
+    if dev.type == "cpu":
+        return _np_rng
+    if _cp_rng is None:
+        _cp_rng = _cupy.random.default_rng(_cp_seed)
+    return _cp_rng
+
+
+def random_normal(shape: tuple[int, ...], dtype: Any, dev: Device) -> Any:
+    return rng(dev).standard_normal(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
+
+
+def random_uniform(shape: tuple[int, ...], dtype: Any, dev: Device) -> Any:
+    return rng(dev).random(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
+
+
+def _rng_dtype(dtype: Any) -> Any:
+    # Generators draw float32/float64 only; float16 is drawn in float32 and rounded.
+    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
+
+
+# ----------------------------------------------------------------------------------------------
+# Special functions NumPy lacks. erf is needed by the exact GELU; on the CPU it is a Numba ufunc
+# over libm's erf (compiled on first use and cached), on CUDA CuPy's own.
+
+_erf_cpu: Any = None
+
+
+def erf(a: Any) -> Any:
+    if is_cuda_array(a):
+        from cupyx.scipy.special import erf as cp_erf
+
+        return cp_erf(a)
+    global _erf_cpu
+    if _erf_cpu is None:
+        import numba
+
+        @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+        def _erf(v):  # pragma: no cover - compiled
+            return math.erf(v)
+
+        _erf_cpu = _erf
+    if a.dtype == np.float16:
+        return _erf_cpu(a.astype(np.float32)).astype(np.float16)
+    return _erf_cpu(a)
+
+
+def from_dlpack(obj: Any) -> Any:
+    """An array sharing memory with a DLPack producer, on the producer's device."""
+    dev_type = None
+    if hasattr(obj, "__dlpack_device__"):
+        dev_type = int(obj.__dlpack_device__()[0])
+    if dev_type == 2:  # kDLCUDA
+        cp = _import_cupy()
+        if cp is None:
+            raise RuntimeError(f"from_dlpack: the array is on a CUDA device but {_cupy_error}")
+        return cp.from_dlpack(obj)
+    return np.from_dlpack(obj)

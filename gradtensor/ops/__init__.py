@@ -1,0 +1,28 @@
+"""Every op, grouped by kind. Importing this package registers them all in `REGISTRY`."""
+
+from .elementwise import (
+    abs, add, clip, cos, divide, equal, erf, exp, greater, greater_equal, isfinite, isnan, less,
+    less_equal, log, log1p, logical_and, logical_not, logical_or, maximum, minimum, multiply,
+    negative, not_equal, power, relu, sigmoid, sign, sin, sqrt, subtract, tanh, where,
+)
+from .fused import ACTIVATIONS, kernels_enabled, linear, use_kernels
+from .linalg import matmul
+from .reduce import (
+    all, any, argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var,
+)
+from .registry import REGISTRY, Composite, Primitive, Sample, composite, primitive, unbroadcast
+from .shape import (
+    astype, broadcast_to, cat, concatenate, copy, expand_dims, flatten, getitem, reshape, setitem,
+    split, squeeze, stack, swapaxes, to_device, transpose, unsqueeze,
+)
+
+neg = negative
+sub = subtract
+mul = multiply
+div = divide
+true_divide = divide
+pow = power
+clamp = clip
+dot = matmul
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,274 @@
+"""Elementwise primitives: unary maths, broadcasting binary arithmetic, comparisons, where, clip."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import backend
+from ..tensor import Tensor
+from .registry import Sample, primitive
+
+UNARY = [Sample((3, 4)), Sample(()), Sample((2, 1, 3))]
+POSITIVE = [Sample((3, 4), domain=(0.5, 2.0)), Sample((), domain=(0.5, 2.0))]
+BINARY = [
+    Sample((3, 4), (3, 4)),
+    Sample((2, 3, 4), (4,)),
+    Sample((3, 1), (1, 4)),
+    Sample((), (2, 3)),
+    Sample((2, 3), 1.5),
+]
+
+
+# -- unary ------------------------------------------------------------------------------------
+
+
+@primitive(save="", samples=UNARY)
+def negative(xp, x):
+    return -x
+
+
+negative.defvjp(lambda g, y, x: -g)
+
+
+@primitive(save="x", samples=UNARY)
+def abs(xp, x):
+    return xp.abs(x)
+
+
+abs.defvjp(lambda g, y, x: g * sign(x))
+
+
+@primitive(differentiable=False)
+def sign(xp, x):
+    """-1, 0 or 1 by the sign of each element (its gradient is zero wherever it exists)."""
+    return xp.sign(x)
+
+
+@primitive(save="y", samples=UNARY)
+def exp(xp, x):
+    return xp.exp(x)
+
+
+exp.defvjp(lambda g, y, x: g * y)
+
+
+@primitive(save="x", samples=POSITIVE)
+def log(xp, x):
+    return xp.log(x)
+
+
+log.defvjp(lambda g, y, x: g / x)
+
+
+@primitive(save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
+def log1p(xp, x):
+    return xp.log1p(x)
+
+
+log1p.defvjp(lambda g, y, x: g / (1 + x))
+
+
+@primitive(save="y", samples=POSITIVE)
+def sqrt(xp, x):
+    return xp.sqrt(x)
+
+
+sqrt.defvjp(lambda g, y, x: g / (2 * y))
+
+
+@primitive(save="x", samples=UNARY)
+def sin(xp, x):
+    return xp.sin(x)
+
+
+sin.defvjp(lambda g, y, x: g * cos(x))
+
+
+@primitive(save="x", samples=UNARY)
+def cos(xp, x):
+    return xp.cos(x)
+
+
+cos.defvjp(lambda g, y, x: -g * sin(x))
+
+
+@primitive(save="y", samples=UNARY)
+def tanh(xp, x):
+    return xp.tanh(x)
+
+
+tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the output
+
+
+@primitive(save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
+def sigmoid(xp, x):
+    # exp of a non-positive number only, so that no input overflows (x = -1e4 included).
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid.defvjp(lambda g, y, x: g * y * (1 - y))
+
+
+@primitive(save="x", samples=UNARY)
+def relu(xp, x):
+    return xp.maximum(x, 0)
+
+
+relu.defvjp(lambda g, y, x: where(x > 0, g, 0))
+
+
+@primitive(save="x", samples=UNARY)
+def erf(xp, x):
+    """The error function (the exact GELU is built on it)."""
+    return backend.erf(x)
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+erf.defvjp(lambda g, y, x: g * _TWO_OVER_SQRT_PI * exp(-x * x))
+
+
+# -- binary -----------------------------------------------------------------------------------
+
+
+@primitive(save="", elementwise=True, samples=BINARY)
+def add(xp, a, b):
+    return a + b
+
+
+add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
+
+
+@primitive(save="", elementwise=True, samples=BINARY)
+def subtract(xp, a, b):
+    return a - b
+
+
+subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
+
+
+@primitive(save="x", elementwise=True, samples=BINARY)
+def multiply(xp, a, b):
+    return a * b
+
+
+multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
+
+
+@primitive(save="x", elementwise=True, samples=[
+    Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
+    Sample((2, 3, 4), (4,), domain=(0.5, 2.0)),
+    Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
+    Sample(2.0, (2, 3), domain=(0.5, 2.0)),
+])
+def divide(xp, a, b):
+    return a / b
+
+
+divide.defvjp(lambda g, y, a, b: g / b, lambda g, y, a, b: -g * a / (b * b))
+
+
+def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
+    # d(a^b)/db = a^b log a, defined for a > 0; elsewhere (where it is undefined or the limit is 0)
+    # it is taken as 0, and log is never evaluated on a non-positive number.
+    pos = a > 0
+    return where(pos, g * y * log(where(pos, a, 1)), 0)
+
+
+@primitive(save="xy", elementwise=True, samples=[
+    Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
+    Sample((2, 3), 3, domain=(0.5, 2.0)),
+    Sample((2, 3), 2.5, domain=(0.5, 2.0)),
+    Sample(2.0, (3,), domain=(0.5, 2.0)),
+    Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
+])
+def power(xp, a, b):
+    return a**b
+
+
+power.defvjp(lambda g, y, a, b: g * b * a ** (b - 1), _power_grad_exponent)
+
+
+def _max_side(g: Tensor, a: Any, b: Any) -> Tensor:
+    # The larger input takes the gradient; a tie splits it evenly, as for a max over two.
+    return where(a > b, g, 0) + where(a == b, g * 0.5, 0)
+
+
+@primitive(save="x", elementwise=True, samples=BINARY)
+def maximum(xp, a, b):
+    return xp.maximum(a, b)
+
+
+maximum.defvjp(lambda g, y, a, b: _max_side(g, a, b), lambda g, y, a, b: _max_side(g, b, a))
+
+
+@primitive(save="x", elementwise=True, samples=BINARY)
+def minimum(xp, a, b):
+    return xp.minimum(a, b)
+
+
+minimum.defvjp(lambda g, y, a, b: _max_side(g, b, a), lambda g, y, a, b: _max_side(g, a, b))
+
+
+@primitive(save="x", elementwise=True, samples=[
+    Sample(backend.np.array([True, False, True]), (3,), (3,)),
+    Sample(backend.np.array([[True], [False]]), (2, 3), (3,)),
+])
+def where(xp, cond, a, b):
+    """Elements of `a` where `cond` holds, else of `b`: `gt.where(x > 0, x, 0)`."""
+    if getattr(cond, "dtype", None) != bool:
+        cond = xp.asarray(cond).astype(bool)
+    return xp.where(cond, a, b)
+
+
+where.defvjp(None, lambda g, y, c, a, b: where(c, g, 0), lambda g, y, c, a, b: where(c, 0, g))
+
+
+@primitive("clip", save="x", samples=[Sample((3, 4), a_min=-0.5, a_max=0.5), Sample((5,), a_min=0.0)])
+def _clip(xp, x, *, a_min, a_max):
+    return xp.clip(x, a_min, a_max)
+
+
+def _clip_grad(g: Tensor, y: Tensor, x: Tensor, *, a_min: Any, a_max: Any) -> Tensor:
+    inside = None
+    if a_min is not None:
+        inside = x >= a_min
+    if a_max is not None:
+        inside = (x <= a_max) if inside is None else inside & (x <= a_max)
+    return where(inside, g, 0)
+
+
+_clip.defvjp(_clip_grad)
+
+
+@_clip.api
+def clip(x: Tensor, a_min: Any = None, a_max: Any = None) -> Tensor:
+    """Limit values to [a_min, a_max] (either may be None): `gt.clip(x, 0, 1)`."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip: at least one of a_min and a_max must be given")
+    if isinstance(a_min, Tensor) or isinstance(a_max, Tensor):
+        # Tensor bounds: the bounds get gradients too, through maximum/minimum.
+        y = x if a_min is None else maximum(x, a_min)
+        return y if a_max is None else minimum(y, a_max)
+    return _clip(x, a_min=a_min, a_max=a_max)
+
+
+# -- comparisons and logic: results are bool and carry no gradient ----------------------------
+
+
+def _not_differentiable(name: str, fn: Any) -> Any:
+    return primitive(name, differentiable=False)(fn)
+
+
+equal = _not_differentiable("equal", lambda xp, a, b: a == b)
+not_equal = _not_differentiable("not_equal", lambda xp, a, b: a != b)
+less = _not_differentiable("less", lambda xp, a, b: a < b)
+less_equal = _not_differentiable("less_equal", lambda xp, a, b: a <= b)
+greater = _not_differentiable("greater", lambda xp, a, b: a > b)
+greater_equal = _not_differentiable("greater_equal", lambda xp, a, b: a >= b)
+logical_and = _not_differentiable("logical_and", lambda xp, a, b: xp.logical_and(a, b))
+logical_or = _not_differentiable("logical_or", lambda xp, a, b: xp.logical_or(a, b))
+logical_not = _not_differentiable("logical_not", lambda xp, a: xp.logical_not(a))
+isnan = _not_differentiable("isnan", lambda xp, a: xp.isnan(a))
+isfinite = _not_differentiable("isfinite", lambda xp, a: xp.isfinite(a))

@@ -1,0 +1,214 @@
+"""linear: activation(x @ weight.T + bias) as one op, so a fused kernel can stand behind it.
+
+Forward and backward run on plain arrays: through the `kernels` package when it is enabled and the
+inputs qualify, otherwise through the array-module sequence below (the reference the kernels are
+checked against). For gradients of gradients (create_graph=True) the backward instead re-derives
+the layer from differentiable primitives, so higher orders keep working through a fused layer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any
+
+from .. import backend
+from ..tensor import Tensor
+from .registry import Sample, primitive
+
+ACTIVATIONS = ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_INV_SQRT_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+# -- the array-module path --------------------------------------------------------------------
+
+
+def _act_forward(xp: Any, z: Any, act: str) -> tuple[Any, Any]:
+    """act(z) in place where possible; returns (y, aux) with aux what the derivative needs."""
+    if act == "identity":
+        return z, None
+    if act == "relu":
+        xp.maximum(z, 0, out=z)
+        return z, z
+    if act == "sigmoid":
+        e = xp.exp(-xp.abs(z))
+        y = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return y, y
+    if act == "tanh":
+        xp.tanh(z, out=z)
+        return z, z
+    if act == "gelu":
+        return z * (0.5 * (1 + backend.erf(z * _INV_SQRT_2))), z
+    if act == "gelu_tanh":
+        return 0.5 * z * (1 + xp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3))), z
+    raise ValueError(f"linear: unknown activation {act!r}; expected one of {ACTIVATIONS}")
+
+
+def _act_backward(xp: Any, g: Any, aux: Any, act: str) -> Any:
+    """g * act'(z), from the aux that _act_forward kept."""
+    if act == "identity":
+        return g
+    if act == "relu":
+        return g * (aux > 0)
+    if act == "sigmoid":
+        return g * aux * (1 - aux)
+    if act == "tanh":
+        return g * (1 - aux * aux)
+    z = aux
+    if act == "gelu":
+        cdf = 0.5 * (1 + backend.erf(z * _INV_SQRT_2))
+        return g * (cdf + z * _INV_SQRT_2PI * xp.exp(-0.5 * z * z))
+    t = xp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3))
+    du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * z * z)
+    return g * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du)
+
+
+def linear_forward_arrays(xp: Any, x: Any, w: Any, b: Any, act: str) -> tuple[Any, Any]:
+    z = xp.matmul(x, w.T)
+    if b is not None:
+        z += b
+    return _act_forward(xp, z, act)
+
+
+def linear_backward_arrays(xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str,
+                           bias: bool) -> tuple[Any, Any, Any]:
+    gz = _act_backward(xp, g, aux, act)
+    return gz @ w, gz.T @ x, (gz.sum(axis=0) if bias else None)
+
+
+# -- kernel dispatch --------------------------------------------------------------------------
+
+
+class _KernelState:
+    enabled = os.environ.get("GRADTENSOR_KERNELS", "1").strip().lower() not in ("0", "false", "no")
+    module: Any = None
+    checked = False
+
+
+def _kernels() -> Any:
+    """gradtensor's `kernels` package, or None if it is off or a foreign `kernels` was found."""
+    if not _KernelState.enabled:
+        return None
+    if not _KernelState.checked:
+        _KernelState.checked = True
+        try:
+            import kernels
+        except ImportError:
+            kernels = None
+        if kernels is not None and getattr(kernels, "GRADTENSOR_KERNELS_API", None) != 1:
+            warnings.warn(
+                f"gradtensor: the `kernels` package found at {getattr(kernels, '__file__', '?')} "
+                "is not gradtensor's own; linear layers use the plain array path",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            kernels = None
+        if kernels is not None and not hasattr(kernels, "linear_act_forward"):
+            kernels = None
+        _KernelState.module = kernels
+    return _KernelState.module
+
+
+class use_kernels:
+    """Turn the fused kernels on or off: `gt.use_kernels(False)`, or `with gt.use_kernels(False):`."""
+
+    def __init__(self, enabled: bool = True):
+        self.prev = _KernelState.enabled
+        _KernelState.enabled = bool(enabled)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        _KernelState.enabled = self.prev
+
+
+def kernels_enabled() -> bool:
+    return _kernels() is not None
+
+
+def _qualifies(x: Any, w: Any, b: Any) -> bool:
+    dt = x.dtype
+    if w.dtype != dt or (b is not None and b.dtype != dt):
+        return False
+    if dt.name in ("float32", "float64"):
+        return True
+    return dt.name == "float16" and backend.is_cuda_array(x)
+
+
+# -- the op -----------------------------------------------------------------------------------
+
+_SAMPLES = [
+    Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS
+] + [Sample((2, 5, 3), (4, 3), None, activation="tanh"), Sample((3,), (2, 3), (2,))]
+
+
+@primitive("linear", save="x", aux=True, samples=_SAMPLES)
+def _linear(xp, x, w, b, *, activation):
+    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} and weight of shape {w.shape} (out, in) do not "
+            "match: the input's last axis must equal the weight's second"
+        )
+    if b is not None and (b.ndim != 1 or b.shape[0] != w.shape[0]):
+        raise ValueError(f"linear: bias of shape {b.shape} does not match weight {w.shape}")
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    k = _kernels()
+    if k is not None and _qualifies(x2, w, b):
+        y, aux = k.linear_act_forward(x2, w, b, activation)
+        aux = ("kernel", aux)
+    else:
+        y, aux = linear_forward_arrays(xp, x2, w, b, activation)
+        aux = ("arrays", aux)
+    return y.reshape(lead + (w.shape[0],)), aux
+
+
+def _linear_grad(g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tuple,
+                 activation: str, aux: Any) -> tuple:
+    from ..autograd.engine import _Mode, grad
+
+    if _Mode.enabled:
+        # create_graph: rebuild the layer from primitives and differentiate that, so the result
+        # is itself differentiable.
+        from ..nn.functional import linear_composite
+
+        ins = [t for t, n in zip((x, w, b), needs) if n]
+        out = linear_composite(x, w, b, activation)
+        got = iter(grad(out, ins, g, create_graph=True))
+        return tuple(next(got) if n else None for n in needs)
+    xp = backend.array_module(g.data)
+    g2 = g.data.reshape(-1, w.shape[0])
+    x2 = x.data.reshape(-1, x.shape[-1])
+    path, a = aux
+    if path == "kernel":
+        gx, gw, gb = _kernels().linear_act_backward(g2, x2, w.data, a, activation,
+                                                     bias=b is not None)
+    else:
+        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w.data, a, activation, b is not None)
+    return (
+        Tensor._make(gx.reshape(x.shape)) if needs[0] else None,
+        Tensor._make(gw) if needs[1] else None,
+        Tensor._make(gb) if b is not None and needs[2] else None,
+    )
+
+
+_linear.defvjp_joint(_linear_grad)
+
+
+@_linear.api
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
+           activation: str | None = None) -> Tensor:
+    """activation(x @ weight.T + bias), weight shaped (out, in); one fused op.
+
+    >>> F.linear(x, w, b, activation="relu")
+    """
+    act = "identity" if activation is None else activation
+    if act not in ACTIVATIONS:
+        raise ValueError(f"linear: unknown activation {activation!r}; expected one of "
+                         f"{ACTIVATIONS} or None")
+    return _linear(x, weight, bias, activation=act)

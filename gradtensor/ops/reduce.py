@@ -1,0 +1,308 @@
+"""Reductions over axes: sum, max, min, logsumexp, prod (primitives); mean, var, std (composites)."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from .elementwise import exp, sqrt, where
+from .registry import Sample, composite, primitive
+
+REDUCE = [
+    Sample((3, 4)),
+    Sample((3, 4), axis=1),
+    Sample((2, 3, 4), axis=(0, 2), keepdims=True),
+    Sample((2, 3, 4), axis=-1),
+    Sample((1, 3), axis=0),
+    Sample(()),
+]
+
+
+def normalize_axis(op: str, ndim: int, axis: Any) -> tuple[int, ...] | None:
+    """Axis as a sorted tuple of non-negative ints (None: all axes), or a clear error."""
+    if axis is None:
+        return None
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, int):
+            if hasattr(a, "__index__"):
+                a = a.__index__()
+            else:
+                raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
+        if (ndim == 0 and a not in (0, -1)) or (ndim > 0 and not -ndim <= a < ndim):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis!r} repeats an axis")
+    if ndim == 0:
+        return None
+    return tuple(sorted(out))
+
+
+def axis_args(op: str, x: Tensor, axis: Any, keepdims: bool, dim: Any, keepdim: Any) -> tuple:
+    """Merge PyTorch's `dim`/`keepdim` spellings into NumPy's `axis`/`keepdims`."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis or dim, not both")
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    return normalize_axis(op, x.ndim, axis), bool(keepdims)
+
+
+def kept_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape a reduction with keepdims=True gives."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def expand_reduced(g: Tensor, x_shape: tuple, axis: Any, keepdims: bool) -> Tensor:
+    """Put back the reduced axes of a reduction's gradient (as size-1 axes)."""
+    return g if keepdims else g.reshape(kept_shape(x_shape, axis))
+
+
+def _count(shape: tuple, axis: Any) -> int:
+    return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
+
+
+# -- sum --------------------------------------------------------------------------------------
+
+
+@primitive("sum", save="", samples=REDUCE)
+def _sum(xp, x, *, axis, keepdims):
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
+_sum.defvjp(
+    lambda g, y, x, *, axis, keepdims: expand_reduced(g, x.shape, axis, keepdims).broadcast_to(
+        x.shape
+    )
+)
+
+
+@_sum.api
+def sum(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: Any = None) -> Tensor:
+    """Sum over `axis` (int, tuple or None for all): `x.sum(axis=1, keepdims=True)`."""
+    axis, keepdims = axis_args("sum", _as_tensor(x), axis, keepdims, dim, keepdim)
+    return _sum(x, axis=axis, keepdims=keepdims)
+
+
+@composite(samples=REDUCE)
+def mean(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+         keepdim: Any = None) -> Tensor:
+    """Arithmetic mean over `axis`."""
+    x = _as_tensor(x)
+    axis, keepdims = axis_args("mean", x, axis, keepdims, dim, keepdim)
+    return _sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
+
+
+@composite(samples=REDUCE + [Sample((3, 4), axis=1, ddof=1)])
+def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
+        keepdim: Any = None, correction: Any = None) -> Tensor:
+    """Variance over `axis`, dividing by n - ddof (NumPy's default ddof=0)."""
+    x = _as_tensor(x)
+    axis, keepdims = axis_args("var", x, axis, keepdims, dim, keepdim)
+    if correction is not None:
+        ddof = correction
+    n = _count(x.shape, axis)
+    d = x - _sum(x, axis=axis, keepdims=True) / n
+    return _sum(d * d, axis=axis, keepdims=keepdims) / builtins.max(n - ddof, 0)
+
+
+@composite(samples=REDUCE[:4] + [Sample((3, 4), axis=0, ddof=1)])
+def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
+        keepdim: Any = None, correction: Any = None) -> Tensor:
+    """Standard deviation over `axis` (ddof as in `var`)."""
+    return sqrt(var(x, axis, keepdims, ddof, dim=dim, keepdim=keepdim, correction=correction))
+
+
+# -- max / min --------------------------------------------------------------------------------
+
+
+def _extreme_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool) -> Tensor:
+    # The gradient goes to the elements equal to the extreme, split evenly among ties.
+    yk = expand_reduced(y, x.shape, axis, keepdims)
+    gk = expand_reduced(g, x.shape, axis, keepdims)
+    hit = (x == yk).astype(x.dtype)
+    return hit * (gk / hit.sum(axis=axis, keepdims=True))
+
+
+def _reduce_nonempty(op: str, xp: Any, fn: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    if x.size == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
+    return fn(x, axis=axis, keepdims=keepdims)
+
+
+@primitive("max", save="xy", samples=REDUCE)
+def _max(xp, x, *, axis, keepdims):
+    return _reduce_nonempty("max", xp, xp.max, x, axis, keepdims)
+
+
+@primitive("min", save="xy", samples=REDUCE)
+def _min(xp, x, *, axis, keepdims):
+    return _reduce_nonempty("min", xp, xp.min, x, axis, keepdims)
+
+
+_max.defvjp(_extreme_grad)
+_min.defvjp(_extreme_grad)
+
+
+@_max.api
+def max(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: Any = None) -> Tensor:
+    """Largest value over `axis` (values only, as `numpy.max`; use argmax for positions)."""
+    axis, keepdims = axis_args("max", _as_tensor(x), axis, keepdims, dim, keepdim)
+    return _max(x, axis=axis, keepdims=keepdims)
+
+
+@_min.api
+def min(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: Any = None) -> Tensor:
+    """Smallest value over `axis`."""
+    axis, keepdims = axis_args("min", _as_tensor(x), axis, keepdims, dim, keepdim)
+    return _min(x, axis=axis, keepdims=keepdims)
+
+
+# -- logsumexp --------------------------------------------------------------------------------
+
+
+@primitive("logsumexp", save="xy", samples=REDUCE + [Sample((2, 3), domain=(-1e3, 1e3), axis=1)])
+def _logsumexp(xp, x, *, axis, keepdims):
+    # Shift by the maximum so that exp never overflows; an all -inf slice keeps a shift of 0.
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    s = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return s if keepdims else s.reshape([n for i, n in enumerate(s.shape)
+                                         if axis is not None and i not in axis])
+
+
+_logsumexp.defvjp(
+    lambda g, y, x, *, axis, keepdims: expand_reduced(g, x.shape, axis, keepdims)
+    * exp(x - expand_reduced(y, x.shape, axis, keepdims))
+)
+
+
+@_logsumexp.api
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+              keepdim: Any = None) -> Tensor:
+    """log(sum(exp(x))) over `axis`, computed without overflow."""
+    axis, keepdims = axis_args("logsumexp", _as_tensor(x), axis, keepdims, dim, keepdim)
+    return _logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+# -- prod -------------------------------------------------------------------------------------
+
+
+_WITH_ZEROS = np.array([[1.5, 0.0, 2.0], [0.5, 0.7, -1.2]])
+
+
+@primitive("prod", save="xy", samples=REDUCE[:4] + [
+    Sample(_WITH_ZEROS, axis=1),
+    Sample(_WITH_ZEROS),
+    Sample(np.array([[0.0, 0.0, 2.0], [0.5, 0.7, 1.1]]), axis=1, keepdims=True),
+])
+def _prod(xp, x, *, axis, keepdims):
+    return xp.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool) -> Tensor:
+    gk = expand_reduced(g, x.shape, axis, keepdims)
+    if not (x == 0).any().item():
+        return gk * expand_reduced(y, x.shape, axis, keepdims) / x
+    # With zeros, y / x is undefined: form each element's product of the *others* directly, by
+    # moving the reduced axes last, flattening them to n, and taking the product of an n x n
+    # matrix whose diagonal is replaced by ones.
+    nd = x.ndim
+    red = tuple(range(nd)) if axis is None else axis
+    keep = tuple(i for i in range(nd) if i not in red)
+    perm = keep + red
+    xt = x.transpose(*perm)
+    lead = xt.shape[: len(keep)]
+    n = _count(x.shape, axis)
+    flat = xt.reshape(lead + (n, 1)).broadcast_to(lead + (n, n))
+    diag = _eye_bool(n, x)
+    others = where(diag, 1, flat).prod(axis=-2)  # [..., j] = product over i != j
+    gx = (gk.transpose(*perm).reshape(lead + (1,)) * others).reshape(xt.shape)
+    inverse = [0] * nd
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return gx.transpose(*inverse)
+
+
+def _eye_bool(n: int, like: Tensor) -> Tensor:
+    from ..tensor import eye
+
+    return eye(n, dtype=bool, device=like.device)
+
+
+_prod.defvjp(_prod_grad)
+
+
+@_prod.api
+def prod(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+         keepdim: Any = None) -> Tensor:
+    """Product over `axis` (its gradient is exact even where inputs are zero)."""
+    axis, keepdims = axis_args("prod", _as_tensor(x), axis, keepdims, dim, keepdim)
+    return _prod(x, axis=axis, keepdims=keepdims)
+
+
+# -- positions and truth: no gradient ---------------------------------------------------------
+
+
+def _position_op(name: str, fn_name: str) -> Any:
+    @primitive(name, differentiable=False)
+    def op(xp, x, *, axis, keepdims):
+        if x.size == 0:
+            raise ValueError(f"{name}: cannot take {name} of an empty tensor")
+        return getattr(xp, fn_name)(x, axis=axis, keepdims=keepdims)
+
+    def api(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: Any = None) -> Tensor:
+        if dim is not None:
+            axis = dim
+        if keepdim is not None:
+            keepdims = keepdim
+        t = _as_tensor(x)
+        if axis is not None:
+            (axis,) = normalize_axis(name, t.ndim, axis) or (None,)
+        return op(x, axis=axis, keepdims=keepdims)
+
+    api.__name__ = name
+    api.__doc__ = f"Index of the {'largest' if 'max' in name else 'smallest'} value over `axis`."
+    return op.api(api)
+
+
+argmax = _position_op("argmax", "argmax")
+argmin = _position_op("argmin", "argmin")
+
+
+def _truth_op(name: str) -> Any:
+    @primitive(name, differentiable=False)
+    def op(xp, x, *, axis, keepdims):
+        return getattr(xp, name)(x, axis=axis, keepdims=keepdims)
+
+    def api(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        axis = normalize_axis(name, _as_tensor(x).ndim, axis)
+        return op(x, axis=axis, keepdims=keepdims)
+
+    api.__name__ = name
+    return op.api(api)
+
+
+any = _truth_op("any")
+all = _truth_op("all")
+
+
+def _as_tensor(x: Any) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    from ..tensor import tensor
+
+    return tensor(x)

@@ -1,0 +1,359 @@
+"""Shape ops: reshape, transpose, broadcast_to, concatenate, indexing (primitives) and the
+composites built on them (squeeze, expand_dims, flatten, swapaxes, stack, split)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .reduce import normalize_axis
+from .registry import Sample, composite, primitive, unbroadcast
+
+
+def _shape_arg(shape: tuple) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+# -- reshape / transpose / broadcast_to -------------------------------------------------------
+
+
+@primitive("reshape", save="", view=True, samples=[
+    Sample((3, 4), [2, 6]), Sample((2, 3, 4), [-1, 4]), Sample((6,), [1, 6, 1]),
+])
+def _reshape(xp, x, *, shape):
+    return x.reshape(shape)
+
+
+_reshape.defvjp(lambda g, y, x, *, shape: g.reshape(x.shape))
+
+
+@_reshape.api
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """A tensor with the same data in a new shape (one size may be -1): `x.reshape(2, -1)`."""
+    return _reshape(x, shape=_shape_arg(shape))
+
+
+@primitive("transpose", save="", view=True, samples=[
+    Sample((3, 4)), Sample((2, 3, 4), [1, 0, 2]), Sample((2, 3, 4), [2, 0, 1]),
+])
+def _transpose(xp, x, *, axes):
+    return xp.transpose(x, axes)
+
+
+def _transpose_grad(g: Tensor, y: Tensor, x: Any, *, axes: Any) -> Tensor:
+    if axes is None:
+        return _transpose(g, axes=None)
+    return _transpose(g, axes=tuple(int(i) for i in np.argsort(axes)))
+
+
+_transpose.defvjp(_transpose_grad)
+
+
+@_transpose.api
+def transpose(x: Tensor, *axes: Any) -> Tensor:
+    """Permute axes (reverse them when none are given): `x.transpose(1, 0, 2)`."""
+    axes = _shape_arg(axes) if axes else None
+    if axes is not None:
+        ndim = x.ndim
+        norm = normalize_axis("transpose", ndim, axes)
+        if len(axes) != ndim or norm is None or len(norm) != ndim:
+            raise ValueError(f"transpose: axes {axes} are not a permutation of a tensor's "
+                             f"{ndim} dimensions")
+        axes = tuple(a % ndim for a in axes)
+    return _transpose(x, axes=axes)
+
+
+@composite(samples=[Sample((2, 3, 4), axis1=0, axis2=2), Sample((3, 4), axis1=-1, axis2=-2)])
+def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
+    """Exchange two axes."""
+    (a,) = normalize_axis("swapaxes", x.ndim, axis1)
+    (b,) = normalize_axis("swapaxes", x.ndim, axis2)
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return _transpose(x, axes=tuple(perm))
+
+
+@primitive("broadcast_to", save="", view=True, samples=[
+    Sample((3, 1), [3, 4]), Sample((4,), [2, 3, 4]), Sample((), [2]),
+])
+def _broadcast_to(xp, x, *, shape):
+    return xp.broadcast_to(x, shape)
+
+
+_broadcast_to.defvjp(lambda g, y, x, *, shape: unbroadcast(g, x.shape))
+
+
+@_broadcast_to.api
+def broadcast_to(x: Tensor, *shape: Any) -> Tensor:
+    """Broadcast to a shape, NumPy's rules (a read-only view)."""
+    return _broadcast_to(x, shape=_shape_arg(shape))
+
+
+# -- composites on reshape --------------------------------------------------------------------
+
+
+@composite(samples=[Sample((3, 1, 4)), Sample((1, 3, 1), axis=0), Sample((1, 3, 1), axis=(0, 2))])
+def squeeze(x: Tensor, axis: Any = None, *, dim: Any = None) -> Tensor:
+    """Remove size-1 axes (all of them, or those named)."""
+    axis = dim if dim is not None else axis
+    axes = normalize_axis("squeeze", x.ndim, axis)
+    if axes is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {x.shape})")
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+@composite(samples=[Sample((3, 4), axis=0), Sample((3, 4), axis=-1), Sample((3,), axis=(0, 2))])
+def expand_dims(x: Tensor, axis: Any, *, dim: Any = None) -> Tensor:
+    """Insert size-1 axes at the given positions of the result."""
+    axis = dim if dim is not None else axis
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out_ndim = x.ndim + len(axes)
+    axes = normalize_axis("expand_dims", out_ndim, axes)
+    it = iter(x.shape)
+    return reshape(x, tuple(1 if i in axes else next(it) for i in range(out_ndim)))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """PyTorch's name for `expand_dims` with one axis."""
+    return expand_dims(x, dim)
+
+
+@composite(samples=[Sample((2, 3, 4)), Sample((2, 3, 4), start_dim=1)])
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes start_dim..end_dim into one."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    (s,) = normalize_axis("flatten", x.ndim, start_dim)
+    (e,) = normalize_axis("flatten", x.ndim, end_dim)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1 :])
+
+
+# -- concatenate / stack / split --------------------------------------------------------------
+
+
+@primitive("concatenate", save="", samples=[
+    Sample([(2, 3), (4, 3)], axis=0), Sample([(2, 3), (2, 1), (2, 2)], axis=1),
+])
+def _concatenate(xp, *xs, axis):
+    return xp.concatenate(xs, axis=axis)
+
+
+def _concatenate_grad(g: Tensor, y: Any, *xs: Any, needs: tuple, axis: int) -> list:
+    grads, start = [], 0
+    for x, need in zip(xs, needs):
+        stop = start + x.shape[axis]
+        grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if need else None)
+        start = stop
+    return grads
+
+
+_concatenate.defvjp_joint(_concatenate_grad)
+
+
+@_concatenate.api
+def concatenate(tensors: Any, axis: int = 0, *, dim: Any = None) -> Tensor:
+    """Join tensors along an existing axis: `gt.concatenate([a, b], axis=1)`."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate: needs at least one tensor")
+    axis = dim if dim is not None else axis
+    ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
+    if ndim == 0:
+        raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated")
+    (axis,) = normalize_axis("concatenate", ndim, axis)
+    return _concatenate(*tensors, axis=axis)
+
+
+cat = concatenate
+
+
+@composite(samples=[Sample([(2, 3), (2, 3)], axis=0), Sample([(3,), (3,), (3,)], axis=1)])
+def stack(tensors: Any, axis: int = 0, *, dim: Any = None) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    axis = dim if dim is not None else axis
+    shapes = {tuple(np.shape(t.data if isinstance(t, Tensor) else t)) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+    return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
+
+
+@composite(samples=[Sample((6, 2), 3), Sample((2, 7), [2, 5], axis=1)])
+def split(x: Tensor, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
+    """NumPy's split: an int is a number of equal sections, a list gives the split points."""
+    (axis,) = normalize_axis("split", x.ndim, axis)
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        if k <= 0 or n % k:
+            raise ValueError(f"split: an axis of size {n} cannot be split into {k} equal sections")
+        bounds = [i * (n // k) for i in range(k + 1)]
+    else:
+        pts = [builtins.min(builtins.max(int(p), 0), n) for p in indices_or_sections]
+        bounds = [0] + pts + [n]
+    pre = (slice(None),) * axis
+    return [x[pre + (slice(a, builtins.max(a, b)),)] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+# -- indexing ---------------------------------------------------------------------------------
+
+
+def _index_key(key: Any) -> Any:
+    """An index with Tensors and lists turned into arrays, and bool masks into positions.
+
+    Positions make every advanced index one the scatter-add of the gradient understands.
+    """
+    items = key if isinstance(key, tuple) else (key,)
+    out = []
+    for k in items:
+        if isinstance(k, Tensor):
+            k = k.data
+        elif isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, backend.array_types()):
+            if k.dtype == bool:
+                out.extend(backend.array_module(k).nonzero(k))
+                continue
+            if k.dtype.kind not in "iu":
+                raise IndexError(f"getitem: index arrays must be integer or bool, not {k.dtype}")
+        out.append(k)
+    return tuple(out)
+
+
+def _is_basic(key: tuple) -> bool:
+    """Only ints, slices, None and Ellipsis: each element is selected at most once."""
+    return builtins.all(
+        k is None or k is Ellipsis or isinstance(k, (int, slice, np.integer)) for k in key
+    )
+
+
+@primitive("getitem", save="", view=True, samples=[
+    Sample((4, 3), (slice(1, 3),)),
+    Sample((4, 3), (1, slice(None, None, -1))),
+    Sample((5,), np.array([0, 2, 2, 4])),
+    Sample((4, 3), (np.array([[1, 1], [3, 0]]), slice(0, 2))),
+    Sample((3, 2), np.array([True, False, True])),
+    Sample((3, 2), (None, Ellipsis, 1)),
+])
+def _getitem(xp, x, *, index):
+    return x[index]
+
+
+_getitem.defvjp(lambda g, y, x, *, index: _scatter(g, shape=x.shape, index=index))
+
+
+@_getitem.api
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """x[index] with NumPy's rules; the gradient adds up where an element is picked twice."""
+    return _getitem(x, index=_index_key(index))
+
+
+@primitive("scatter", save="", samples=[
+    Sample((2, 3), shape=(4, 3), index=(slice(1, 3),)),
+    Sample((4,), shape=(5,), index=(np.array([0, 2, 2, 4]),)),
+])
+def _scatter(xp, g, *, shape, index):
+    """A zero tensor of `shape` with `g` added at `index` (the derivative of indexing)."""
+    out = xp.zeros(shape, dtype=g.dtype)
+    if _is_basic(index):
+        out[index] = g
+    else:
+        backend.scatter_add(out, index, g)
+    return out
+
+
+_scatter.defvjp(lambda g, y, x, *, shape, index: _getitem(g, index=index))
+
+
+@primitive("setitem", save="", samples=[
+    Sample((4, 3), (3,), 1),
+    Sample((4, 3), (2, 1), slice(0, 2)),
+    Sample((5,), (2,), np.array([0, 3])),
+])
+def _setitem(xp, x, v, *, index):
+    y = x.copy()
+    y[index] = v
+    return y
+
+
+def _setitem_grad_value(g: Tensor, y: Any, x: Any, v: Any, *, index: Any) -> Tensor:
+    gv = _getitem(g, index=index)
+    return unbroadcast(gv, v.shape) if gv.shape != v.shape else gv
+
+
+_setitem.defvjp(lambda g, y, x, v, *, index: _setitem(g, 0, index=index), _setitem_grad_value)
+
+
+@_setitem.api
+def setitem(x: Tensor, value: Any, index: Any) -> Tensor:
+    """x with x[index] replaced by value, out of place (Tensor.__setitem__ writes it back)."""
+    return _setitem(x, value, index=_index_key(index))
+
+
+# -- copies, dtypes, devices ------------------------------------------------------------------
+
+
+@primitive("copy", save="", samples=[Sample((3, 2))])
+def copy(xp, x):
+    """A tensor with its own copy of the data (differentiable, as torch's clone)."""
+    return x.copy()
+
+
+copy.defvjp(lambda g, y, x: g)
+
+
+@primitive("astype", save="", samples=[Sample((3, 2), dtype=np.float32, rtol=5e-2)])
+def _astype(xp, x, *, dtype):
+    return x.astype(dtype)
+
+
+_astype.defvjp(lambda g, y, x, *, dtype: _astype(g, dtype=x.dtype))
+
+
+@primitive("astype_nograd", differentiable=False)
+def _astype_nograd(xp, x, *, dtype):
+    return x.astype(dtype)
+
+
+@_astype.api
+def astype(x: Tensor, dtype: Any) -> Tensor:
+    """Convert to a dtype (differentiable between floating types)."""
+    from ..tensor import as_dtype
+
+    dt = as_dtype(dtype)
+    if dt == x.dtype:
+        return x
+    if dt.kind == "f" and x.dtype.kind == "f":
+        return _astype(x, dtype=dt)
+    return _astype_nograd(x, dtype=dt)
+
+
+@primitive("to_device", save="", samples=[Sample((3,), device=backend.CPU)])
+def _to_device(xp, x, *, device):
+    return backend.to_device(x, device).copy() if device.type == "cpu" else \
+        backend.to_device(x, device)
+
+
+_to_device.defvjp(lambda g, y, x, *, device: _to_device(g, device=x.device))
+
+
+@_to_device.api
+def to_device(x: Tensor, device: Any) -> Tensor:
+    """Copy to a device (differentiable); the same tensor when it is already there."""
+    dev = backend.device(device)
+    if x.device == dev:
+        return x
+    return _to_device(x, device=dev)

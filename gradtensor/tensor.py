@@ -1,0 +1,611 @@
+"""Tensor: an array, its gradient, and the node that made it. Operators are one-line calls into ops.
+
+This module also holds the constructors (`tensor`, `zeros`, `randn`, ...) and dtypes, because every
+other module needs them and they need nothing but the backend.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import backend
+from .backend import CPU, Device
+
+# ----------------------------------------------------------------------------------------------
+# dtypes: NumPy's dtype objects, so they work with NumPy, CuPy and Numba alike.
+
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+_DTYPES = {d.name: d for d in (float16, float32, float64, int32, int64, bool_)}
+_DTYPES.update({"float": float32, "double": float64, "half": float16, "long": int64, "int": int64})
+
+
+class _Defaults:
+    float_dtype = float32
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """The dtype Python floats and float64 NumPy data become: `gt.set_default_dtype(gt.float64)`."""
+    d = as_dtype(dtype)
+    if d.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating-point dtypes can be the default, not {d}")
+    _Defaults.float_dtype = d
+
+
+def get_default_dtype() -> np.dtype:
+    return _Defaults.float_dtype
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """Accept gt/NumPy dtypes, their names, and Python's float/int/bool."""
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if dtype is float:
+        return _Defaults.float_dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it and backpropagate through them.
+
+    >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward(); x.grad
+    tensor([2., 4.], dtype=float32)
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_idx", "_version", "_view",
+                 "__weakref__")
+    __array_ufunc__ = None  # make NumPy defer: ndarray + Tensor calls Tensor.__radd__
+    __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 device: Any = None):
+        t = tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+        self.data, self.requires_grad, self.grad = t.data, t.requires_grad, None
+        self._node, self._idx, self._version, self._view = None, 0, [0], False
+
+    @staticmethod
+    def _make(data: Any, node: Any = None, idx: int = 0) -> Tensor:
+        """Wrap an array without copying or checking (for ops, which already made it right)."""
+        t = _new_tensor(Tensor)
+        t.data = data
+        t.requires_grad = node is not None
+        t.grad = None
+        t._node = node
+        t._idx = idx
+        t._version = [0]
+        t._view = False
+        return t
+
+    # -- attributes ----------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def _device(self) -> Device:
+        return CPU if type(self.data) is np.ndarray else backend.device_of_array(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Any:
+        return self._node
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self)
+
+    @property
+    def mT(self) -> Tensor:
+        return _ops.swapaxes(self, -1, -2)
+
+    # -- conversion ----------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared, not copied); CPU tensors only."""
+        if self._device.type != "cpu":
+            raise TypeError(
+                f"numpy: this tensor is on {self.device}; call .cpu() first to copy it to the host"
+            )
+        if self.requires_grad:
+            raise RuntimeError(
+                "numpy: this tensor requires grad; call .detach().numpy() to get its values "
+                "without the graph"
+            )
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = backend.to_device(self.data, CPU)
+        return data if dtype is None else data.astype(dtype)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item: only one-element tensors convert to a number, shape {self.shape}")
+        return self.data.reshape(()).item() if self._device.type == "cpu" else self.data.item()
+
+    def tolist(self) -> Any:
+        return backend.to_device(self.data, CPU).tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError(f"only integer tensors of one element can be used as an index, "
+                            f"not {self.dtype} of shape {self.shape}")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self) -> str:
+        data = backend.to_device(self.data, CPU)
+        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=1000,
+                               precision=4)
+        extras = []
+        if self.dtype not in (_Defaults.float_dtype, int64, bool_) or self.dtype.kind == "f":
+            extras.append(f"dtype={self.dtype}")
+        if self._device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    # -- autograd ------------------------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
+        from .autograd.engine import _root_grads, backward
+
+        (g,) = _root_grads("backward", [self], gradient)
+        backward([self], [g], retain_graph or create_graph, create_graph)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (changes to one show in the other)."""
+        t = Tensor._make(self.data)
+        t._version = self._version
+        return t
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad_: only floating-point tensors can require gradients, "
+                            f"not {self.dtype}")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("requires_grad_: a non-leaf tensor always requires grad; use .detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
+        if self._node is None:
+            return
+        if self._node.retained is None:
+            self._node.retained = {}
+        self._node.retained[self._idx] = weakref.ref(self)
+
+    # -- devices and dtypes --------------------------------------------------------------------
+    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
+        """Move to a device and/or convert dtype: `t.to("cuda")`, `t.to(gt.float64)`."""
+        if dtype is None and device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device
+        t = self
+        if device is not None:
+            t = _ops.to_device(t, backend.device(device))
+        if dtype is not None:
+            t = t.astype(dtype)
+        return t
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(Device("cuda", index))
+
+    def cpu(self) -> Tensor:
+        return self.to(CPU)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.astype(self, dtype)
+
+    def float(self) -> Tensor:
+        return self.astype(float32)
+
+    def double(self) -> Tensor:
+        return self.astype(float64)
+
+    def long(self) -> Tensor:
+        return self.astype(int64)
+
+    def clone(self) -> Tensor:
+        return _ops.copy(self)
+
+    # -- operators -----------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.greater_equal(self, other)
+
+    def __invert__(self) -> Tensor:
+        return _ops.logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _ops.logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _ops.logical_or(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    # -- in place ------------------------------------------------------------------------------
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.add, other, "+=")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.subtract, other, "-=")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.multiply, other, "*=")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.divide, other, "/=")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._inplace(_ops.setitem, value, "__setitem__", index=index)
+
+    def _inplace(self, op: Any, other: Any, symbol: str, **params: Any) -> Tensor:
+        """Change this tensor's data in place; in a graph, the op is recorded and this tensor
+        takes the op's node as its own, and its version goes up so stale saved copies are caught."""
+        from .autograd.engine import _Mode
+
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if _Mode.enabled and (self.requires_grad or other_grad):
+            if self.requires_grad and self._node is None:
+                raise RuntimeError(
+                    f"{symbol}: a leaf tensor that requires grad cannot be changed in place "
+                    "(its gradient would be lost); do it under gt.no_grad(), or on a copy"
+                )
+            if self._view:
+                raise RuntimeError(
+                    f"{symbol}: this tensor is a view of another that is part of a graph; changing "
+                    "it in place would change the other behind the graph's back: use .clone()"
+                )
+            src = self
+            if getattr(op, "save_inputs", True):
+                # The op's derivative reads its input, and the input is about to be overwritten.
+                src = Tensor._make(self.data.copy(), self._node, self._idx)
+                src.requires_grad = self.requires_grad
+            out = op(src, other, **params)
+        else:
+            from .autograd.engine import no_grad
+
+            with no_grad():
+                out = op(self, other, **params)
+        if out.shape != self.shape:
+            raise ValueError(
+                f"{symbol}: the result has shape {out.shape}, which cannot be written into a "
+                f"tensor of shape {self.shape}"
+            )
+        if out.dtype != self.dtype and not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{symbol}: a {out.dtype} result cannot be stored in a {self.dtype} "
+                            "tensor in place")
+        if out.data is not self.data:
+            self.data[...] = out.data
+        if out._node is not None:
+            self._node, self._idx, self.requires_grad = out._node, out._idx, True
+        self._version[0] += 1
+        return self
+
+
+_new_tensor = object.__new__
+
+
+# ----------------------------------------------------------------------------------------------
+# Constructors.
+
+
+def _infer_dtype(arr: Any, dtype: Any) -> np.dtype:
+    if dtype is not None:
+        return as_dtype(dtype)
+    kind = arr.dtype.kind
+    if kind == "f":
+        # float64 is what NumPy makes of Python floats; it becomes the default float dtype.
+        return _Defaults.float_dtype if arr.dtype == float64 else arr.dtype
+    if kind in "iub":
+        return arr.dtype
+    raise TypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype} ({arr.dtype.kind})")
+
+
+def _check_requires_grad(op: str, dtype: np.dtype, requires_grad: bool) -> None:
+    if requires_grad and dtype.kind != "f":
+        raise TypeError(f"{op}: only floating-point tensors can require gradients, not {dtype}")
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A new tensor holding a copy of `data`: `gt.tensor([[1., 2.], [3., 4.]], requires_grad=True)`."""
+    if isinstance(data, Tensor):
+        data = data.data
+        dev = backend.device(device) if device is not None else backend.device_of_array(data)
+    else:
+        dev = backend.device(device)
+        if not backend.is_cuda_array(data):
+            try:
+                data = np.asarray(data)
+            except ValueError as exc:
+                raise ValueError(f"tensor: cannot make a tensor from {type(data).__name__}: {exc}") \
+                    from None
+    dt = _infer_dtype(data, dtype)
+    _check_requires_grad("tensor", dt, requires_grad)
+    arr = backend.asarray(data, dt, dev)
+    if arr is data or (type(arr) is np.ndarray and np.may_share_memory(arr, data)):
+        arr = arr.copy()
+    t = Tensor._make(arr)
+    t.requires_grad = bool(requires_grad)
+    return t
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """A tensor sharing memory with a NumPy array (no copy, dtype kept)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(arr).__name__}")
+    _infer_dtype(arr, arr.dtype)
+    return Tensor._make(arr)
+
+
+def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
+    """An op's non-Tensor operand (a list, a NumPy array) as a constant tensor."""
+    if backend.is_cuda_array(a) and (dev is None or dev.type == "cuda"):
+        return Tensor._make(a)
+    try:
+        t = tensor(a, device=dev)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{op}: cannot use a {type(a).__name__} as an operand ({exc})") from None
+    return t
+
+
+def _shape(shape: tuple) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"shape {shape}: sizes must be non-negative integers")
+    return tuple(int(n) for n in shape)
+
+
+def _filled(fill: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any,
+            default: Any = None) -> Tensor:
+    dt = as_dtype(dtype) if dtype is not None else (default or _Defaults.float_dtype)
+    _check_requires_grad("tensor", dt, requires_grad)
+    dev = backend.device(device)
+    xp = backend.xp_of_device(dev)
+    t = Tensor._make(fill(xp, _shape(shape), dt))
+    t.requires_grad = requires_grad
+    return t
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A tensor of zeros: `gt.zeros(2, 3)` or `gt.zeros((2, 3))`."""
+    return _filled(lambda xp, s, d: xp.zeros(s, d), shape, dtype, requires_grad, device)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    return _filled(lambda xp, s, d: xp.ones(s, d), shape, dtype, requires_grad, device)
+
+
+def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    return _filled(lambda xp, s, d: xp.empty(s, d), shape, dtype, requires_grad, device)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    """A tensor filled with one value: `gt.full((2, 2), 7.0)`."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    default = None
+    if dtype is None and isinstance(fill_value, bool):
+        default = bool_
+    elif dtype is None and isinstance(fill_value, int):
+        default = int64
+    return _filled(lambda xp, s, d: xp.full(s, fill_value, d), tuple(shape), dtype, requires_grad,
+                   device, default)
+
+
+def _like(fill: Any, t: Tensor, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
+    return _filled(fill, t.shape, dtype if dtype is not None else t.dtype, requires_grad,
+                   device if device is not None else t.device)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Tensor:
+    return _like(lambda xp, s, d: xp.zeros(s, d), t, dtype, requires_grad, device)
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False,
+              device: Any = None) -> Tensor:
+    return _like(lambda xp, s, d: xp.ones(s, d), t, dtype, requires_grad, device)
+
+
+def full_like(t: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
+              device: Any = None) -> Tensor:
+    return _like(lambda xp, s, d: xp.full(s, fill_value, d), t, dtype, requires_grad, device)
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None,
+           requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Evenly spaced values, as `numpy.arange`: `gt.arange(5)`, `gt.arange(0, 1, 0.25)`."""
+    if stop is None:
+        start, stop = 0, start
+    ints = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+    dt = as_dtype(dtype) if dtype is not None else (int64 if ints else _Defaults.float_dtype)
+    _check_requires_grad("arange", dt, requires_grad)
+    dev = backend.device(device)
+    t = Tensor._make(backend.xp_of_device(dev).arange(start, stop, step, dtype=dt))
+    t.requires_grad = requires_grad
+    return t
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False,
+        device: Any = None) -> Tensor:
+    return _filled(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, requires_grad, device)
+
+
+def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Standard normal samples from the generator seeded by `gt.manual_seed`."""
+    return _random(backend.random_normal, shape, dtype, requires_grad, device)
+
+
+def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Uniform samples in [0, 1) from the generator seeded by `gt.manual_seed`."""
+    return _random(backend.random_uniform, shape, dtype, requires_grad, device)
+
+
+def randint(low: int, high: int, size: tuple, device: Any = None) -> Tensor:
+    """Random integers in [low, high)."""
+    dev = backend.device(device)
+    return Tensor._make(backend.rng(dev).integers(low, high, size=_shape(size)).astype(int64))
+
+
+def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
+    dt = as_dtype(dtype) if dtype is not None else _Defaults.float_dtype
+    if dt.kind != "f":
+        raise TypeError(f"random tensors are floating point; {dt} was asked for")
+    _check_requires_grad("tensor", dt, requires_grad)
+    t = Tensor._make(draw(_shape(shape), dt, backend.device(device)))
+    t.requires_grad = requires_grad
+    return t
+
+
+from . import ops as _ops  # noqa: E402  (ops import Tensor from here)
+
+
+def _method(fn: Any) -> Any:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = getattr(fn, "__name__", "method")
+    method.__doc__ = fn.__doc__
+    return method
+
+
+# Named ops as methods: `x.sum(axis=0)` is `gt.sum(x, axis=0)`.
+for _name in (
+    "abs", "all", "any", "argmax", "argmin", "clip", "cos", "exp", "expand_dims", "flatten", "log",
+    "log1p", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "prod", "relu",
+    "reshape", "sigmoid", "sign", "sin", "split", "sqrt", "squeeze", "std", "sum", "swapaxes",
+    "tanh", "transpose", "unsqueeze", "var", "broadcast_to", "erf", "isnan", "isfinite",
+):
+    setattr(Tensor, _name, _method(getattr(_ops, _name)))
+Tensor.neg = _method(_ops.negative)
+Tensor.pow = _method(_ops.power)
+Tensor.clamp = _method(_ops.clip)
+Tensor.view = Tensor.reshape
+Tensor.permute = Tensor.transpose
+del _name
