@@ -242,7 +242,7 @@ def _is_basic(key: tuple) -> bool:
 
 @primitive("getitem", save="", view=True, samples=[
     Sample((4, 3), (slice(1, 3),)),
-    Sample((4, 3), (1, slice(None, None, -1))),
+    Sample((4, 3), (1, slice(None, None, 2))),
     Sample((5,), np.array([0, 2, 2, 4])),
     Sample((4, 3), (np.array([[1, 1], [3, 0]]), slice(0, 2))),
     Sample((3, 2), np.array([True, False, True])),

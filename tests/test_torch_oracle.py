@@ -1,0 +1,181 @@
+"""PyTorch as an independent oracle: every op with a PyTorch twin gives the same values and
+gradients on the registry's sample inputs (float64)."""
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+from gradtensor.ops import REGISTRY
+from gradtensor.testing import sample_call
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (it is the test oracle)")
+TF = torch.nn.functional
+
+
+def _dims(x, axis):
+    return tuple(range(x.ndim)) if axis is None else axis
+
+
+def _reduce(fn):
+    def call(x, axis=None, keepdims=False, **kw):
+        if axis is None and not keepdims and fn is not torch.logsumexp:
+            return fn(x, **kw) if x.ndim else fn(x.reshape(1), **kw).reshape(())
+        if x.ndim == 0:
+            return fn(x.reshape(1), dim=0, keepdim=False, **kw).reshape(())
+        return fn(x, dim=_dims(x, axis), keepdim=keepdims, **kw)
+
+    return call
+
+
+def _var(x, axis=None, keepdims=False, ddof=0):
+    return torch.var(x, dim=_dims(x, axis), correction=ddof, keepdim=keepdims)
+
+
+def _std(x, axis=None, keepdims=False, ddof=0):
+    return torch.std(x, dim=_dims(x, axis), correction=ddof, keepdim=keepdims)
+
+
+def _prod(x, axis=None, keepdims=False):
+    if axis is None:
+        out = torch.prod(x)
+        return out.reshape((1,) * x.ndim) if keepdims else out
+    for a in sorted(axis if isinstance(axis, tuple) else (axis,), reverse=True):
+        x = torch.prod(x, dim=a, keepdim=keepdims)
+    return x
+
+
+def _expand_dims(x, axis):
+    for a in sorted(axis if isinstance(axis, tuple) else (axis,)):
+        x = torch.unsqueeze(x, a if a >= 0 else x.ndim + 1 + a)
+    return x
+
+
+def _split(x, sections, axis=0):
+    return list(torch.tensor_split(x, sections, dim=axis))
+
+
+def _setitem(x, v, index):
+    y = x.clone()
+    y[index] = v
+    return y
+
+
+def _linear(x, w, b=None, activation=None):
+    z = TF.linear(x, w, b)
+    act = {None: lambda z: z, "identity": lambda z: z, "relu": torch.relu,
+           "gelu": TF.gelu, "gelu_tanh": lambda z: TF.gelu(z, approximate="tanh"),
+           "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
+    return act(z)
+
+
+def _nll(x, t, reduction="mean", ignore_index=-100):
+    return TF.nll_loss(x, t, reduction=reduction, ignore_index=ignore_index)
+
+
+def _ce(x, t, reduction="mean", ignore_index=-100):
+    return TF.cross_entropy(x, t, reduction=reduction, ignore_index=ignore_index)
+
+
+def _as_t(v):
+    return v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+
+
+TWINS = {
+    "negative": torch.neg, "abs": torch.abs, "exp": torch.exp, "log": torch.log,
+    "log1p": torch.log1p, "sqrt": torch.sqrt, "sin": torch.sin, "cos": torch.cos,
+    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "erf": torch.erf,
+    "add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b,
+    "divide": lambda a, b: a / b, "power": lambda a, b: a**b,
+    "maximum": lambda a, b: torch.maximum(_as_t(a), _as_t(b)),
+    "minimum": lambda a, b: torch.minimum(_as_t(a), _as_t(b)),
+    "where": torch.where,
+    "clip": lambda x, a_min=None, a_max=None: torch.clamp(x, a_min, a_max),
+    "linear": _linear, "matmul": torch.matmul,
+    "sum": _reduce(torch.sum), "mean": _reduce(torch.mean), "var": _var, "std": _std,
+    "max": _reduce(torch.amax), "min": _reduce(torch.amin), "logsumexp": _reduce(torch.logsumexp),
+    "prod": _prod,
+    "reshape": torch.reshape,
+    "transpose": lambda x, axes=None: x.permute(*(axes or reversed(range(x.ndim)))),
+    "swapaxes": lambda x, axis1, axis2: torch.swapaxes(x, axis1, axis2), "broadcast_to": torch.broadcast_to,
+    "squeeze": lambda x, axis=None: torch.squeeze(x) if axis is None else torch.squeeze(x, axis),
+    "expand_dims": _expand_dims, "flatten": torch.flatten,
+    "concatenate": lambda xs, axis=0: torch.cat(xs, dim=axis),
+    "stack": lambda xs, axis=0: torch.stack(xs, dim=axis),
+    "split": _split, "getitem": lambda x, index: x[index], "setitem": _setitem,
+    "copy": torch.clone, "leaky_relu": TF.leaky_relu,
+    "gelu": TF.gelu, "softplus": TF.softplus, "silu": TF.silu,
+    "log_softmax": lambda x, axis=-1: TF.log_softmax(x, dim=axis),
+    "softmax": lambda x, axis=-1: TF.softmax(x, dim=axis),
+    "mse_loss": TF.mse_loss, "nll_loss": _nll, "cross_entropy": _ce,
+    "binary_cross_entropy_with_logits": TF.binary_cross_entropy_with_logits,
+}
+# Ops with no PyTorch twin of the same meaning, and why.
+NO_TWIN = {
+    "scatter": "internal derivative of getitem (checked through getitem's gradients)",
+    "astype": "dtype conversion; PyTorch's .to(dtype) is checked in test_tensor.py",
+    "to_device": "CPU-only here; device moves are checked in test_devices.py",
+}
+
+
+def test_every_differentiable_op_has_a_twin_or_a_reason():
+    missing = [
+        n for n, op in REGISTRY.items()
+        if getattr(op, "differentiable", True) and op.samples and n not in TWINS and n not in NO_TWIN
+    ]
+    assert not missing, f"ops with neither a PyTorch twin nor a reason: {missing}"
+
+
+def _to_torch(a, leaves):
+    if isinstance(a, gt.Tensor):
+        t = torch.tensor(a.data, requires_grad=a.requires_grad)
+        leaves.append(t)
+        return t
+    if isinstance(a, list) and a and all(isinstance(x, gt.Tensor) for x in a):
+        return [_to_torch(x, leaves) for x in a]
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a)
+    if isinstance(a, tuple):
+        return tuple(_to_torch(x, leaves) for x in a)
+    return a
+
+
+CASES = [
+    pytest.param(name, i, id=f"{name}-{i}")
+    for name in sorted(TWINS)
+    for i in range(len(REGISTRY[name].samples))
+]
+
+
+@pytest.mark.parametrize("name,i", CASES)
+def test_values_and_gradients_match_pytorch(name, i):
+    op = REGISTRY[name]
+    fn, xs = sample_call(op, op.samples[i])
+    out = fn(*xs)
+    outs = out if isinstance(out, list) else [out]
+
+    leaves = []
+    targs = [_to_torch(a, leaves) for a in fn.args]
+    tkw = {k: _to_torch(v, []) for k, v in fn.kwargs.items()}
+    tout = TWINS[name](*targs, **tkw)
+    touts = list(tout) if isinstance(tout, (list, tuple)) else [tout]
+
+    assert len(outs) == len(touts)
+    rng = np.random.default_rng(1)
+    vs = [rng.standard_normal(o.shape) for o in outs]
+    for o, to in zip(outs, touts):
+        assert o.shape == tuple(to.shape), f"{name}: shape {o.shape} vs PyTorch {tuple(to.shape)}"
+        np.testing.assert_allclose(o.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    gt_live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
+    if gt_live:
+        grads = gt.grad([o for o, _ in gt_live], xs, [gt.tensor(v, dtype=gt.float64)
+                                                      for _, v in gt_live], allow_unused=True)
+        tgrads = torch.autograd.grad(
+            [to for to, o in zip(touts, outs) if o.requires_grad],
+            leaves, [torch.from_numpy(v) for o, v in zip(outs, vs) if o.requires_grad],
+            allow_unused=True)
+        for k, (g, tg) in enumerate(zip(grads, tgrads)):
+            gv = np.zeros(xs[k].shape) if g is None else g.numpy()
+            tv = np.zeros(xs[k].shape) if tg is None else tg.numpy()
+            np.testing.assert_allclose(gv, tv, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name}: gradient of input {k}")
