@@ -121,20 +121,20 @@ class Primitive:
         if type(out) is not xp.ndarray and not backend.is_cuda_array(out):
             out = xp.asarray(out)  # NumPy returns scalars from 0-d operations
         y = Tensor._make(out)
-        if self.view and type(tensors[0]) is Tensor and xp.may_share_memory(out, arrays[0]):
+        if self.view and isinstance(tensors[0], Tensor) and xp.may_share_memory(out, arrays[0]):
             # A view shares memory with its base, so it shares the version counter too: an
             # in-place change through either is seen by whatever saved the other.
             y._version, y._view = tensors[0]._version, True
         if requires and _Mode.enabled and self.differentiable:
             nxt = tuple(
                 (t if t._node is None else (t._node, t._idx))
-                if type(t) is Tensor and t.requires_grad else None
+                if isinstance(t, Tensor) and t.requires_grad else None
                 for t in tensors
             )
             if self.save_inputs:
-                ins = tuple(SavedInput(t) if type(t) is Tensor else t for t in tensors)
+                ins = tuple(SavedInput(t) if isinstance(t, Tensor) else t for t in tensors)
             else:
-                ins = tuple(Meta(t) if type(t) is Tensor else t for t in tensors)
+                ins = tuple(Meta(t) if isinstance(t, Tensor) else t for t in tensors)
             if aux is not None:
                 params = dict(params, aux=aux)
             y.requires_grad = True
