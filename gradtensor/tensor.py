@@ -383,6 +383,8 @@ class Tensor:
                 # The op's derivative reads its input, and the input is about to be overwritten.
                 src = Tensor._make(self.data.copy(), self._node, self._idx)
                 src.requires_grad = self.requires_grad
+                if other is self:  # y *= y: both operands are the value from before
+                    other = src
             out = op(src, other, **params)
         else:
             from .autograd.engine import no_grad
