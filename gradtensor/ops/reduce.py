@@ -103,12 +103,10 @@ def mean(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None
     return _sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
-@composite(samples=REDUCE + [Sample((3, 4), axis=1, ddof=1)])
-def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
-        keepdim: Any = None, correction: Any = None) -> Tensor:
-    """Variance over `axis`, dividing by n - ddof (NumPy's default ddof=0)."""
+def _variance(op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, keepdim: Any,
+              correction: Any) -> Tensor:
     x = _as_tensor(x)
-    axis, keepdims = axis_args("var", x, axis, keepdims, dim, keepdim)
+    axis, keepdims = axis_args(op, x, axis, keepdims, dim, keepdim)
     if correction is not None:
         ddof = correction
     n = _count(x.shape, axis)
@@ -116,11 +114,18 @@ def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, d
     return _sum(d * d, axis=axis, keepdims=keepdims) / builtins.max(n - ddof, 0)
 
 
+@composite(samples=REDUCE + [Sample((3, 4), axis=1, ddof=1)])
+def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
+        keepdim: Any = None, correction: Any = None) -> Tensor:
+    """Variance over `axis`, dividing by n - ddof (NumPy's default ddof=0)."""
+    return _variance("var", x, axis, keepdims, ddof, dim, keepdim, correction)
+
+
 @composite(samples=REDUCE[:4] + [Sample((3, 4), axis=0, ddof=1)])
 def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
         keepdim: Any = None, correction: Any = None) -> Tensor:
     """Standard deviation over `axis` (ddof as in `var`)."""
-    return sqrt(var(x, axis, keepdims, ddof, dim=dim, keepdim=keepdim, correction=correction))
+    return sqrt(_variance("std", x, axis, keepdims, ddof, dim, keepdim, correction))
 
 
 # -- max / min --------------------------------------------------------------------------------
