@@ -1,0 +1,215 @@
+"""The Tensor's attributes, constructors, dtypes, conversions and NumPy-style semantics."""
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+
+
+def test_attributes():
+    t = gt.zeros(2, 3)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.dtype == gt.float32 and t.device == gt.device("cpu") and str(t.device) == "cpu"
+    assert t.is_leaf and not t.requires_grad and t.grad is None
+    assert t.T.shape == (3, 2)
+
+
+def test_default_dtypes_follow_the_rules():
+    assert gt.tensor(1.5).dtype == gt.float32
+    assert gt.tensor([1, 2]).dtype == gt.int64
+    assert gt.tensor([True]).dtype == gt.bool_
+    assert gt.tensor(np.zeros(2)).dtype == gt.float32  # float64 NumPy data -> default float
+    assert gt.tensor(np.zeros(2, np.float16)).dtype == gt.float16
+    assert gt.tensor(np.zeros(2), dtype=gt.float64).dtype == gt.float64
+    gt.set_default_dtype(gt.float64)
+    try:
+        assert gt.tensor(1.5).dtype == gt.float64 and gt.zeros(2).dtype == gt.float64
+    finally:
+        gt.set_default_dtype(gt.float32)
+    with pytest.raises(TypeError):
+        gt.set_default_dtype(gt.int64)
+
+
+def test_python_scalars_do_not_promote():
+    x = gt.ones(2)
+    assert (x * 2.5).dtype == gt.float32
+    assert (2.5 - x).dtype == gt.float32
+    assert (x ** 2).dtype == gt.float32
+
+
+def test_tensor_copies_and_from_numpy_shares():
+    a = np.ones(3, dtype=np.float32)
+    t = gt.tensor(a)
+    s = gt.from_numpy(a)
+    a[0] = 5
+    assert t.data[0] == 1 and s.data[0] == 5
+    assert s.dtype == gt.float32
+
+
+def test_constructors():
+    assert gt.zeros((2, 3)).shape == (2, 3)
+    assert gt.ones(2, dtype=gt.float64).dtype == gt.float64
+    assert gt.full((2,), 7.0).tolist() == [7.0, 7.0]
+    assert gt.full((2,), 7).dtype == gt.int64
+    assert gt.empty(3).shape == (3,)
+    assert gt.zeros_like(gt.ones(2, 2)).tolist() == [[0, 0], [0, 0]]
+    assert gt.ones_like(gt.zeros(2, dtype=gt.int32)).dtype == gt.int32
+    assert gt.arange(4).tolist() == [0, 1, 2, 3] and gt.arange(4).dtype == gt.int64
+    assert gt.arange(0, 1, 0.25).dtype == gt.float32
+    assert gt.eye(3).numpy().trace() == 3
+    assert gt.randn(2, 3).shape == (2, 3) and gt.rand(4).dtype == gt.float32
+
+
+def test_manual_seed_makes_random_repeatable():
+    gt.manual_seed(7)
+    a = gt.randn(5).tolist()
+    gt.manual_seed(7)
+    assert gt.randn(5).tolist() == a
+    u = gt.rand(1000).numpy()
+    assert 0 <= u.min() and u.max() < 1
+
+
+def test_conversions():
+    t = gt.tensor([[1.0, 2.0]])
+    assert t.tolist() == [[1.0, 2.0]]
+    assert gt.tensor(3.0).item() == 3.0 and float(gt.tensor(2.0)) == 2.0
+    assert np.asarray(t).shape == (1, 2)
+    assert t.astype(gt.float64).dtype == gt.float64
+    assert t.astype("int64").tolist() == [[1, 2]]
+    assert t.to(gt.float64).dtype == gt.float64
+    assert t.to("cpu") is t and t.cpu() is t
+
+
+def test_repr_shows_values_dtype_and_grad_fn():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    assert repr(x) == "tensor([1., 2.], dtype=float32, requires_grad=True)"
+    y = x * 2
+    assert "grad_fn=<multiplyBackward>" in repr(y)
+    assert repr(gt.tensor([1, 2])) == "tensor([1, 2])"
+
+
+def test_astype_gradient_casts_back():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    y = x.astype(gt.float64) * gt.tensor([3.0, 4.0], dtype=gt.float64)
+    y.sum().backward()
+    assert x.grad.dtype == gt.float32
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+    assert not x.astype(gt.int64).requires_grad
+
+
+def test_comparisons_give_bool_without_grad():
+    x = gt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    m = x > 1.5
+    assert m.dtype == gt.bool_ and not m.requires_grad
+    assert m.tolist() == [False, True, True]
+    assert (x == 2).tolist() == [False, True, False]
+    assert ((x > 1) & (x < 3)).tolist() == [False, True, False]
+    assert (~m).tolist() == [True, False, False]
+
+
+def test_numpy_arrays_on_the_left_defer_to_tensor():
+    x = gt.ones(2, requires_grad=True)
+    y = np.array([1.0, 2.0]) * x
+    assert isinstance(y, gt.Tensor) and y.requires_grad and y.dtype == gt.float32
+
+
+def test_indexing_semantics_follow_numpy():
+    a = np.arange(12.0).reshape(3, 4)
+    t = gt.tensor(a, dtype=gt.float64)
+    for key in [1, (1, 2), slice(None, None, -1), (slice(None), [0, 2]), a > 5, (None, 1),
+                (Ellipsis, 0), ([0, 0, 2], [1, 1, 3])]:
+        np.testing.assert_array_equal(t[key].numpy(), a[key])
+    np.testing.assert_array_equal(t[gt.tensor([2, 0])].numpy(), a[[2, 0]])
+
+
+def test_indexing_gradient_scatter_adds_repeats():
+    x = gt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[[0, 0, 2, 0]].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 0.0, 1.0])
+    x.grad = None
+    x[x > 1.5].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 1.0])
+    x.grad = None
+    x[::-1][0].backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 1.0])
+
+
+def test_split_follows_numpy():
+    a = np.arange(10.0)
+    for spec in (5, [2, 7], [3]):
+        got = gt.split(gt.tensor(a), spec)
+        want = np.split(a, spec)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+
+
+def test_var_and_std_use_numpy_ddof():
+    a = np.random.default_rng(0).standard_normal((4, 5))
+    t = gt.tensor(a, dtype=gt.float64)
+    np.testing.assert_allclose(t.var().item(), a.var())
+    np.testing.assert_allclose(t.std(axis=0, ddof=1).numpy(), a.std(axis=0, ddof=1))
+    np.testing.assert_allclose(t.var(dim=1, keepdim=True).numpy(), a.var(axis=1, keepdims=True))
+
+
+def test_reductions_accept_dim_and_keepdim_aliases():
+    t = gt.ones(2, 3)
+    assert t.sum(dim=1).shape == (2,) and t.sum(dim=1, keepdim=True).shape == (2, 1)
+    assert t.mean(axis=(0, 1)).shape == ()
+    with pytest.raises(TypeError, match="not both"):
+        t.sum(axis=0, dim=1)
+
+
+def test_argmax_argmin_any_all():
+    t = gt.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    assert t.argmax().item() == 3 and t.argmax(axis=1).tolist() == [1, 0]
+    assert t.argmin(axis=0).tolist() == [0, 1, 0]
+    assert (t > 6).any().item() and not (t > 6).all().item()
+
+
+def test_matmul_numpy_rules():
+    rng = np.random.default_rng(0)
+    for sa, sb in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((5, 2, 3), (3, 4)),
+                   ((2, 1, 2, 3), (4, 3, 2))]:
+        a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+        got = gt.tensor(a, dtype=gt.float64) @ gt.tensor(b, dtype=gt.float64)
+        np.testing.assert_allclose(got.numpy(), a @ b)
+
+
+def test_shape_helpers():
+    t = gt.zeros(2, 1, 3)
+    assert t.squeeze().shape == (2, 3) and t.squeeze(1).shape == (2, 3)
+    assert t.unsqueeze(0).shape == (1, 2, 1, 3) and gt.expand_dims(t, -1).shape == (2, 1, 3, 1)
+    assert t.flatten().shape == (6,) and t.flatten(1).shape == (2, 3)
+    assert t.transpose(2, 0, 1).shape == (3, 2, 1) and t.swapaxes(0, 2).shape == (3, 1, 2)
+    assert t.reshape(-1).shape == (6,) and t.reshape((3, 2)).shape == (3, 2)
+    assert gt.broadcast_to(gt.zeros(3), (2, 3)).shape == (2, 3)
+    assert gt.stack([gt.zeros(2), gt.ones(2)], axis=1).shape == (2, 2)
+    assert gt.cat([gt.zeros(2), gt.ones(3)]).shape == (5,)
+
+
+def test_clip_with_tensor_bounds_is_differentiable():
+    x = gt.tensor([0.0, 5.0], requires_grad=True)
+    hi = gt.tensor(1.0, requires_grad=True)
+    gt.clip(x, 0.5, hi).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0] and hi.grad.item() == 1.0
+
+
+def test_iteration_and_len():
+    t = gt.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert [row.tolist() for row in t] == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(TypeError):
+        len(gt.tensor(1.0))
+
+
+def test_dlpack_round_trip_with_numpy():
+    a = np.arange(4.0)
+    t = gt.from_dlpack(a)
+    a[0] = 9
+    assert t.tolist()[0] == 9
+
+
+def test_clone_is_differentiable_and_independent():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    c = x.clone()
+    assert c.data is not x.data
+    (c * 3).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
