@@ -11,6 +11,8 @@ chain is as easy as a short one.
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 from typing import Any, Callable, Sequence
 
 from .. import tensor as _tensor_mod
@@ -85,8 +87,12 @@ class Meta:
 
     __slots__ = ("shape", "dtype", "device")
 
-    def __init__(self, t: Any):
-        self.shape, self.dtype, self.device = t.shape, t.dtype, t.device
+    def __init__(self, shape: tuple, dtype: Any, device: Any):
+        self.shape, self.dtype, self.device = shape, dtype, device
+
+    @classmethod
+    def of(cls, t: Any) -> Meta:
+        return cls(t.shape, t.dtype, t.device)
 
     @property
     def ndim(self) -> int:
@@ -152,19 +158,25 @@ def _modified_error(op: str, shape: tuple, saved: int, now: int) -> RuntimeError
     )
 
 
+_next_seq = itertools.count().__next__
+
+
 class Node:
     """One recorded op: how to differentiate it, what it saved, and where its gradients go."""
 
-    __slots__ = ("fn", "inputs", "output", "params", "next", "n_out", "retained", "__weakref__")
+    __slots__ = ("fn", "inputs", "versions", "output", "params", "next", "n_out", "retained",
+                 "seq", "__weakref__")
 
     def __init__(self, fn: Any, inputs: tuple, output: Any, params: dict, next: tuple, n_out=1):
         self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
-        self.inputs = inputs  # SavedInput / Meta / plain constant per positional input
+        self.inputs = inputs  # per positional input: a Tensor (saved), a Meta, or a constant
+        self.versions = None  # for saved Tensor inputs: their versions when saved
         self.output = output  # SavedOutput or Meta (or a tuple of Metas for several outputs)
         self.params = params  # non-tensor arguments (axis, keepdims, ...), and aux residuals
         self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
         self.n_out = n_out
         self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
+        self.seq = _next_seq()  # creation order, which backward runs in reverse
 
     @property
     def name(self) -> str:
@@ -172,10 +184,9 @@ class Node:
 
     def release(self) -> None:
         """Drop what was saved for backward, so its memory goes as soon as the node has run."""
-        self.inputs = self.output = self.params = None
-        release = getattr(self.fn, "release", None)
-        if release is not None:
-            release()
+        self.inputs = self.output = self.params = self.versions = None
+        if type(self.fn) is _FunctionBackward:
+            self.fn.release()
 
     def __repr__(self) -> str:
         return f"<{self.fn.name}Backward>"
@@ -226,40 +237,32 @@ def backward(
         else:
             leaf.grad = leaf.grad + g
 
+    # Nodes run in reverse creation order. Creation order is a topological order (an op is
+    # recorded after its inputs), so when a node is popped, every node that consumes its outputs
+    # and is reachable has already run and added its share: a priority queue replaces a separate
+    # dependency-counting pass over the graph.
     pending: dict[Node, list] = {}
-    roots: list[Node] = []
+    heap: list[tuple[int, Node]] = []
     for t, g in zip(tensors, grad_tensors):
         if t._node is None:
             deliver_leaf(t, g)
             continue
-        slot = pending.setdefault(t._node, [None] * t._node.n_out)
+        node = t._node
+        slot = pending.get(node)
+        if slot is None:
+            slot = pending[node] = [None] * node.n_out
+            heapq.heappush(heap, (-node.seq, node))
         slot[t._idx] = add(slot[t._idx], g)
-        roots.append(t._node)
 
-    # Count, for every node reachable from the roots, how many edges lead into it.
-    deps: dict[Node, int] = {}
-    stack = list(dict.fromkeys(roots))
-    for n in stack:
-        deps.setdefault(n, 0)
-    seen = set(stack)
-    while stack:
-        n = stack.pop()
-        for e in n.next:
-            if type(e) is tuple:
-                child = e[0]
-                deps[child] = deps.get(child, 0) + 1
-                if child not in seen:
-                    seen.add(child)
-                    stack.append(child)
-
-    ready = [n for n in dict.fromkeys(roots) if deps[n] == 0]
     prev_mode = _Mode.enabled
     _Mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
+    push, pop = heapq.heappush, heapq.heappop
     try:
-        while ready:
-            node = ready.pop()
+        while heap:
+            node = pop(heap)[1]
             gouts = pending.pop(node)
-            _deliver_retained(node, gouts, capture, out_pos, create_graph)
+            if capture is not None or node.retained:
+                _deliver_retained(node, gouts, capture, out_pos, create_graph)
             if node.inputs is None:
                 raise RuntimeError(
                     f"{node.fn.name}: trying to backward through the graph a second time, but its "
@@ -277,10 +280,8 @@ def backward(
                     slot = pending.get(child)
                     if slot is None:
                         slot = pending[child] = [None] * child.n_out
-                    slot[idx] = add(slot[idx], g)
-                    deps[child] -= 1
-                    if deps[child] == 0:
-                        ready.append(child)
+                        push(heap, (-child.seq, child))
+                    slot[idx] = g if slot[idx] is None else slot[idx] + g
                 else:
                     deliver_leaf(e, g)
     finally:
@@ -487,8 +488,8 @@ class Function:
         if record:
             fn = _FunctionBackward(cls, ctx, len(args))
             nxt = tuple(_edge(a) if isinstance(a, Tensor) and a.requires_grad else None for a in args)
-            metas = tuple(Meta(o) for o in outs)
-            ins = tuple(Meta(a) if isinstance(a, Tensor) else None for a in args)
+            metas = tuple(Meta.of(o) for o in outs)
+            ins = tuple(Meta.of(a) if isinstance(a, Tensor) else None for a in args)
             node = Node(fn, ins, metas, {}, nxt, n_out=len(outs))
             for i, o in enumerate(outs):
                 o._node, o._idx, o.requires_grad = node, i, True

@@ -23,7 +23,7 @@ BINARY = [
 # -- unary ------------------------------------------------------------------------------------
 
 
-@primitive(save="", samples=UNARY)
+@primitive(arrays=True, save="", samples=UNARY)
 def negative(xp, x):
     return -x
 
@@ -45,7 +45,7 @@ def sign(xp, x):
     return xp.sign(x)
 
 
-@primitive(save="y", samples=UNARY)
+@primitive(arrays=True, save="y", samples=UNARY)
 def exp(xp, x):
     return xp.exp(x)
 
@@ -53,7 +53,7 @@ def exp(xp, x):
 exp.defvjp(lambda g, y, x: g * y)
 
 
-@primitive(save="x", samples=POSITIVE)
+@primitive(arrays=True, save="x", samples=POSITIVE)
 def log(xp, x):
     return xp.log(x)
 
@@ -61,7 +61,7 @@ def log(xp, x):
 log.defvjp(lambda g, y, x: g / x)
 
 
-@primitive(save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
+@primitive(arrays=True, save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
 def log1p(xp, x):
     return xp.log1p(x)
 
@@ -69,7 +69,7 @@ def log1p(xp, x):
 log1p.defvjp(lambda g, y, x: g / (1 + x))
 
 
-@primitive(save="y", samples=POSITIVE)
+@primitive(arrays=True, save="y", samples=POSITIVE)
 def sqrt(xp, x):
     return xp.sqrt(x)
 
@@ -93,7 +93,7 @@ def cos(xp, x):
 cos.defvjp(lambda g, y, x: -g * sin(x))
 
 
-@primitive(save="y", samples=UNARY)
+@primitive(arrays=True, save="y", samples=UNARY)
 def tanh(xp, x):
     return xp.tanh(x)
 
@@ -101,7 +101,7 @@ def tanh(xp, x):
 tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the output
 
 
-@primitive(save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
+@primitive(arrays=True, save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
 def sigmoid(xp, x):
     # exp of a non-positive number only, so that no input overflows (x = -1e4 included).
     e = xp.exp(-xp.abs(x))
@@ -111,12 +111,12 @@ def sigmoid(xp, x):
 sigmoid.defvjp(lambda g, y, x: g * y * (1 - y))
 
 
-@primitive(save="x", samples=UNARY)
+@primitive(arrays=True, save="x", samples=UNARY)
 def relu(xp, x):
     return xp.maximum(x, 0)
 
 
-relu.defvjp(lambda g, y, x: where(x > 0, g, 0))
+relu.defvjp(lambda g, y, x: g * (x > 0))
 
 
 @primitive(save="x", samples=UNARY)
@@ -132,7 +132,7 @@ erf.defvjp(lambda g, y, x: g * _TWO_OVER_SQRT_PI * exp(-x * x))
 # -- binary -----------------------------------------------------------------------------------
 
 
-@primitive(save="", elementwise=True, samples=BINARY)
+@primitive(arrays=True, save="", elementwise=True, samples=BINARY)
 def add(xp, a, b):
     return a + b
 
@@ -140,7 +140,7 @@ def add(xp, a, b):
 add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
 
 
-@primitive(save="", elementwise=True, samples=BINARY)
+@primitive(arrays=True, save="", elementwise=True, samples=BINARY)
 def subtract(xp, a, b):
     return a - b
 
@@ -148,7 +148,7 @@ def subtract(xp, a, b):
 subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
 
 
-@primitive(save="x", elementwise=True, samples=BINARY)
+@primitive(arrays=True, save="x", elementwise=True, samples=BINARY)
 def multiply(xp, a, b):
     return a * b
 
@@ -156,7 +156,7 @@ def multiply(xp, a, b):
 multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
 
 
-@primitive(save="x", elementwise=True, samples=[
+@primitive(arrays=True, save="x", elementwise=True, samples=[
     Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
     Sample((2, 3, 4), (4,), domain=(0.5, 2.0)),
     Sample((3, 1), (1, 4), domain=(0.5, 2.0)),

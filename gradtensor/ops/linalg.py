@@ -8,7 +8,7 @@ from ..tensor import Tensor
 from .registry import Sample, primitive, unbroadcast
 
 
-@primitive(save="x", samples=[
+@primitive(save="x", arrays=True, samples=[
     Sample((3, 4), (4, 5)),
     Sample((4,), (4, 5)),
     Sample((3, 4), (4,)),
@@ -30,7 +30,10 @@ def matmul(xp, a, b):
 
 
 def _as_matrices(g: Tensor, a: Any, b: Any) -> tuple:
-    """Lift 1-D operands to matrices (as matmul does) and the gradient to match."""
+    """Lift 1-D operands to matrices (as matmul does) and the gradient to match.
+
+    Written with methods and operators that arrays share with Tensors (see `arrays=True`).
+    """
     a2 = a if a.ndim > 1 else a.reshape(1, -1)
     b2 = b if b.ndim > 1 else b.reshape(-1, 1)
     g2 = g
@@ -43,13 +46,13 @@ def _as_matrices(g: Tensor, a: Any, b: Any) -> tuple:
 
 def _matmul_grad_a(g: Tensor, y: Any, a: Any, b: Any) -> Tensor:
     g2, a2, b2 = _as_matrices(g, a, b)
-    ga = unbroadcast(matmul(g2, b2.swapaxes(-1, -2)), a2.shape)
+    ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape)
     return ga.reshape(a.shape)
 
 
 def _matmul_grad_b(g: Tensor, y: Any, a: Any, b: Any) -> Tensor:
     g2, a2, b2 = _as_matrices(g, a, b)
-    gb = unbroadcast(matmul(a2.swapaxes(-1, -2), g2), b2.shape)
+    gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape)
     return gb.reshape(b.shape)
 
 

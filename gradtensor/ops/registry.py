@@ -16,8 +16,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import backend
-from ..autograd.engine import Meta, Node, SavedInput, SavedOutput, _Mode, check_grad_shape
+from ..autograd.engine import Meta, Node, SavedOutput, _Mode, _modified_error, check_grad_shape
 from ..tensor import Tensor, _to_tensor
+
+_np = backend.np
+_ndarray = _np.ndarray
+_CPU = backend.CPU
+_SCALARS = (int, float, bool)
+_new = object.__new__
 
 REGISTRY: dict[str, Any] = {}  # name -> Primitive or Composite, for the test harness
 
@@ -52,6 +58,7 @@ class Primitive:
         aux: bool,
         samples: list[Sample],
         view: bool = False,
+        arrays: bool = False,
     ):
         self.fwd, self.name, self.save = fwd, name, save
         self.save_inputs = save in ("x", "xy")
@@ -61,6 +68,7 @@ class Primitive:
         self.aux = aux  # forward returns (y, aux): residuals only the derivative reads
         self.samples = samples
         self.view = view
+        self.arrays = arrays  # its vjps use only operators, so they also run on plain arrays
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
@@ -87,83 +95,165 @@ class Primitive:
         return wrapper
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
-        tensors = []
+        # The hot path of the library: every op of every step comes through here, so it is
+        # written for speed (one pass over the operands, no generator expressions).
+        items = args
         arrays = []
-        dev = None
-        requires = False
+        requires = on_gpu = convert = False
         for a in args:
-            if type(a) is not Tensor:
-                if isinstance(a, (int, float, bool)) or a is None:
-                    # Python scalars stay weak: float32 * 2.0 is float32, as in NumPy.
-                    tensors.append(a)
-                    arrays.append(a)
-                    continue
-                if not isinstance(a, Tensor):
-                    a = _to_tensor(a, self.name, dev)
-            if dev is None:
-                dev = a._device
-            elif a._device != dev:
-                raise RuntimeError(
-                    f"{self.name}: tensors are on different devices, {dev} and {a._device}; "
-                    "move one with .to(device)"
-                )
-            requires = requires or a.requires_grad
-            tensors.append(a)
-            arrays.append(a.data)
-        xp = backend.xp_of_device(dev) if dev is not None else backend.np
+            if isinstance(a, Tensor):
+                d = a.data
+                if type(d) is not _ndarray:
+                    on_gpu = True
+                if a.requires_grad:
+                    requires = True
+                arrays.append(d)
+            elif a is None or type(a) in _SCALARS:
+                arrays.append(a)  # Python scalars stay weak: float32 * 2.0 is float32
+            else:
+                convert = True
+                arrays.append(None)
+        if convert:
+            items, arrays, requires, on_gpu = self._convert(args)
+        if on_gpu:
+            xp, dev = self._gpu_device(items)
+        else:
+            xp, dev = _np, _CPU
         try:
             out = self.fwd(xp, *arrays, **params)
         except (ValueError, TypeError, IndexError) as exc:
-            raise _op_error(self.name, exc, tensors) from None
+            raise _op_error(self.name, exc, items) from None
         aux = None
         if self.aux:
             out, aux = out
-        if type(out) is not xp.ndarray and not backend.is_cuda_array(out):
+        if type(out) is not _ndarray and not (on_gpu and backend.is_cuda_array(out)):
             out = xp.asarray(out)  # NumPy returns scalars from 0-d operations
-        y = Tensor._make(out)
-        if self.view and isinstance(tensors[0], Tensor) and xp.may_share_memory(out, arrays[0]):
+        y = _new(Tensor)
+        y.data = out
+        y.requires_grad = False
+        y.grad = y._node = None
+        y._idx = 0
+        y._version = [0]
+        y._view = False
+        if self.view and xp.may_share_memory(out, arrays[0]):
             # A view shares memory with its base, so it shares the version counter too: an
             # in-place change through either is seen by whatever saved the other.
-            y._version, y._view = tensors[0]._version, True
+            y._version, y._view = items[0]._version, True
         if requires and _Mode.enabled and self.differentiable:
-            nxt = tuple(
-                (t if t._node is None else (t._node, t._idx))
-                if isinstance(t, Tensor) and t.requires_grad else None
-                for t in tensors
-            )
-            if self.save_inputs:
-                ins = tuple(SavedInput(t) if isinstance(t, Tensor) else t for t in tensors)
-            else:
-                ins = tuple(Meta(t) if isinstance(t, Tensor) else t for t in tensors)
+            save = self.save_inputs
+            nxt = []
+            ins = []
+            versions = [] if save else None
+            for t in items:
+                if isinstance(t, Tensor):
+                    if t.requires_grad:
+                        nxt.append(t if t._node is None else (t._node, t._idx))
+                    else:
+                        nxt.append(None)
+                    if save:
+                        ins.append(t)
+                        versions.append(t._version[0])
+                    else:
+                        ins.append(Meta(t.data.shape, t.data.dtype, dev))
+                else:
+                    nxt.append(None)
+                    ins.append(t)
+                    if save:
+                        versions.append(0)
             if aux is not None:
                 params = dict(params, aux=aux)
             y.requires_grad = True
             y._node = node = Node(self, ins, None, params, nxt)
-            node.output = SavedOutput(y) if self.save_output else Meta(y)
+            node.versions = versions
+            node.output = SavedOutput(y) if self.save_output else Meta(out.shape, out.dtype, dev)
         return y
 
-    def backward(self, node: Node, gouts: list) -> tuple:
+    def _convert(self, args: tuple) -> tuple:
+        """Operands that are neither Tensors nor Python scalars become constant tensors."""
+        dev = next((a._device for a in args if isinstance(a, Tensor)), None)
+        items = [a if isinstance(a, Tensor) or a is None or type(a) in _SCALARS
+                 else _to_tensor(a, self.name, dev) for a in args]
+        arrays = [a.data if isinstance(a, Tensor) else a for a in items]
+        requires = any(isinstance(a, Tensor) and a.requires_grad for a in items)
+        on_gpu = any(isinstance(a, Tensor) and type(a.data) is not _ndarray for a in items)
+        return items, arrays, requires, on_gpu
+
+    def _gpu_device(self, items: Any) -> tuple:
+        devs = {a._device for a in items if isinstance(a, Tensor)}
+        if len(devs) > 1:
+            a, b = sorted(devs, key=str)[:2]
+            raise RuntimeError(
+                f"{self.name}: tensors are on different devices, {a} and {b}; move one with "
+                ".to(device) (gradtensor never copies between devices silently)"
+            )
+        (dev,) = devs
+        return backend.xp_of_device(dev), dev
+
+    def backward(self, node: Node, gouts: list) -> list:
         """Gradients for the node's inputs from the gradient of its output."""
-        name = self.name
         g = gouts[0]
-        y = node.output.unpack(name) if self.save_output else node.output
-        xs = [x.unpack(name) if type(x) is SavedInput else x for x in node.inputs]
+        ins = node.inputs
+        versions = node.versions
+        if versions is not None:
+            for t, v in zip(ins, versions):
+                if isinstance(t, Tensor) and t._version[0] != v:
+                    raise _modified_error(self.name, t.shape, v, t._version[0])
+        if self.arrays and not _Mode.enabled:
+            return self._backward_arrays(node, g)
+        y = node.output.unpack(self.name) if self.save_output else node.output
         params = node.params
         if self.joint_vjp is not None:
             needs = tuple(e is not None for e in node.next)
-            grads = list(self.joint_vjp(g, y, *xs, needs=needs, **params))
+            grads = list(self.joint_vjp(g, y, *ins, needs=needs, **params))
         else:
-            grads = [
-                self.vjps[i](g, y, *xs, **params) if e is not None else None
-                for i, e in enumerate(node.next)
-            ]
+            vjps = self.vjps
+            grads = []
+            for i, e in enumerate(node.next):
+                grads.append(None if e is None else vjps[i](g, y, *ins, **params))
         for i, gi in enumerate(grads):
-            if gi is None or node.next[i] is None:
+            if gi is not None:
+                shape = ins[i].shape
+                if gi.shape != shape:
+                    if self.elementwise:
+                        gi = grads[i] = unbroadcast(gi, shape)
+                    check_grad_shape(self.name, i, gi, shape)
+        return grads
+
+    def _backward_arrays(self, node: Node, g: Tensor) -> list:
+        # The derivative formulas of `arrays=True` ops use only arithmetic operators, which
+        # NumPy and CuPy arrays share with Tensors: with nothing to record, the same formula runs
+        # on the plain arrays, skipping a Tensor per intermediate result.
+        out = node.output
+        if self.save_output:
+            if out.box[0] != out.version:
+                raise _modified_error(self.name, out.data.shape, out.version, out.box[0])
+            y = out.data
+        else:
+            y = out
+        xs = [t.data if isinstance(t, Tensor) else t for t in node.inputs]
+        params = node.params
+        gd = g.data
+        grads = []
+        for i, e in enumerate(node.next):
+            if e is None:
+                grads.append(None)
                 continue
-            shape = xs[i].shape
-            if self.elementwise and gi.shape != shape:
-                gi = grads[i] = unbroadcast(gi, shape)
-            check_grad_shape(name, i, gi, shape)
+            gi = self.vjps[i](gd, y, *xs, **params)
+            shape = node.inputs[i].shape
+            if gi.shape != shape:
+                if self.elementwise:
+                    gi = unbroadcast(gi, shape)
+                check_grad_shape(self.name, i, gi, shape)
+            if type(gi) is not _ndarray and not backend.is_cuda_array(gi):
+                gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
+            t = _new(Tensor)
+            t.data = gi
+            t.requires_grad = False
+            t.grad = t._node = None
+            t._idx = 0
+            t._version = [0]
+            t._view = False
+            grads.append(t)
         return grads
 
     def __repr__(self) -> str:
@@ -178,19 +268,22 @@ def primitive(
     differentiable: bool = True,
     aux: bool = False,
     view: bool = False,
+    arrays: bool = False,
     samples: list[Sample] | None = None,
 ) -> Callable[[Callable], Primitive]:
     """Register `fwd(xp, *arrays, **params)` as a primitive op.
 
     save: what the derivative reads besides shapes: "x" (inputs), "y" (output), "xy", or "" (none),
     so an input the derivative never reads may be changed in place after the op without error.
+    arrays: the derivatives use only arithmetic operators (and .sum/.reshape), so when no graph is
+    being recorded they run on plain arrays; the Tensor path still serves create_graph=True.
     """
     if save not in ("", "x", "y", "xy"):
         raise ValueError(f"primitive: save must be '', 'x', 'y' or 'xy', not {save!r}")
 
     def register(fwd: Callable) -> Primitive:
         op = Primitive(fwd, name or fwd.__name__, save, elementwise, differentiable, aux,
-                       samples or [], view)
+                       samples or [], view, arrays)
         if op.name in REGISTRY:
             raise ValueError(f"primitive: an op named {op.name!r} is already registered")
         REGISTRY[op.name] = op

@@ -1,0 +1,1 @@
+"""gradtensor benchmarks: side by side with the libraries users would otherwise pick."""
