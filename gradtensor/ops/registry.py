@@ -96,33 +96,43 @@ class Primitive:
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
         # The hot path of the library: every op of every step comes through here, so it is
-        # written for speed (one pass over the operands, no generator expressions).
-        items = args
+        # written for speed: one pass over the operands gathers the arrays for the forward and,
+        # at the same time, the edges and saved inputs a node needs.
+        save = self.save_inputs
         arrays = []
-        requires = on_gpu = convert = False
+        nxt = []
+        ins = []
+        versions = []
+        requires = on_gpu = False
         for a in args:
             if isinstance(a, Tensor):
                 d = a.data
+                arrays.append(d)
                 if type(d) is not _ndarray:
                     on_gpu = True
                 if a.requires_grad:
                     requires = True
-                arrays.append(d)
+                    nxt.append(a if a._node is None else (a._node, a._idx))
+                else:
+                    nxt.append(None)
+                ins.append(a)
+                if save:
+                    versions.append(a._version[0])
             elif a is None or type(a) in _SCALARS:
                 arrays.append(a)  # Python scalars stay weak: float32 * 2.0 is float32
+                nxt.append(None)
+                ins.append(a)
+                versions.append(0)
             else:
-                convert = True
-                arrays.append(None)
-        if convert:
-            items, arrays, requires, on_gpu = self._convert(args)
+                return self(*self._convert(args), **params)
         if on_gpu:
-            xp, dev = self._gpu_device(items)
+            xp, dev = self._gpu_device(args)
         else:
             xp, dev = _np, _CPU
         try:
             out = self.fwd(xp, *arrays, **params)
         except (ValueError, TypeError, IndexError) as exc:
-            raise _op_error(self.name, exc, items) from None
+            raise _op_error(self.name, exc, args) from None
         aux = None
         if self.aux:
             out, aux = out
@@ -138,45 +148,26 @@ class Primitive:
         if self.view and xp.may_share_memory(out, arrays[0]):
             # A view shares memory with its base, so it shares the version counter too: an
             # in-place change through either is seen by whatever saved the other.
-            y._version, y._view = items[0]._version, True
+            y._version, y._view = args[0]._version, True
         if requires and _Mode.enabled and self.differentiable:
-            save = self.save_inputs
-            nxt = []
-            ins = []
-            versions = [] if save else None
-            for t in items:
-                if isinstance(t, Tensor):
-                    if t.requires_grad:
-                        nxt.append(t if t._node is None else (t._node, t._idx))
-                    else:
-                        nxt.append(None)
-                    if save:
-                        ins.append(t)
-                        versions.append(t._version[0])
-                    else:
-                        ins.append(Meta(t.data.shape, t.data.dtype, dev))
-                else:
-                    nxt.append(None)
-                    ins.append(t)
-                    if save:
-                        versions.append(0)
+            if not save:
+                # Only shapes are needed: keeping the tensors would keep their memory alive.
+                ins = [Meta(t.data.shape, t.data.dtype, dev) if isinstance(t, Tensor) else t
+                       for t in ins]
             if aux is not None:
                 params = dict(params, aux=aux)
             y.requires_grad = True
             y._node = node = Node(self, ins, None, params, nxt)
-            node.versions = versions
+            if save:
+                node.versions = versions
             node.output = SavedOutput(y) if self.save_output else Meta(out.shape, out.dtype, dev)
         return y
 
-    def _convert(self, args: tuple) -> tuple:
+    def _convert(self, args: tuple) -> list:
         """Operands that are neither Tensors nor Python scalars become constant tensors."""
         dev = next((a._device for a in args if isinstance(a, Tensor)), None)
-        items = [a if isinstance(a, Tensor) or a is None or type(a) in _SCALARS
-                 else _to_tensor(a, self.name, dev) for a in args]
-        arrays = [a.data if isinstance(a, Tensor) else a for a in items]
-        requires = any(isinstance(a, Tensor) and a.requires_grad for a in items)
-        on_gpu = any(isinstance(a, Tensor) and type(a.data) is not _ndarray for a in items)
-        return items, arrays, requires, on_gpu
+        return [a if isinstance(a, Tensor) or a is None or type(a) in _SCALARS
+                else _to_tensor(a, self.name, dev) for a in args]
 
     def _gpu_device(self, items: Any) -> tuple:
         devs = {a._device for a in items if isinstance(a, Tensor)}
