@@ -1,0 +1,488 @@
+"""CUDA linear + activation kernels (Numba-CUDA on CuPy arrays; NumPy arrays in the simulator).
+
+Two ways to the same result, chosen per shape by `use_path_b`:
+  A: cuBLAS GEMMs (through CuPy) plus one fused Numba kernel per direction: bias + activation
+     forward, and act' with the bias-gradient column sums (a block reduction) backward.
+  B: hand-written tiled GEMMs with the epilogue fused into them: bias + activation applied to
+     the accumulators before the store, and act' applied while the gy tiles are loaded.
+All launches go to CuPy's current stream without a host synchronisation, so a sequence of calls
+can be captured in a CUDA graph. float16 is stored as float16 and computed in float32.
+
+Under NUMBA_ENABLE_CUDASIM=1 the same kernels run in Numba's simulator on NumPy arrays (no CuPy,
+no GPU), which is how CI tests them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from numba import cuda
+
+from kernels._api import (
+    ACTIVATIONS,
+    AUX_KIND,
+    GELU,
+    GELU_TANH,
+    IDENTITY,
+    RELU,
+    SIGMOID,
+    TANH,
+    check_backward,
+    check_forward,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "SIMULATOR",
+    "linear_act_backward",
+    "linear_act_forward",
+    "use_path_b",
+]
+
+SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
+
+DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+# Path B below this many multiply-adds per GEMM (B * In * Out), path A above. PROVISIONAL AND
+# UNMEASURED: no GPU was available when this was written. The reasoning: path A costs three
+# launches forward and four backward (~5 us each) plus a round trip of z and gz through global
+# memory, which dominates for small layers; path B's gw kernel runs one block per 64x64 tile of
+# weight and has no split-K, so it starves the GPU once B is large and In*Out small. Measure with
+# `python -m benchmarks.bench_linear_act` on a GPU and replace this.
+PATH_B_MAX_MACS = 1 << 22
+
+# Tiled GEMM geometry: a block of THREADS x THREADS threads computes a (THREADS*REG)^2 tile,
+# each thread a REG x REG block of accumulators in registers; K advances TILE_K at a time.
+# The simulator runs every thread as a Python thread, so it gets a smaller geometry: same code,
+# and tiny test shapes still cross several tiles and ragged edges.
+THREADS, REG, TILE_K = (4, 2, 4) if SIMULATOR else (16, 4, 16)
+TILE = THREADS * REG
+_NT = THREADS * THREADS
+# Each thread loads TILE * TILE_K / _NT elements of each operand tile.
+_LOADS = TILE * TILE_K // _NT
+assert TILE * TILE_K % _NT == 0
+
+# Epilogue-kernel geometry (path A): 32 columns x 8 rows of threads.
+_EW_X, _EW_Y = (8, 4) if SIMULATOR else (32, 8)
+_MAX_ROW_BLOCKS = 4 if SIMULATOR else 256
+
+
+def _compute_type(dtype: np.dtype) -> Any:
+    return numba.float64 if dtype == np.float64 else numba.float32
+
+
+def _build(ct: Any) -> dict[str, Any]:
+    """Compile-ready kernels whose arithmetic is in float type `ct` (float16 storage uses f32)."""
+    nt = np.float64 if ct == numba.float64 else np.float32
+    zero, half, one, two = nt(0.0), nt(0.5), nt(1.0), nt(2.0)
+    inv_sqrt2 = nt(1.0 / math.sqrt(2.0))
+    inv_sqrt2pi = nt(1.0 / math.sqrt(2.0 * math.pi))
+    k1 = nt(math.sqrt(2.0 / math.pi))
+    k3 = nt(math.sqrt(2.0 / math.pi) * 0.044715)
+    k33 = nt(3.0 * math.sqrt(2.0 / math.pi) * 0.044715)
+
+    @cuda.jit(device=True)
+    def sigmoid(v):
+        return one / (one + math.exp(-v))
+
+    @cuda.jit(device=True)
+    def normal_cdf(v):
+        # erfc keeps the negative tail accurate where 1 + erf(v) would cancel.
+        return half * math.erfc(-v * inv_sqrt2)
+
+    @cuda.jit(device=True)
+    def act_value(code, v):
+        if code == RELU:
+            return zero if v < zero else v
+        if code == SIGMOID:
+            return sigmoid(v)
+        if code == TANH:
+            return math.tanh(v)
+        if code == GELU:
+            return v * normal_cdf(v)
+        if code == GELU_TANH:
+            return v * sigmoid(two * (k1 * v + k3 * v * v * v))
+        return v
+
+    @cuda.jit(device=True)
+    def act_grad(code, g, a):
+        # a is the aux value: the output for relu/sigmoid/tanh, the pre-activation for GELUs.
+        if code == RELU:
+            return g if a > zero else zero
+        if code == SIGMOID:
+            return g * a * (one - a)
+        if code == TANH:
+            return g * (one - a * a)
+        if code == GELU:
+            return g * (normal_cdf(a) + a * inv_sqrt2pi * math.exp(-half * a * a))
+        if code == GELU_TANH:
+            a2 = a * a
+            s = sigmoid(two * (k1 * a + k3 * a2 * a))
+            return g * (s + a * two * (k1 + k33 * a2) * s * (one - s))
+        return g
+
+    # --- path A: elementwise epilogues around cuBLAS ------------------------------------------
+
+    @cuda.jit
+    def epilogue_forward(z, bias, has_bias, code, keep_z, y):
+        """With keep_z: z += bias and y = act(z); without: z = act(z + bias), y unused."""
+        # One array is never passed twice: the simulator copies each argument back separately.
+        rows, cols = z.shape
+        c0, r0 = cuda.grid(2)
+        cs, rs = cuda.gridsize(2)
+        for r in range(r0, rows, rs):
+            for c in range(c0, cols, cs):
+                v = ct(z[r, c])
+                if has_bias:
+                    v += ct(bias[c])
+                if keep_z:
+                    z[r, c] = v
+                    y[r, c] = act_value(code, v)
+                else:
+                    z[r, c] = act_value(code, v)
+
+    @cuda.jit
+    def epilogue_backward(gy, aux, code, gz, partial):
+        """gz = gy * act'(aux); partial[blockIdx.y, c] = this block-row's column sums of gz."""
+        sums = cuda.shared.array((_EW_Y, _EW_X), ct)
+        rows, cols = gy.shape
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        c = cuda.blockIdx.x * _EW_X + tx
+        acc = zero
+        if c < cols:
+            for r in range(cuda.blockIdx.y * _EW_Y + ty, rows, cuda.gridDim.y * _EW_Y):
+                g = act_grad(code, ct(gy[r, c]), ct(aux[r, c]))
+                if code != IDENTITY:
+                    gz[r, c] = g
+                acc += g
+        sums[ty, tx] = acc
+        cuda.syncthreads()
+        # Tree reduction over the block's rows; _EW_Y is a power of two.
+        step = _EW_Y // 2
+        while step > 0:
+            if ty < step:
+                sums[ty, tx] += sums[ty + step, tx]
+            cuda.syncthreads()
+            step //= 2
+        if ty == 0 and c < cols:
+            partial[cuda.blockIdx.y, c] = sums[0, tx]
+
+    # --- path B: tiled GEMMs with fused epilogues ---------------------------------------------
+
+    @cuda.jit(device=True)
+    def tile_product(a_tile, b_tile, acc, tx, ty):
+        """acc += a_tile.T @ b_tile for this thread's REG x REG block (rows ty+i*THREADS)."""
+        a = cuda.local.array(REG, ct)
+        b = cuda.local.array(REG, ct)
+        for kk in range(TILE_K):
+            # Strided ownership: consecutive tx read consecutive shared words, no bank conflict.
+            for i in range(REG):
+                a[i] = a_tile[kk, ty + i * THREADS]
+            for j in range(REG):
+                b[j] = b_tile[kk, tx + j * THREADS]
+            for i in range(REG):
+                for j in range(REG):
+                    acc[i, j] += a[i] * b[j]
+
+    @cuda.jit
+    def gemm_forward(x, w, bias, has_bias, code, keep_z, y, z):
+        """y = act(x @ w.T + bias), and z = the pre-activation when keep_z; one tile a block."""
+        a_tile = cuda.shared.array((TILE_K, TILE), ct)
+        b_tile = cuda.shared.array((TILE_K, TILE), ct)
+        acc = cuda.local.array((REG, REG), ct)
+        m, k = x.shape
+        n = w.shape[0]
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        tid = ty * THREADS + tx
+        row0 = cuda.blockIdx.y * TILE
+        col0 = cuda.blockIdx.x * TILE
+        for i in range(REG):
+            for j in range(REG):
+                acc[i, j] = zero
+        for k0 in range(0, k, TILE_K):
+            for step in range(_LOADS):
+                # Consecutive threads take consecutive k: coalesced reads of row-major x and w.
+                e = tid + step * _NT
+                r = e // TILE_K
+                kk = e % TILE_K
+                gk = k0 + kk
+                inside_k = gk < k
+                a_tile[kk, r] = ct(x[row0 + r, gk]) if inside_k and row0 + r < m else zero
+                b_tile[kk, r] = ct(w[col0 + r, gk]) if inside_k and col0 + r < n else zero
+            cuda.syncthreads()
+            tile_product(a_tile, b_tile, acc, tx, ty)
+            cuda.syncthreads()
+        for i in range(REG):
+            r = row0 + ty + i * THREADS
+            for j in range(REG):
+                c = col0 + tx + j * THREADS
+                if r < m and c < n:
+                    v = acc[i, j]
+                    if has_bias:
+                        v += ct(bias[c])
+                    if keep_z:
+                        z[r, c] = v
+                    y[r, c] = act_value(code, v)
+
+    @cuda.jit
+    def gemm_grad_x(gy, aux, code, w, gx):
+        """gx = (gy * act'(aux)) @ w, with act' applied as the gy tiles are loaded."""
+        a_tile = cuda.shared.array((TILE_K, TILE), ct)
+        b_tile = cuda.shared.array((TILE_K, TILE), ct)
+        acc = cuda.local.array((REG, REG), ct)
+        m, k = gy.shape
+        n = w.shape[1]
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        tid = ty * THREADS + tx
+        row0 = cuda.blockIdx.y * TILE
+        col0 = cuda.blockIdx.x * TILE
+        for i in range(REG):
+            for j in range(REG):
+                acc[i, j] = zero
+        for k0 in range(0, k, TILE_K):
+            for step in range(_LOADS):
+                e = tid + step * _NT
+                # gy is (B, Out) row-major: walk k (= Out) fastest.
+                r = e // TILE_K
+                kk = e % TILE_K
+                gr, gk = row0 + r, k0 + kk
+                if gr < m and gk < k:
+                    a_tile[kk, r] = act_grad(code, ct(gy[gr, gk]), ct(aux[gr, gk]))
+                else:
+                    a_tile[kk, r] = zero
+                # w is (Out, In) row-major: walk the output column fastest.
+                kk = e // TILE
+                c = e % TILE
+                gk = k0 + kk
+                b_tile[kk, c] = ct(w[gk, col0 + c]) if gk < k and col0 + c < n else zero
+            cuda.syncthreads()
+            tile_product(a_tile, b_tile, acc, tx, ty)
+            cuda.syncthreads()
+        for i in range(REG):
+            r = row0 + ty + i * THREADS
+            for j in range(REG):
+                c = col0 + tx + j * THREADS
+                if r < m and c < n:
+                    gx[r, c] = acc[i, j]
+
+    @cuda.jit
+    def gemm_grad_w(gy, aux, code, x, gw, gb, want_gb):
+        """gw = (gy * act'(aux)).T @ x; the blocks of the first column also sum gb."""
+        a_tile = cuda.shared.array((TILE_K, TILE), ct)
+        b_tile = cuda.shared.array((TILE_K, TILE), ct)
+        acc = cuda.local.array((REG, REG), ct)
+        batch, m = gy.shape
+        n = x.shape[1]
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        tid = ty * THREADS + tx
+        row0 = cuda.blockIdx.y * TILE
+        col0 = cuda.blockIdx.x * TILE
+        sums_gb = want_gb and cuda.blockIdx.x == 0 and tid < TILE
+        gb_acc = zero
+        for i in range(REG):
+            for j in range(REG):
+                acc[i, j] = zero
+        for k0 in range(0, batch, TILE_K):
+            for step in range(_LOADS):
+                e = tid + step * _NT
+                # Both operands are walked along their contiguous axis: Out for gy, In for x.
+                kk = e // TILE
+                c = e % TILE
+                gk = k0 + kk
+                if gk < batch and row0 + c < m:
+                    g = act_grad(code, ct(gy[gk, row0 + c]), ct(aux[gk, row0 + c]))
+                    a_tile[kk, c] = g
+                else:
+                    a_tile[kk, c] = zero
+                b_tile[kk, c] = ct(x[gk, col0 + c]) if gk < batch and col0 + c < n else zero
+            cuda.syncthreads()
+            if sums_gb:
+                for kk in range(TILE_K):
+                    gb_acc += a_tile[kk, tid]
+            tile_product(a_tile, b_tile, acc, tx, ty)
+            cuda.syncthreads()
+        if sums_gb and row0 + tid < m:
+            gb[row0 + tid] = gb_acc
+        for i in range(REG):
+            r = row0 + ty + i * THREADS
+            for j in range(REG):
+                c = col0 + tx + j * THREADS
+                if r < m and c < n:
+                    gw[r, c] = acc[i, j]
+
+    return {
+        "epilogue_forward": epilogue_forward,
+        "epilogue_backward": epilogue_backward,
+        "gemm_forward": gemm_forward,
+        "gemm_grad_x": gemm_grad_x,
+        "gemm_grad_w": gemm_grad_w,
+    }
+
+
+_KERNELS = {numba.float32: _build(numba.float32), numba.float64: _build(numba.float64)}
+
+
+def _kernels(dtype: np.dtype) -> dict[str, Any]:
+    return _KERNELS[_compute_type(dtype)]
+
+
+# --- host side -------------------------------------------------------------------------------
+
+
+def _xp() -> Any:
+    """The array module of this path: NumPy in the simulator, CuPy on a GPU."""
+    if SIMULATOR:
+        return np
+    try:
+        import cupy
+    except ImportError as e:
+        raise ImportError("kernels.cuda needs CuPy on a GPU (or NUMBA_ENABLE_CUDASIM=1)") from e
+    return cupy
+
+
+def _array_type() -> tuple[tuple[type, ...], str]:
+    return ((np.ndarray,), "NumPy (CUDA simulator)") if SIMULATOR else ((_xp().ndarray,), "CuPy")
+
+
+def _as_cupy(fn: str, named: dict[str, Any]) -> dict[str, Any]:
+    """CuPy views of __cuda_array_interface__ objects; host arrays are refused, never copied."""
+    if SIMULATOR:
+        return named
+    xp = _xp()
+    out = {}
+    for name, a in named.items():
+        if a is None or isinstance(a, (bool, xp.ndarray)):
+            out[name] = a
+        elif hasattr(type(a), "__cuda_array_interface__"):
+            out[name] = xp.asarray(a)
+        else:
+            raise ValueError(
+                f"{fn}: {name} must be a CUDA array (CuPy), got "
+                f"{type(a).__module__}.{type(a).__qualname__}"
+            )
+    return out
+
+
+def _launch_args(stream_arrays: list[Any]) -> tuple[Any, list[Any]]:
+    """The stream to launch on and the arrays as Numba sees them, without host syncs."""
+    if SIMULATOR:
+        return 0, stream_arrays
+    xp = _xp()
+    stream = cuda.external_stream(xp.cuda.get_current_stream().ptr)
+    # sync=False: Numba would otherwise wait on the stream named in each array's interface from
+    # the host; ordering is already guaranteed because everything runs on this one stream.
+    return stream, [cuda.as_cuda_array(a, sync=False) for a in stream_arrays]
+
+
+def use_path_b(batch: int, n_in: int, n_out: int) -> bool:
+    """Whether the fused tiled GEMM (path B) serves this shape; see PATH_B_MAX_MACS."""
+    return batch * n_in * n_out <= PATH_B_MAX_MACS
+
+
+def _grid_2d(rows: int, cols: int, tile: int) -> tuple[int, int]:
+    return (max(1, -(-cols // tile)), max(1, -(-rows // tile)))
+
+
+def _check_path(fn: str, path: str | None) -> None:
+    if path not in (None, "a", "b"):
+        raise ValueError(f"{fn}: path must be None, 'a' or 'b', got {path!r}")
+
+
+def linear_act_forward(
+    x: Any, weight: Any, bias: Any | None, activation: str, *, path: str | None = None
+) -> tuple[Any, Any | None]:
+    """y, aux = act(x @ weight.T + bias) on the GPU; path forces "a" or "b" (tests, benchmarks)."""
+    fn = "linear_act_forward"
+    _check_path(fn, path)
+    arrays = _as_cupy(fn, {"x": x, "weight": weight, "bias": bias})
+    x, weight, bias = arrays["x"], arrays["weight"], arrays["bias"]
+    array_types, kind = _array_type()
+    code = check_forward(x, weight, bias, activation, array_types, kind, DTYPES)
+    xp = _xp()
+    x, weight = xp.ascontiguousarray(x), xp.ascontiguousarray(weight)
+    batch, n_in = x.shape
+    n_out = weight.shape[0]
+    keep_z = AUX_KIND[activation] == "preactivation"
+    has_bias = bias is not None
+    # A one-element stand-in keeps a single kernel signature for the no-bias case.
+    b = xp.ascontiguousarray(bias) if has_bias else xp.zeros(1, x.dtype)
+    k = _kernels(x.dtype)
+    if path == "b" or (path is None and use_path_b(batch, n_in, n_out)):
+        y = xp.empty((batch, n_out), x.dtype)
+        z = xp.empty_like(y) if keep_z else y
+        if batch and n_out:
+            z_arg = z if keep_z else xp.empty((1, 1), x.dtype)
+            stream, (dx, dw, db, dy, dz) = _launch_args([x, weight, b, y, z_arg])
+            grid = _grid_2d(batch, n_out, TILE)
+            k["gemm_forward"][grid, (THREADS, THREADS), stream](
+                dx, dw, db, has_bias, code, keep_z, dy, dz
+            )
+    else:
+        z = xp.matmul(x, weight.T)
+        if code == IDENTITY and not has_bias:
+            return z, None
+        y = xp.empty_like(z) if keep_z else z
+        if batch and n_out:
+            y_arg = y if keep_z else xp.empty((1, 1), x.dtype)
+            stream, (dz, db, dy) = _launch_args([z, b, y_arg])
+            grid = (max(1, -(-n_out // _EW_X)), min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
+            k["epilogue_forward"][grid, (_EW_X, _EW_Y), stream](dz, db, has_bias, code, keep_z, dy)
+    if code == IDENTITY:
+        return y, None
+    return y, (z if keep_z else y)
+
+
+def linear_act_backward(
+    gy: Any,
+    x: Any,
+    weight: Any,
+    aux: Any | None,
+    activation: str,
+    bias: bool = True,
+    *,
+    path: str | None = None,
+) -> tuple[Any, Any, Any | None]:
+    """gx, gw, gb of linear_act_forward on the GPU; path forces "a" or "b"."""
+    fn = "linear_act_backward"
+    _check_path(fn, path)
+    arrays = _as_cupy(fn, {"gy": gy, "x": x, "weight": weight, "aux": aux})
+    gy, x, weight, aux = arrays["gy"], arrays["x"], arrays["weight"], arrays["aux"]
+    array_types, kind = _array_type()
+    code = check_backward(gy, x, weight, aux, activation, bias, array_types, kind, DTYPES)
+    xp = _xp()
+    gy, x, weight = xp.ascontiguousarray(gy), xp.ascontiguousarray(x), xp.ascontiguousarray(weight)
+    # Identity reads no aux; gy stands in so that every launch has one signature.
+    aux = gy if code == IDENTITY else xp.ascontiguousarray(aux)
+    batch, n_in = x.shape
+    n_out = weight.shape[0]
+    dtype = x.dtype
+    k = _kernels(dtype)
+    acc_dtype = np.float64 if dtype == np.float64 else np.float32
+    if path == "b" or (path is None and use_path_b(batch, n_in, n_out)):
+        gx = xp.zeros((batch, n_in), dtype)
+        gw = xp.zeros((n_out, n_in), dtype)
+        gb = xp.zeros(max(n_out, 1), acc_dtype)
+        if batch and n_in:
+            stream, (dgy, daux, dw, dgx) = _launch_args([gy, aux, weight, gx])
+            grid = _grid_2d(batch, n_in, TILE)
+            k["gemm_grad_x"][grid, (THREADS, THREADS), stream](dgy, daux, code, dw, dgx)
+        if n_out and (n_in or bias):
+            stream, (dgy, daux, dx, dgw, dgb) = _launch_args([gy, aux, x, gw, gb])
+            # At least one column of blocks, even for In == 0, so that gb is still summed.
+            grid = (max(1, -(-n_in // TILE)), max(1, -(-n_out // TILE)))
+            k["gemm_grad_w"][grid, (THREADS, THREADS), stream](dgy, daux, code, dx, dgw, dgb, bias)
+        return gx, gw, (gb[:n_out].astype(dtype) if bias else None)
+    gz = gy if code == IDENTITY else xp.empty_like(gy)
+    row_blocks = max(1, min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
+    partial = xp.zeros((row_blocks, max(n_out, 1)), acc_dtype)
+    if n_out and (bias or code != IDENTITY):
+        stream, (dgy, daux, dgz, dpartial) = _launch_args([gy, aux, gz, partial])
+        grid = (max(1, -(-n_out // _EW_X)), row_blocks)
+        k["epilogue_backward"][grid, (_EW_X, _EW_Y), stream](dgy, daux, code, dgz, dpartial)
+    gx = xp.matmul(gz, weight)
+    gw = xp.matmul(gz.T, x)
+    gb = partial[:, :n_out].sum(axis=0).astype(dtype) if bias else None
+    return gx, gw, gb
