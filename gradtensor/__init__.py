@@ -34,3 +34,6 @@ def from_dlpack(obj: object) -> Tensor:
 
 
 __version__ = "0.1.0"
+
+from . import data, optim, viz  # noqa: E402  (the training layer)
+from .serialization import load, save  # noqa: E402

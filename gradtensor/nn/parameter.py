@@ -26,8 +26,9 @@ class Parameter(Tensor):
         if src._node is not None:
             src = src.detach()
         if requires_grad and src.dtype.kind != "f":
-            raise TypeError(f"Parameter: only floating-point tensors can require gradients, "
-                            f"not {src.dtype}")
+            raise TypeError(
+                f"Parameter: only floating-point tensors can require gradients, not {src.dtype}"
+            )
         self.data = src.data
         self.requires_grad = bool(requires_grad)
         self.grad = None

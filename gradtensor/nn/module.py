@@ -1,0 +1,316 @@
+"""Module: the base class of layers and models. It finds its parameters by attribute assignment.
+
+>>> class Net(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.fc = nn.Linear(4, 2)          # registered as a child module
+...     def forward(self, x):
+...         return self.fc(x)
+>>> [name for name, _ in Net().named_parameters()]
+['fc.weight', 'fc.bias']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, as_dtype
+from .parameter import Parameter
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict(strict=False)` did not match: keys the module has that the dict
+    lacked, and keys the dict had that the module does not."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of every layer and model: subclass it, assign layers and Parameters as
+    attributes in `__init__`, and write `forward`."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        # Registries, in assignment order (which fixes the order of parameters() and state_dict).
+        # The objects are also ordinary instance attributes, so `self.weight` is a plain lookup.
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define it in the class")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- registration --------------------------------------------------------------------------
+    def _registries(self, name: str) -> tuple[dict, dict, dict]:
+        try:
+            return self._parameters, self._modules, self._buffers
+        except AttributeError:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() has run: call "
+                "super().__init__() first in your __init__"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            params, mods, bufs = self._registries(name)
+            mods.pop(name, None)
+            bufs.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params, mods, bufs = self._registries(name)
+            params.pop(name, None)
+            bufs.pop(name, None)
+            mods[name] = value
+        elif name in self.__dict__.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to parameter {name!r}: use "
+                    "nn.Parameter(...) or None (or change its values under gt.no_grad())"
+                )
+            self._parameters[name] = None
+        elif name in self.__dict__.get("_modules", ()):
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to submodule {name!r}: "
+                    "use a Module or None"
+                )
+            self._modules[name] = None
+        elif name in self.__dict__.get("_buffers", ()):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to buffer {name!r}: "
+                    "use a Tensor or None"
+                )
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for reg in (self._parameters, self._modules, self._buffers):
+            reg.pop(name, None)
+        self._non_persistent.discard(name)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register a parameter (or None, as a placeholder that state_dict skips)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"register_parameter: {name!r} must be a Parameter or None, "
+                f"not {type(param).__name__}"
+            )
+        self._registries(name)[0][name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name: str, value: Tensor | None, persistent: bool = True) -> None:
+        """State that is not learnable: moved by `to`, saved unless persistent=False."""
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None")
+        self._registries(name)[2][name] = value
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, value)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, not {type(module).__name__}")
+        self._registries(name)[1][name] = module
+        object.__setattr__(self, name, module)
+
+    # -- traversal -----------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(name, module) for this module and every descendant, depth first, each once."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            kids = [
+                (f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None
+            ]
+            stack.extend(reversed(kids))
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter), each parameter once even when shared: 'layers.0.weight'."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mname, m in mods:
+            for pname, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every learnable parameter, in registration order: pass them to an optimizer."""
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for mname, m in self.named_modules(prefix):
+            for bname, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call fn on every submodule, then on self (for custom initialisation)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # -- modes and gradients -------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active) for this module and all below it; returns self."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: `model.eval()` is `model.train(False)`."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the parameters' gradients (None, or zeros in place with set_to_none=False)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            elif p.grad._node is not None:  # a gradient that is part of a graph: cut it loose
+                p.grad = Tensor._make(backend.array_module(p.data).zeros_like(p.grad.data))
+            else:
+                p.grad.data.fill(0)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        """Parameters and persistent buffers by dotted name, sharing memory with the module."""
+        out: dict[str, Tensor] = {}
+        for mname, m in self.named_modules():
+            pre = f"{mname}." if mname else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[pre + name] = p.detach()
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    out[pre + name] = b.detach()
+        return out
+
+    def _state_targets(self) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for mname, m in self.named_modules():
+            pre = f"{mname}." if mname else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[pre + name] = p
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    out[pre + name] = b
+        return out
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Copy values into the parameters in place (they keep their identity).
+
+        strict=True: a missing or unexpected key raises KeyError naming it. A value whose shape
+        differs raises ValueError in either mode, and nothing is changed when anything fails.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: expected a dict, got {type(state_dict).__name__}")
+        targets = self._state_targets()
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
+        arrays = {}
+        for key, t in targets.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+            if tuple(arr.shape) != t.shape:
+                raise ValueError(
+                    f"load_state_dict for {type(self).__name__}: {key!r} has shape "
+                    f"{tuple(arr.shape)} in the state dict but {t.shape} in the module"
+                )
+            arrays[key] = arr
+        for key, arr in arrays.items():
+            t = targets[key]
+            t.data[...] = backend.to_device(arr, t.device)
+            t._version[0] += 1  # an in-place change, as far as saved graphs are concerned
+        return IncompatibleKeys(missing, unexpected)
+
+    def to(self, device: Any = None, dtype: Any = None) -> Module:
+        """Move (and/or cast floating) parameters and buffers in place: `model.to("cuda")`."""
+        if dtype is None and device is not None and not isinstance(device, (str, backend.Device)):
+            device, dtype = None, device
+        dev = backend.device(device) if device is not None else None
+        dt = as_dtype(dtype) if dtype is not None else None
+        if dt is not None and dt.kind != "f":
+            raise TypeError(f"Module.to: only floating-point dtypes are allowed, not {dt}")
+
+        def convert(a: Any) -> Any:
+            if dev is not None:
+                a = backend.to_device(a, dev)
+            if dt is not None and a.dtype.kind == "f" and a.dtype != dt:
+                a = a.astype(dt)
+            return a
+
+        for m in self.modules():
+            for t in list(m._parameters.values()) + list(m._buffers.values()):
+                if t is None:
+                    continue
+                t.data = convert(t.data)
+                if t.grad is not None:
+                    t.grad = Tensor._make(convert(t.grad.data))
+        return self
+
+    # -- printing ------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The arguments shown inside this module's parentheses in `repr`."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [ln for ln in self.extra_repr().split("\n") if ln]
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        head = type(self).__name__
+        if not self._modules:
+            return f"{head}({', '.join(lines)})"
+        return head + "(\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,73 @@
+"""Gradient clipping, applied to `.grad` in place between backward() and the optimizer step.
+
+>>> loss.backward()
+>>> nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)   # returns the norm before clipping
+>>> opt.step()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .. import backend
+from ..tensor import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+
+
+def _grads(parameters: Tensor | Iterable[Tensor], fn: str) -> list[Tensor]:
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{fn}: parameter {i} is a {type(p).__name__}, not a Tensor")
+    return [p.grad for p in params if p.grad is not None]
+
+
+def clip_grad_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
+    """Scale all gradients together so that their joint norm is at most max_norm.
+
+    The norm is taken over all gradients as if concatenated into one vector; the return value is
+    that norm before clipping, as a 0-d tensor.
+    """
+    grads = _grads(parameters, "clip_grad_norm_")
+    norm_type = float(norm_type)
+    if not grads:
+        return Tensor._make(backend.np.zeros((), backend.np.float32))
+    xp = backend.array_module(grads[0].data)
+    if norm_type == math.inf:
+        norms = [xp.abs(g.data).max() if g.size else xp.zeros((), g.dtype) for g in grads]
+        total = xp.max(xp.stack([xp.asarray(n, dtype=grads[0].dtype) for n in norms]))
+    else:
+        # Per-gradient norms, then the norm of those norms: the same as one long vector.
+        norms = [xp.linalg.norm(g.data.ravel(), norm_type) for g in grads]
+        total = xp.linalg.norm(
+            xp.stack([xp.asarray(n, dtype=grads[0].dtype) for n in norms]), norm_type
+        )
+    total_f = float(total)
+    if error_if_nonfinite and not math.isfinite(total_f):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+            f"{total_f}, "
+            "so they cannot be clipped; pass error_if_nonfinite=False to skip this check"
+        )
+    coef = float(max_norm) / (total_f + 1e-6)
+    if coef < 1:
+        for g in grads:
+            xp.multiply(g.data, coef, out=g.data)
+    return Tensor._make(xp.asarray(total, dtype=grads[0].dtype))
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
+    """Clamp every gradient element into [-clip_value, clip_value] in place."""
+    grads = _grads(parameters, "clip_grad_value_")
+    c = float(clip_value)
+    if c < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
+    for g in grads:
+        backend.array_module(g.data).clip(g.data, -c, c, out=g.data)

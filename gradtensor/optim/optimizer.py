@@ -1,0 +1,241 @@
+"""Optimizer: parameter groups, per-parameter state, zero_grad and state_dict.
+
+Subclasses write `_update`.
+
+Updates run on the parameters' arrays with in-place array ops (`out=`), never through the tape:
+the parameters keep their identity, no graph grows, and a step allocates nothing after the first
+(each parameter gets scratch buffers once). Each updated parameter's version goes up, so a graph
+that saved its old values refuses to backpropagate through them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import backend
+from ..autograd import enable_grad
+from ..tensor import Tensor
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+required = _Required()  # a default that every parameter group must provide itself (SGD's lr)
+
+
+class Optimizer:
+    """Base class: `opt.zero_grad(); loss.backward(); opt.step()`.
+
+    `params` is an iterable of tensors, or of dicts (parameter groups) such as
+    `[{"params": body.parameters()}, {"params": head.parameters(), "lr": 1e-4}]`, where keys a
+    group leaves out take the optimizer's defaults.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch: dict[Tensor, list[Any]] = {}
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: params should be an iterable of tensors "
+                "(e.g. model.parameters()), not a single tensor"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        """Validate one group's hyperparameters (subclasses say what is allowed)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add parameters with their own hyperparameters: `opt.add_param_group({"params": ps,
+        "lr": 1e-4})` (e.g. when unfreezing layers during training)."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(
+                f"{name}: a parameter group must be a dict, not {type(param_group).__name__}"
+            )
+        group = dict(param_group)
+        if "params" not in group:
+            raise ValueError(f"{name}: a parameter group needs a 'params' entry")
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                f"{name}: parameters must be given in an ordered collection; a set's "
+                "order changes between runs"
+            )
+        params = list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{name}: can only optimize Tensors, but parameter {i} is a {type(p).__name__}"
+                )
+            if p._node is not None:
+                raise ValueError(
+                    f"{name}: cannot optimize a non-leaf tensor (parameter {i}, "
+                    f"shape {p.shape}); optimize the leaves it was computed from"
+                )
+            if p.dtype.kind != "f":
+                raise TypeError(
+                    f"{name}: parameter {i} is {p.dtype}; only floating-point "
+                    "tensors can be optimized"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{name}: a parameter group contains the same tensor twice")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        for key, default in self.defaults.items():
+            if default is required and key not in group:
+                raise ValueError(
+                    f"{name}: parameter group didn't specify a value of required "
+                    f"hyperparameter {key!r}"
+                )
+            group.setdefault(key, default)
+        group["params"] = params
+        self._check_hyper(group)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient before the next backward()."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                elif p.grad._node is not None:
+                    p.grad = Tensor._make(backend.array_module(p.data).zeros_like(p.grad.data))
+                else:
+                    p.grad.data.fill(0)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns closure() when one is given."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {}
+                self._update(p.data, grad.data, group, state, p)
+                p._version[0] += 1
+        return loss
+
+    def _update(
+        self, d: Any, g: Any, group: dict[str, Any], state: dict[str, Any], p: Tensor
+    ) -> None:
+        """Change the parameter array `d` in place from its gradient array `g`."""
+        raise NotImplementedError
+
+    def _buffers(self, p: Tensor, n: int) -> list[Any]:
+        """n scratch arrays shaped like p, made once and reused every step."""
+        bufs = self._scratch.get(p)
+        d = p.data
+        if (
+            bufs is None
+            or len(bufs) < n
+            or bufs[0].shape != d.shape
+            or bufs[0].dtype != d.dtype
+            or type(bufs[0]) is not type(d)
+        ):
+            xp = backend.array_module(d)
+            bufs = self._scratch[p] = [xp.empty_like(d) for _ in range(n)]
+        return bufs
+
+    @staticmethod
+    def _zeros_state(d: Any) -> Tensor:
+        return Tensor._make(backend.array_module(d).zeros_like(d))
+
+    # -- saving --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}, where a
+        parameter's index is its position across all groups (as in PyTorch); the state's
+        tensors are shared, not copied."""
+        index: dict[int, int] = {}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append(packed)
+        state = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = dict(self.state[p])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state saved by `state_dict()` from a like optimizer."""
+        name = type(self).__name__
+        try:
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and "
+                "'param_groups' (as made by state_dict())"
+            ) from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
+                f"parameter groups, this optimizer {len(self.param_groups)}"
+            )
+        by_index: dict[int, Tensor] = {}
+        for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
+            if len(mine["params"]) != len(saved["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: parameter group {i} has {len(saved['params'])} "
+                    f"parameters in the saved state but {len(mine['params'])} here"
+                )
+            for idx, p in zip(saved["params"], mine["params"], strict=True):
+                by_index[int(idx)] = p
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for idx, s in saved_state.items():
+            p = by_index.get(int(idx))
+            if p is None:
+                raise ValueError(
+                    f"{name}.load_state_dict: state for parameter index {idx}, "
+                    "which no parameter group has"
+                )
+            new_state[p] = {k: self._restore(v, p, name, k) for k, v in s.items()}
+        groups = []
+        for mine, saved in zip(self.param_groups, saved_groups, strict=True):
+            g = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
+            g["params"] = mine["params"]
+            groups.append(g)
+        self.param_groups = groups
+        self.state = new_state
+
+    @staticmethod
+    def _restore(v: Any, p: Tensor, name: str, key: str) -> Any:
+        if not isinstance(v, Tensor):
+            return copy.deepcopy(v)
+        if v.shape != p.shape:
+            raise ValueError(
+                f"{name}.load_state_dict: state {key!r} has shape {v.shape}, but "
+                f"its parameter has shape {p.shape}"
+            )
+        arr = backend.to_device(v.data, p.device)
+        arr = arr.astype(p.dtype) if arr.dtype.kind == "f" else arr.copy()
+        return Tensor._make(arr)

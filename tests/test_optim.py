@@ -1,0 +1,303 @@
+"""Optimizers and schedulers, step by step against PyTorch from identical weights and gradients."""
+
+import math
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+from gradtensor import nn, optim
+from gradtensor.optim import lr_scheduler
+
+torch = pytest.importorskip("torch", reason="PyTorch is the oracle for the optimizer update rules")
+
+SHAPES = [(4, 3), (3,), (2, 2, 2)]
+
+
+def _pair(seed=0):
+    """The same starting weights as gradtensor Parameters and torch leaf tensors."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    ours = [nn.Parameter(gt.tensor(a)) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+def _grad(p, step, i):
+    """A gradient that depends on the weights (so state feedback matters) and on the step."""
+    d = np.asarray(p.data, dtype=np.float64)
+    noise = np.random.default_rng(100 * step + i).standard_normal(d.shape)
+    return (d**3 - 0.5 * d + 0.3 * noise).astype(np.float32)
+
+
+def _run(make_ours, make_theirs, steps=6, skip=None):
+    ours, theirs = _pair()
+    opt_g = make_ours(ours)
+    opt_t = make_theirs(theirs)
+    for step in range(steps):
+        for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            if skip is not None and i == skip and step % 2 == 0:
+                p.grad, q.grad = None, None  # a parameter without a gradient is left alone
+                continue
+            g = _grad(p, step, i)
+            p.grad = gt.tensor(g)
+            q.grad = torch.tensor(g)
+        opt_g.step()
+        opt_t.step()
+        for p, q in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=2e-5, atol=2e-6,
+                                       err_msg=f"step {step}")
+    return ours, opt_g
+
+
+CASES = {
+    "sgd": (lambda ps: optim.SGD(ps, lr=0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
+    "sgd_momentum_dampening_wd": (
+        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-2),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-2),
+    ),
+    "sgd_nesterov_wd": (
+        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
+    ),
+    "adam": (lambda ps: optim.Adam(ps, lr=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
+    "adam_wd_betas": (
+        lambda ps: optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        lambda ps: torch.optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+    ),
+    "adam_amsgrad": (
+        lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True),
+        lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True),
+    ),
+    "adamw": (lambda ps: optim.AdamW(ps, lr=0.01), lambda ps: torch.optim.AdamW(ps, lr=0.01)),
+    "adamw_amsgrad_wd": (
+        lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.3, amsgrad=True),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.3, amsgrad=True),
+    ),
+    "rmsprop": (lambda ps: optim.RMSprop(ps, lr=0.01), lambda ps: torch.optim.RMSprop(ps, lr=0.01)),
+    "rmsprop_centered_momentum_wd": (
+        lambda ps: optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True,
+                                 weight_decay=0.05),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True,
+                                       weight_decay=0.05),
+    ),
+    "rmsprop_momentum": (
+        lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, momentum=0.9),
+    ),
+    "rmsprop_centered": (
+        lambda ps: optim.RMSprop(ps, lr=0.01, centered=True),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, centered=True),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_update_matches_torch(case):
+    make_ours, make_theirs = CASES[case]
+    _run(make_ours, make_theirs)
+
+
+@pytest.mark.parametrize("case", ["sgd_momentum_dampening_wd", "adam_amsgrad", "rmsprop_centered"])
+def test_parameters_without_grad_are_skipped_like_torch(case):
+    make_ours, make_theirs = CASES[case]
+    _run(make_ours, make_theirs, skip=1)
+
+
+def test_param_groups_with_their_own_lr_match_torch():
+    def ours(ps):
+        return optim.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.1}], lr=0.01)
+
+    def theirs(ps):
+        return torch.optim.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.1}], lr=0.01)
+
+    _run(ours, theirs)
+
+
+def test_step_keeps_identity_and_records_nothing():
+    ours, _ = _pair()
+    arrays = [p.data for p in ours]
+    opt = optim.Adam(ours, lr=0.1)
+    for p in ours:
+        p.grad = gt.ones_like(p)
+    before = [p._version[0] for p in ours]
+    opt.step()
+    for p, a, v in zip(ours, arrays, before, strict=True):
+        assert p.data is a  # updated in place, not replaced
+        assert p.is_leaf and p.grad_fn is None
+        assert p._version[0] == v + 1
+
+
+def test_step_after_saving_for_backward_is_caught():
+    (w, *_), _ = _pair()
+    opt = optim.SGD([w], lr=0.1)
+    loss = (w * w).sum()
+    w.grad = gt.ones_like(w)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_zero_grad():
+    ours, _ = _pair()
+    opt = optim.SGD(ours, lr=0.1)
+    for p in ours:
+        p.grad = gt.ones_like(p)
+    g0 = ours[0].grad
+    opt.zero_grad(set_to_none=False)
+    assert ours[0].grad is g0 and not g0.data.any()
+    opt.zero_grad()
+    assert all(p.grad is None for p in ours)
+
+
+def test_closure_is_called_with_grad_enabled():
+    ours, _ = _pair()
+    opt = optim.SGD(ours, lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = sum((p * p).sum() for p in ours)
+        loss.backward()
+        return loss
+
+    with gt.no_grad():
+        loss = opt.step(closure)
+    assert loss.item() > 0
+
+
+def test_add_param_group_and_errors():
+    ours, _ = _pair()
+    opt = optim.SGD(ours[:2], lr=0.1, momentum=0.9)
+    opt.add_param_group({"params": [ours[2]], "lr": 0.5})
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["momentum"] == 0.9
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [ours[0]]})
+    with pytest.raises(ValueError, match="required hyperparameter 'lr'"):
+        optim.SGD(ours)
+    with pytest.raises(ValueError, match="lr must be non-negative"):
+        optim.Adam(ours, lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam(ours, betas=(0.9, 1.5))
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD(ours, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([])
+    with pytest.raises(TypeError, match="single tensor"):
+        optim.Adam(ours[0])
+    x = gt.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([x * 2], lr=0.1)
+
+
+@pytest.mark.parametrize("case", ["sgd_nesterov_wd", "adam_amsgrad", "rmsprop_centered_momentum_wd"])
+def test_state_dict_round_trip_resumes_exactly(case, tmp_path):
+    """Training 3 steps, saving, loading into a fresh optimizer and training 3 more is the same
+    as training 6 steps without stopping."""
+    make = CASES[case][0]
+    straight, _ = _run(make, CASES[case][1], steps=6)
+
+    ours, _ = _pair()
+    opt = make(ours)
+    for step in range(3):
+        for i, p in enumerate(ours):
+            p.grad = gt.tensor(_grad(p, step, i))
+        opt.step()
+    gt.save({"opt": opt.state_dict(), "params": [p.detach() for p in ours]}, tmp_path / "o.npz")
+    ckpt = gt.load(tmp_path / "o.npz")
+    fresh = [nn.Parameter(t) for t in ckpt["params"]]
+    opt2 = make(fresh)
+    opt2.load_state_dict(ckpt["opt"])
+    assert opt2.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+    for step in range(3, 6):
+        for i, p in enumerate(fresh):
+            p.grad = gt.tensor(_grad(p, step, i))
+        opt2.step()
+    for a, b in zip(straight, fresh, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_state_dict_layout_and_load_errors():
+    ours, _ = _pair()
+    opt = optim.Adam([{"params": ours[:1]}, {"params": ours[1:], "lr": 0.5}])
+    for p in ours:
+        p.grad = gt.ones_like(p)
+    opt.step()
+    sd = opt.state_dict()
+    assert [g["params"] for g in sd["param_groups"]] == [[0], [1, 2]]
+    assert set(sd["state"]) == {0, 1, 2}
+    assert sd["state"][1]["step"] == 1 and sd["state"][1]["exp_avg"].shape == (3,)
+    with pytest.raises(ValueError, match="2 parameter groups"):
+        optim.Adam(ours).load_state_dict(sd)
+    with pytest.raises(ValueError, match="parameter group 1 has 2 parameters"):
+        optim.Adam([{"params": ours[:1]}, {"params": ours[1:2]}]).load_state_dict(sd)
+    with pytest.raises(ValueError, match="'state' and 'param_groups'"):
+        optim.Adam(ours).load_state_dict({"foo": 1})
+    # Loaded state is a copy: stepping one optimizer leaves the other's state alone.
+    opt2 = optim.Adam([{"params": ours[:1]}, {"params": ours[1:], "lr": 0.5}])
+    opt2.load_state_dict(sd)
+    opt2.step()
+    assert opt.state[ours[0]]["step"] == 1 and opt2.state[ours[0]]["step"] == 2
+
+
+# -- schedulers ---------------------------------------------------------------------------------
+
+SCHEDULERS = {
+    "step": (lambda o: lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+             lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
+    "exponential": (lambda o: lr_scheduler.ExponentialLR(o, gamma=0.9),
+                    lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)),
+    "cosine": (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+               lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01)),
+    "linear_warmup": (
+        lambda o: lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
+        lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_scheduler_matches_torch(name):
+    make_ours, make_theirs = SCHEDULERS[name]
+    ours, theirs = _pair()
+    opt_g = optim.SGD([{"params": ours[:1]}, {"params": ours[1:], "lr": 0.3}], lr=0.1)
+    opt_t = torch.optim.SGD([{"params": theirs[:1]}, {"params": theirs[1:], "lr": 0.3}], lr=0.1)
+    s_g, s_t = make_ours(opt_g), make_theirs(opt_t)
+    assert s_g.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12)
+    for epoch in range(16):
+        opt_g.step()
+        opt_t.step()  # before the scheduler's step, as torch expects
+        s_g.step()
+        s_t.step()
+        assert s_g.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-9, abs=1e-12), epoch
+        assert [g["lr"] for g in opt_g.param_groups] == s_g.get_last_lr()
+
+
+def test_scheduler_state_dict_resumes():
+    ours, _ = _pair()
+    opt = optim.SGD(ours, lr=1.0)
+    sched = lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    for _ in range(4):
+        sched.step()
+    sd = sched.state_dict()
+    assert "optimizer" not in sd and sd["last_epoch"] == 4
+    opt2 = optim.SGD(ours, lr=1.0)
+    sched2 = lr_scheduler.CosineAnnealingLR(opt2, T_max=10)
+    sched2.load_state_dict(sd)
+    sched.step()
+    sched2.step()
+    assert sched2.get_last_lr() == sched.get_last_lr()
+    assert sched.get_last_lr()[0] == pytest.approx((1 + math.cos(math.pi * 5 / 10)) / 2)
+
+
+def test_scheduler_drives_the_update():
+    p = nn.Parameter(gt.zeros(1))
+    opt = optim.SGD([p], lr=1.0)
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    steps = []
+    for _ in range(3):
+        p.grad = gt.ones(1)
+        before = p.item()
+        opt.step()
+        steps.append(before - p.item())
+        sched.step()
+    assert steps == [1.0, 0.5, 0.25]
