@@ -1,0 +1,209 @@
+"""Datasets and batching: the bundled handwritten digits, MNIST's IDX files, and a DataLoader.
+
+The loaders return NumPy arrays (X float32 in [0, 1], one flattened image per row; y int64);
+`DataLoader` turns them into Tensor batches on the device you ask for.
+
+>>> X_train, y_train, X_test, y_test = gt.data.load_digits()
+>>> for x, y in gt.data.DataLoader(X_train, y_train, batch_size=32, shuffle=True, seed=0):
+...     loss = F.cross_entropy(model(x), y)
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+__all__ = ["DataLoader", "load_digits", "load_mnist", "stratified_split"]
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def stratified_split(
+    y: np.ndarray, test_size: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_indices, test_indices), with each class split in the same proportion."""
+    if not 0 < test_size < 1:
+        raise ValueError(f"stratified_split: test_size must be in (0, 1), got {test_size}")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(len(idx) * test_size))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    # Shuffle across classes too, so that unshuffled batches are not sorted by label.
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def load_digits(test_size: float = 0.2, seed: int = 0) -> Split:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images) as
+    (X_train, y_train, X_test, y_test): X float32 (n, 64) in [0, 1], y int64; the split is
+    stratified by class and fixed by `seed`."""
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError:
+        raise ImportError(
+            "load_digits needs scikit-learn, which ships the digits data set; install it with "
+            "`pip install gradtensor[data]` (or `pip install scikit-learn`)"
+        ) from None
+    bunch = _sk_load_digits()
+    X = (bunch.data / 16.0).astype(np.float32)  # pixel intensities are 0..16
+    y = bunch.target.astype(np.int64)
+    tr, te = stratified_split(y, test_size, seed)
+    return X[tr], y[tr], X[te], y[te]
+
+
+# -- MNIST ------------------------------------------------------------------------------------
+
+_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049  # IDX: unsigned bytes, 3 dims / 1 dim
+
+
+def _find(folder: str, stem: str) -> str:
+    for name in (stem, stem + ".gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"load_mnist: neither {stem} nor {stem}.gz is in {folder!r}")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"load_mnist: cannot read {path!r}: {exc}") from None
+
+
+def _read_idx(path: str, magic: int, ndim: int) -> np.ndarray:
+    raw = _read_bytes(path)
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"load_mnist: {path!r} is too short ({len(raw)} bytes) to be an IDX file")
+    got = struct.unpack(">i", raw[:4])[0]
+    if got != magic:
+        raise ValueError(
+            f"load_mnist: {path!r} has magic number {got}, expected {magic} "
+            f"({'images' if magic == _IMAGES_MAGIC else 'labels'})"
+        )
+    dims = struct.unpack(f">{ndim}i", raw[4:header])
+    expected = header + math.prod(dims)
+    if len(raw) != expected:
+        raise ValueError(
+            f"load_mnist: {path!r} holds {len(raw)} bytes, but its header "
+            f"(dimensions {dims}) says {expected}: the file is truncated or corrupt"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_mnist_part(folder: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
+    lbl_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
+    images = _read_idx(img_path, _IMAGES_MAGIC, 3)
+    labels = _read_idx(lbl_path, _LABELS_MAGIC, 1)
+    if len(images) != len(labels):
+        raise ValueError(
+            f"load_mnist: {img_path!r} has {len(images)} images but {lbl_path!r} "
+            f"has {len(labels)} labels"
+        )
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"load_mnist: {lbl_path!r} has label {labels.max()}; digits are 0..9")
+    X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+    return X, labels.astype(np.int64)
+
+
+def load_mnist(path: str | os.PathLike) -> Split:
+    """MNIST from the four standard IDX files in a folder (gzipped or not) as
+    (X_train, y_train, X_test, y_test): X float32 (n, 784) in [0, 1], y int64.
+
+    Files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+    t10k-labels-idx1-ubyte, each optionally with .gz.
+    """
+    folder = os.fspath(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"load_mnist: {folder!r} is not a folder (it should hold the four MNIST IDX files)"
+        )
+    X_train, y_train = _load_mnist_part(folder, "train")
+    X_test, y_test = _load_mnist_part(folder, "t10k")
+    return X_train, y_train, X_test, y_test
+
+
+# -- batching ---------------------------------------------------------------------------------
+
+
+class DataLoader:
+    """Mini-batches (x, y) of Tensors from arrays (or Tensors) X and y of equal length.
+
+    shuffle=True draws a new order every epoch, from `seed` when given (the same sequence of
+    epochs on every run), else from the generator `gt.manual_seed` seeds.
+
+    >>> loader = DataLoader(X, y, batch_size=64, shuffle=True, seed=0)
+    >>> len(loader)              # batches per epoch
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        device: Any = None,
+    ):
+        self.X, self.y = self._array(X, "X"), self._array(y, "y")
+        if len(self.X) != len(self.y):
+            raise ValueError(f"DataLoader: X has {len(self.X)} samples but y has {len(self.y)}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.device = backend.device(device)
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    @staticmethod
+    def _array(a: Any, name: str) -> Any:
+        arr = a.data if isinstance(a, Tensor) else a
+        if not hasattr(arr, "shape"):
+            arr = np.asarray(arr)
+        if arr.ndim == 0:
+            raise ValueError(f"DataLoader: {name} must have a first (sample) axis, got a scalar")
+        return arr
+
+    def __len__(self) -> int:
+        n = len(self.X)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _batch(self, arr: Any, idx: Any) -> Tensor:
+        part = arr[idx]
+        if isinstance(idx, slice):
+            part = part.copy()  # a slice is a view: the batch must not alias the data set
+        return Tensor._make(backend.to_device(part, self.device))
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.X)
+        order = None
+        if self.shuffle:
+            rng = self._rng if self._rng is not None else backend.rng(backend.CPU)
+            order = rng.permutation(n)
+            xp = backend.array_module(self.X)
+            if xp is not np:
+                order = xp.asarray(order)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            idx = slice(start, stop) if order is None else order[start:stop]
+            yield self._batch(self.X, idx), self._batch(self.y, idx)
