@@ -254,12 +254,18 @@ def backward(
             heapq.heappush(heap, (-node.seq, node))
         slot[t._idx] = add(slot[t._idx], g)
 
+    # With `inputs`, only the part of the graph that leads to them needs to run.
+    useful = None if capture is None else _leading_to(list(pending), leaf_pos, out_pos)
+
     prev_mode = _Mode.enabled
     _Mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
     push, pop = heapq.heappush, heapq.heappop
     try:
         while heap:
             node = pop(heap)[1]
+            if useful is not None and node not in useful:
+                pending.pop(node)
+                continue
             gouts = pending.pop(node)
             if capture is not None or node.retained:
                 _deliver_retained(node, gouts, capture, out_pos, create_graph)
@@ -287,6 +293,29 @@ def backward(
     finally:
         _Mode.enabled = prev_mode
     return capture
+
+
+def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:
+    """The nodes from which one of the wanted inputs can be reached (iterative post-order)."""
+    wanted_nodes = {n for n, _ in out_pos}
+    useful: set = set()
+    done: set = set()
+    stack = [(n, False) for n in roots]
+    while stack:
+        n, expanded = stack.pop()
+        if n in done:
+            continue
+        if not expanded:
+            stack.append((n, True))
+            stack.extend((e[0], False) for e in n.next if type(e) is tuple and e[0] not in done)
+            continue
+        done.add(n)
+        if n in wanted_nodes or any(
+            (e[0] in useful) if type(e) is tuple else (e is not None and id(e) in leaf_pos)
+            for e in n.next
+        ):
+            useful.add(n)
+    return useful
 
 
 def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, create: bool) -> None:
