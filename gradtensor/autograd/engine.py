@@ -263,12 +263,11 @@ def backward(
     try:
         while heap:
             node = pop(heap)[1]
-            if useful is not None and node not in useful:
-                pending.pop(node)
-                continue
             gouts = pending.pop(node)
             if capture is not None or node.retained:
                 _deliver_retained(node, gouts, capture, out_pos, create_graph)
+            if useful is not None and node not in useful:
+                continue
             if node.inputs is None:
                 raise RuntimeError(
                     f"{node.fn.name}: trying to backward through the graph a second time, but its "
@@ -296,7 +295,10 @@ def backward(
 
 
 def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:
-    """The nodes from which one of the wanted inputs can be reached (iterative post-order)."""
+    """The nodes whose derivative must run: an edge leads to a wanted input (iterative post-order).
+
+    A node that made a wanted input is not itself run unless more inputs lie beyond it.
+    """
     wanted_nodes = {n for n, _ in out_pos}
     useful: set = set()
     done: set = set()
@@ -310,8 +312,9 @@ def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:
             stack.extend((e[0], False) for e in n.next if type(e) is tuple and e[0] not in done)
             continue
         done.add(n)
-        if n in wanted_nodes or any(
-            (e[0] in useful) if type(e) is tuple else (e is not None and id(e) in leaf_pos)
+        if any(
+            (e[0] in useful or e[0] in wanted_nodes) if type(e) is tuple
+            else (e is not None and id(e) in leaf_pos)
             for e in n.next
         ):
             useful.add(n)
