@@ -151,6 +151,21 @@ class Tensor:
         data = backend.to_device(self.data, CPU)
         return data if dtype is None else data.astype(dtype)
 
+    # -- zero-copy interop: NumPy, CuPy, PyTorch, JAX and Numba read the same memory -------------
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple:
+        return self.data.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        if not backend.is_cuda_array(self.data):
+            raise AttributeError(
+                f"__cuda_array_interface__: this tensor is on {self.device}, not a CUDA device"
+            )
+        return self.data.__cuda_array_interface__
+
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
         if self.size != 1:

@@ -213,3 +213,17 @@ def test_clone_is_differentiable_and_independent():
     assert c.data is not x.data
     (c * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_dlpack_with_pytorch_shares_memory_both_ways():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (interop partner)")
+    t = gt.tensor([1.0, 2.0, 3.0])
+    tt = torch.from_dlpack(t)
+    tt[0] = 7.0
+    assert t.tolist()[0] == 7.0
+    back = gt.from_dlpack(torch.arange(3.0))
+    assert back.tolist() == [0.0, 1.0, 2.0] and back.dtype == gt.float32
+
+
+def test_cpu_tensor_has_no_cuda_array_interface():
+    assert not hasattr(gt.ones(2), "__cuda_array_interface__")
