@@ -35,12 +35,18 @@ def stratified_split(
     if not 0 < test_size < 1:
         raise ValueError(f"stratified_split: test_size must be in (0, 1), got {test_size}")
     rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    # Each class gives floor(count * test_size) samples, and the few left to reach
+    # ceil(n * test_size) in all go to the classes with the largest remainders.
+    share = counts * test_size
+    n_test = np.floor(share).astype(np.int64)
+    extra = int(np.ceil(len(y) * test_size)) - int(n_test.sum())
+    n_test[np.argsort(-(share - n_test), kind="stable")[:extra]] += 1
     train, test = [], []
-    for c in np.unique(y):
+    for c, k in zip(classes, n_test, strict=True):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_test = int(round(len(idx) * test_size))
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
+        test.append(idx[:k])
+        train.append(idx[k:])
     # Shuffle across classes too, so that unshuffled batches are not sorted by label.
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 

@@ -137,10 +137,11 @@ def load(f: _PathLike, device: Any = None) -> Any:
     def bad(why: str) -> ValueError:
         return ValueError(f"load: {name!r} is not a readable gradtensor file ({why})")
 
-    try:
-        with np.load(f, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise bad("it holds a single .npy array, not a .npz archive")
+    def read(fh: Any) -> tuple[Any, dict[str, Any]]:
+        npz = np.load(fh, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise bad("it holds a single .npy array, not a .npz archive")
+        with npz:
             if _META not in npz.files:
                 raise bad(f"it is an .npz archive without the {_META!r} member that gt.save writes")
             meta = json.loads(bytes(npz[_META]).decode("utf-8"))
@@ -151,7 +152,14 @@ def load(f: _PathLike, device: Any = None) -> Any:
                     f"it was written in format version {meta['version']}; this gradtensor "
                     f"reads up to version {_VERSION}"
                 )
-            arrays = {k: npz[k] for k in npz.files if k != _META}
+            return meta, {k: npz[k] for k in npz.files if k != _META}
+
+    try:
+        if hasattr(f, "read"):
+            meta, arrays = read(f)
+        else:
+            with open(name, "rb") as fh:  # our own handle, closed even when np.load fails
+                meta, arrays = read(fh)
     except ValueError as exc:
         if str(exc).startswith("load:"):
             raise

@@ -39,13 +39,27 @@ class Net(nn.Module):
 def test_named_parameters_order_and_names():
     net = Net()
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["layers.0.weight", "layers.0.bias", "block.scale", "block.fc.weight",
-                     "block.fc.bias", "head.weight"]
+    assert names == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "block.scale",
+        "block.fc.weight",
+        "block.fc.bias",
+        "head.weight",
+    ]
     assert [id(p) for p in net.parameters()] == [id(p) for _, p in net.named_parameters()]
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in net.parameters())
     assert [n for n, _ in net.named_children()] == ["layers", "block", "head"]
     assert [type(m).__name__ for m in net.modules()] == [
-        "Net", "Sequential", "Linear", "Tanh", "Block", "Linear", "Dropout", "Linear"]
+        "Net",
+        "Sequential",
+        "Linear",
+        "Tanh",
+        "Block",
+        "Linear",
+        "Dropout",
+        "Linear",
+    ]
     assert list(net.children())[2] is net.head
     assert [n for n, _ in net.block.named_parameters()] == ["scale", "fc.weight", "fc.bias"]
     assert list(net.state_dict()) == names
@@ -136,7 +150,8 @@ def test_state_dict_round_trip_and_strict_errors():
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(a(x).data, b(x).data)
     assert list(b.parameters()) == params_before or all(
-        p is q for p, q in zip(b.parameters(), params_before, strict=True))
+        p is q for p, q in zip(b.parameters(), params_before, strict=True)
+    )
 
     sd = a.state_dict()
     assert sd["head.weight"].data is a.head.weight.data  # shares memory, as in PyTorch
@@ -238,8 +253,12 @@ def test_linear_default_init_bounds():
 
 def test_linear_matches_torch():
     torch = pytest.importorskip("torch", reason="PyTorch is the oracle for Linear")
-    for act, fn in [(None, lambda z: z), ("relu", torch.relu), ("tanh", torch.tanh),
-                    ("sigmoid", torch.sigmoid)]:
+    for act, fn in [
+        (None, lambda z: z),
+        ("relu", torch.relu),
+        ("tanh", torch.tanh),
+        ("sigmoid", torch.sigmoid),
+    ]:
         lin = nn.Linear(5, 3, activation=act)
         x = gt.randn(4, 5, requires_grad=True)
         tl = torch.nn.Linear(5, 3)
@@ -251,8 +270,9 @@ def test_linear_matches_torch():
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
         (y * y).sum().backward()
         (ty * ty).sum().backward()
-        np.testing.assert_allclose(lin.weight.grad.data, tl.weight.grad.numpy(), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            lin.weight.grad.data, tl.weight.grad.numpy(), rtol=1e-4, atol=1e-5
+        )
         np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -268,10 +288,16 @@ def test_mlp_structure_and_forward():
     m = nn.MLP([8, 16, 16, 4], activation="sigmoid", dropout=0.2)
     kinds = [type(x).__name__ for x in m.layers]
     assert kinds == ["Linear", "Dropout", "Linear", "Dropout", "Linear"]
-    assert [x.activation for x in m.layers if isinstance(x, nn.Linear)] == ["sigmoid",
-                                                                          "sigmoid", None]
-    assert [n for n, _ in m.named_parameters()][:3] == ["layers.0.weight", "layers.0.bias",
-                                                        "layers.2.weight"]
+    assert [x.activation for x in m.layers if isinstance(x, nn.Linear)] == [
+        "sigmoid",
+        "sigmoid",
+        None,
+    ]
+    assert [n for n, _ in m.named_parameters()][:3] == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+    ]
     assert m(gt.randn(5, 8)).shape == (5, 4)
     silu = nn.MLP([3, 4, 2], activation="silu")
     assert [type(x).__name__ for x in silu.layers] == ["Linear", "SiLU", "Linear"]
@@ -294,12 +320,20 @@ def test_sequential_container():
         nn.Sequential(a, F.relu)
 
 
-@pytest.mark.parametrize("module,fn", [
-    (nn.ReLU(), F.relu), (nn.GELU(), F.gelu), (nn.Sigmoid(), F.sigmoid), (nn.Tanh(), F.tanh),
-    (nn.Softplus(), F.softplus), (nn.SiLU(), F.silu),
-    (nn.LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2)), (nn.Identity(), lambda x: x),
-    (nn.GELU("tanh"), lambda x: F.gelu(x, approximate="tanh")),
-])
+@pytest.mark.parametrize(
+    "module,fn",
+    [
+        (nn.ReLU(), F.relu),
+        (nn.GELU(), F.gelu),
+        (nn.Sigmoid(), F.sigmoid),
+        (nn.Tanh(), F.tanh),
+        (nn.Softplus(), F.softplus),
+        (nn.SiLU(), F.silu),
+        (nn.LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2)),
+        (nn.Identity(), lambda x: x),
+        (nn.GELU("tanh"), lambda x: F.gelu(x, approximate="tanh")),
+    ],
+)
 def test_activation_modules(module, fn):
     x = gt.randn(3, 4)
     np.testing.assert_array_equal(module(x).data, fn(x).data)
@@ -336,16 +370,23 @@ def _big(*shape):
     return gt.empty(*shape)
 
 
-@pytest.mark.parametrize("fn,kwargs,expected_std", [
-    (nn.init.uniform_, dict(a=-2.0, b=2.0), 4 / math.sqrt(12)),
-    (nn.init.normal_, dict(mean=0.0, std=0.3), 0.3),
-    (nn.init.xavier_uniform_, dict(gain=2.0), 2.0 * math.sqrt(2 / (400 + 300))),
-    (nn.init.xavier_normal_, dict(), math.sqrt(2 / (400 + 300))),
-    (nn.init.kaiming_uniform_, dict(nonlinearity="relu"), math.sqrt(2 / 300)),
-    (nn.init.kaiming_normal_, dict(nonlinearity="relu"), math.sqrt(2 / 300)),
-    (nn.init.kaiming_normal_, dict(mode="fan_out", nonlinearity="tanh"), 5 / 3 / math.sqrt(400)),
-    (nn.init.kaiming_uniform_, dict(a=math.sqrt(5)), 1 / math.sqrt(3 * 300)),  # U(+-1/sqrt(in))
-])
+@pytest.mark.parametrize(
+    "fn,kwargs,expected_std",
+    [
+        (nn.init.uniform_, dict(a=-2.0, b=2.0), 4 / math.sqrt(12)),
+        (nn.init.normal_, dict(mean=0.0, std=0.3), 0.3),
+        (nn.init.xavier_uniform_, dict(gain=2.0), 2.0 * math.sqrt(2 / (400 + 300))),
+        (nn.init.xavier_normal_, dict(), math.sqrt(2 / (400 + 300))),
+        (nn.init.kaiming_uniform_, dict(nonlinearity="relu"), math.sqrt(2 / 300)),
+        (nn.init.kaiming_normal_, dict(nonlinearity="relu"), math.sqrt(2 / 300)),
+        (
+            nn.init.kaiming_normal_,
+            dict(mode="fan_out", nonlinearity="tanh"),
+            5 / 3 / math.sqrt(400),
+        ),
+        (nn.init.kaiming_uniform_, dict(a=math.sqrt(5)), 1 / math.sqrt(3 * 300)),  # U(+-1/sqrt(in))
+    ],
+)
 def test_init_statistics(fn, kwargs, expected_std):
     gt.manual_seed(0)
     w = _big(400, 300)  # (out, in): fan_in 300, fan_out 400
@@ -387,10 +428,17 @@ def test_init_gain_and_errors():
 
 def test_init_matches_torch_gain():
     torch = pytest.importorskip("torch", reason="PyTorch is the oracle for calculate_gain")
-    for nl, param in [("linear", None), ("relu", None), ("tanh", None), ("leaky_relu", None),
-                      ("leaky_relu", 0.3), ("selu", None)]:
+    for nl, param in [
+        ("linear", None),
+        ("relu", None),
+        ("tanh", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.3),
+        ("selu", None),
+    ]:
         assert nn.init.calculate_gain(nl, param) == pytest.approx(
-            torch.nn.init.calculate_gain(nl, param))
+            torch.nn.init.calculate_gain(nl, param)
+        )
 
 
 # -- utils ----------------------------------------------------------------------------------------

@@ -45,8 +45,9 @@ def _run(make_ours, make_theirs, steps=6, skip=None):
         opt_g.step()
         opt_t.step()
         for p, q in zip(ours, theirs, strict=True):
-            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=2e-5, atol=2e-6,
-                                       err_msg=f"step {step}")
+            np.testing.assert_allclose(
+                p.data, q.detach().numpy(), rtol=2e-5, atol=2e-6, err_msg=f"step {step}"
+            )
     return ours, opt_g
 
 
@@ -76,10 +77,12 @@ CASES = {
     ),
     "rmsprop": (lambda ps: optim.RMSprop(ps, lr=0.01), lambda ps: torch.optim.RMSprop(ps, lr=0.01)),
     "rmsprop_centered_momentum_wd": (
-        lambda ps: optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True,
-                                 weight_decay=0.05),
-        lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True,
-                                       weight_decay=0.05),
+        lambda ps: optim.RMSprop(
+            ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.05
+        ),
+        lambda ps: torch.optim.RMSprop(
+            ps, lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.05
+        ),
     ),
     "rmsprop_momentum": (
         lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9),
@@ -189,7 +192,9 @@ def test_add_param_group_and_errors():
         optim.SGD([x * 2], lr=0.1)
 
 
-@pytest.mark.parametrize("case", ["sgd_nesterov_wd", "adam_amsgrad", "rmsprop_centered_momentum_wd"])
+@pytest.mark.parametrize(
+    "case", ["sgd_nesterov_wd", "adam_amsgrad", "rmsprop_centered_momentum_wd"]
+)
 def test_state_dict_round_trip_resumes_exactly(case, tmp_path):
     """Training 3 steps, saving, loading into a fresh optimizer and training 3 more is the same
     as training 6 steps without stopping."""
@@ -242,12 +247,18 @@ def test_state_dict_layout_and_load_errors():
 # -- schedulers ---------------------------------------------------------------------------------
 
 SCHEDULERS = {
-    "step": (lambda o: lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
-             lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
-    "exponential": (lambda o: lr_scheduler.ExponentialLR(o, gamma=0.9),
-                    lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)),
-    "cosine": (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
-               lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01)),
+    "step": (
+        lambda o: lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+        lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    ),
+    "exponential": (
+        lambda o: lr_scheduler.ExponentialLR(o, gamma=0.9),
+        lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+    ),
+    "cosine": (
+        lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+    ),
     "linear_warmup": (
         lambda o: lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
         lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
