@@ -478,9 +478,20 @@ def from_numpy(arr: np.ndarray) -> Tensor:
 
 
 def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
-    """An op's non-Tensor operand (a list, a NumPy array) as a constant tensor."""
-    if backend.is_cuda_array(a) and (dev is None or dev.type == "cuda"):
-        return Tensor._make(a)
+    """An op's non-Tensor operand (a list, a NumPy array) as a constant tensor.
+
+    Host data next to a GPU tensor is an error, not a silent copy to the device.
+    """
+    if backend.is_cuda_array(a):
+        if dev is None or dev == backend.device_of_array(a):
+            return Tensor._make(a)
+        raise RuntimeError(f"{op}: operands are on different devices, {dev} and "
+                           f"{backend.device_of_array(a)}; move one with .to(device)")
+    if dev is not None and dev.type == "cuda":
+        raise RuntimeError(
+            f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
+            f"a tensor on {dev} first (gradtensor never copies between devices silently)"
+        )
     try:
         t = tensor(a, device=dev)
     except (TypeError, ValueError) as exc:

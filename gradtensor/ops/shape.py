@@ -211,12 +211,14 @@ def split(x: Tensor, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
 # -- indexing ---------------------------------------------------------------------------------
 
 
-def _index_key(key: Any) -> Any:
+def _index_key(key: Any, like: Tensor) -> Any:
     """An index with Tensors and lists turned into arrays, and bool masks into positions.
 
-    Positions make every advanced index one the scatter-add of the gradient understands.
+    Positions make every advanced index one the scatter-add of the gradient understands. Index
+    arrays are moved to the indexed tensor's device (an index is a small, read-only argument).
     """
     items = key if isinstance(key, tuple) else (key,)
+    dev = like.device if isinstance(like, Tensor) else backend.CPU
     out = []
     for k in items:
         if isinstance(k, Tensor):
@@ -224,6 +226,7 @@ def _index_key(key: Any) -> Any:
         elif isinstance(k, list):
             k = np.asarray(k)
         if isinstance(k, backend.array_types()):
+            k = backend.to_device(k, dev)
             if k.dtype == bool:
                 out.extend(backend.array_module(k).nonzero(k))
                 continue
@@ -258,7 +261,7 @@ _getitem.defvjp(lambda g, y, x, *, index: _scatter(g, shape=x.shape, index=index
 @_getitem.api
 def getitem(x: Tensor, index: Any) -> Tensor:
     """x[index] with NumPy's rules; the gradient adds up where an element is picked twice."""
-    return _getitem(x, index=_index_key(index))
+    return _getitem(x, index=_index_key(index, x))
 
 
 @primitive("scatter", save="", samples=[
@@ -300,7 +303,7 @@ _setitem.defvjp(lambda g, y, x, v, *, index: _setitem(g, 0, index=index), _setit
 @_setitem.api
 def setitem(x: Tensor, value: Any, index: Any) -> Tensor:
     """x with x[index] replaced by value, out of place (Tensor.__setitem__ writes it back)."""
-    return _setitem(x, value, index=_index_key(index))
+    return _setitem(x, value, index=_index_key(index, x))
 
 
 # -- copies, dtypes, devices ------------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""The same Tensor on CuPy: every registered op's values and gradients on a GPU match the CPU's.
+
+Every test here is marked `cuda` and skips, with the reason, where no CUDA GPU can be used.
+"""
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+from gradtensor.ops import REGISTRY
+from gradtensor.testing import sample_call
+
+pytestmark = pytest.mark.cuda
+
+CASES = [
+    pytest.param(name, i, id=f"{name}-{i}")
+    for name, op in sorted(REGISTRY.items())
+    if getattr(op, "differentiable", True)
+    for i in range(len(op.samples))
+]
+
+
+def _run(name, i, device, dtype):
+    op = REGISTRY[name]
+    fn, xs = sample_call(op, op.samples[i], dtype=dtype, device=device)
+    out = fn(*xs)
+    outs = out if isinstance(out, list) else [out]
+    rng = np.random.default_rng(3)
+    vs = [gt.tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=device) for o in outs]
+    live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
+    grads = gt.grad([o for o, _ in live], xs, [v for _, v in live], allow_unused=True) \
+        if live else [None] * len(xs)
+    to_np = lambda t: None if t is None else t.detach().cpu().numpy()  # noqa: E731
+    return [to_np(o) for o in outs], [to_np(g) for g in grads]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(gt.float64, 1e-9), (gt.float32, 2e-4)])
+@pytest.mark.parametrize("name,i", CASES)
+def test_op_matches_cpu(name, i, dtype, rtol):
+    if name == "to_device":
+        pytest.skip("to_device's sample moves to the CPU; device moves are tested below")
+    cpu_out, cpu_grads = _run(name, i, "cpu", dtype)
+    gpu_out, gpu_grads = _run(name, i, "cuda", dtype)
+    for a, b in zip(cpu_out, gpu_out):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * 1e-2)
+    for k, (a, b) in enumerate(zip(cpu_grads, gpu_grads)):
+        assert (a is None) == (b is None), f"{name}: gradient {k} present on one device only"
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * 1e-2,
+                                       err_msg=f"{name}: gradient of input {k}")
+
+
+def test_devices_and_moves():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    y = x.cuda()
+    assert y.device == gt.device("cuda:0") and str(y.device) == "cuda:0"
+    (y * y).sum().backward()
+    assert x.grad.device == gt.device("cpu")
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    assert y.cpu().device.type == "cpu"
+    assert gt.cuda.is_available() and gt.cuda.device_count() >= 1
+    gt.cuda.synchronize()
+
+
+def test_mixing_devices_is_an_error_naming_both():
+    with pytest.raises(RuntimeError, match="add: tensors are on different devices, cpu and cuda:0"):
+        gt.ones(2) + gt.ones(2, device="cuda")
+    with pytest.raises(RuntimeError, match="host memory"):
+        gt.ones(2, device="cuda") + np.ones(2)
+
+
+def test_numpy_on_gpu_points_to_cpu_and_item_and_repr_work():
+    t = gt.tensor([1.5], device="cuda")
+    with pytest.raises(TypeError, match=r"\.cpu\(\)"):
+        t.numpy()
+    assert t.item() == 1.5
+    assert "device='cuda:0'" in repr(t)
+
+
+def test_zero_copy_interop_with_cupy_torch_and_numba():
+    import cupy
+
+    t = gt.zeros(3, device="cuda")
+    c = cupy.asarray(t)  # through __cuda_array_interface__
+    c[0] = 5
+    assert t.tolist()[0] == 5.0
+    back = gt.from_dlpack(cupy.arange(3, dtype=cupy.float32))
+    assert back.device.type == "cuda" and back.tolist() == [0.0, 1.0, 2.0]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and torch.cuda.is_available():
+        tt = torch.from_dlpack(t)
+        tt[1] = 3
+        assert t.tolist()[1] == 3.0
+    from numba import cuda as ncuda
+
+    assert ncuda.as_cuda_array(t).shape == (3,)
+
+
+def test_float16_elementwise_and_linear_on_gpu():
+    x = gt.randn(4, 8, device="cuda", dtype=gt.float16, requires_grad=True)
+    w = gt.randn(3, 8, device="cuda", dtype=gt.float16, requires_grad=True)
+    y = gt.nn.functional.linear(gt.tanh(x), w, activation="relu")
+    assert y.dtype == gt.float16
+    y.sum().backward()
+    assert x.grad.dtype == gt.float16 and w.grad.dtype == gt.float16
+    ref = np.maximum(np.tanh(x.detach().cpu().numpy().astype(np.float32))
+                     @ w.detach().cpu().numpy().astype(np.float32).T, 0)
+    np.testing.assert_allclose(y.detach().cpu().numpy().astype(np.float32), ref, rtol=2e-2,
+                               atol=2e-2)
+
+
+def test_training_loop_holds_steady_gpu_memory():
+    import cupy
+
+    pool = cupy.get_default_memory_pool()
+    gt.manual_seed(0)
+    w1 = gt.randn(256, 128, device="cuda", requires_grad=True)
+    w2 = gt.randn(10, 256, device="cuda", requires_grad=True)
+    x = gt.randn(64, 128, device="cuda")
+    target = gt.tensor(np.arange(64) % 10).cuda()
+
+    def step():
+        h = gt.nn.functional.linear(x, w1, activation="relu")
+        loss = gt.nn.functional.cross_entropy(gt.nn.functional.linear(h, w2), target)
+        loss.backward()
+        with gt.no_grad():
+            for p in (w1, w2):
+                p -= 1e-3 * p.grad
+                p.grad = None
+
+    for _ in range(20):
+        step()
+    gt.cuda.synchronize()
+    before = pool.used_bytes()
+    for _ in range(500):
+        step()
+    gt.cuda.synchronize()
+    assert pool.used_bytes() <= before + 1024 * 1024, (before, pool.used_bytes())
