@@ -15,6 +15,7 @@ no GPU), which is how CI tests them.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numba
@@ -377,6 +378,17 @@ def _launch_args(stream_arrays: list[Any]) -> tuple[Any, list[Any]]:
     return stream, [cuda.as_cuda_array(a, sync=False) for a in stream_arrays]
 
 
+def _launch(kernel: Any, grid: tuple[int, int], block: tuple[int, int], stream: Any, *args) -> None:
+    if SIMULATOR:
+        kernel[grid, block, stream](*args)
+        return
+    # Small grids are intended here (path B on small layers), not a mistake worth a warning on
+    # every call; with warnings as errors (pytest) it would even fail the call.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numba.core.errors.NumbaPerformanceWarning)
+        kernel[grid, block, stream](*args)
+
+
 def use_path_b(batch: int, n_in: int, n_out: int) -> bool:
     """Whether the fused tiled GEMM (path B) serves this shape; see PATH_B_MAX_MACS."""
     return batch * n_in * n_out <= PATH_B_MAX_MACS
@@ -417,8 +429,12 @@ def linear_act_forward(
             z_arg = z if keep_z else xp.empty((1, 1), x.dtype)
             stream, (dx, dw, db, dy, dz) = _launch_args([x, weight, b, y, z_arg])
             grid = _grid_2d(batch, n_out, TILE)
-            k["gemm_forward"][grid, (THREADS, THREADS), stream](
-                dx, dw, db, has_bias, code, keep_z, dy, dz
+            _launch(
+                k["gemm_forward"],
+                grid,
+                (THREADS, THREADS),
+                stream,
+                *(dx, dw, db, has_bias, code, keep_z, dy, dz),
             )
     else:
         z = xp.matmul(x, weight.T)
@@ -429,7 +445,13 @@ def linear_act_forward(
             y_arg = y if keep_z else xp.empty((1, 1), x.dtype)
             stream, (dz, db, dy) = _launch_args([z, b, y_arg])
             grid = (max(1, -(-n_out // _EW_X)), min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
-            k["epilogue_forward"][grid, (_EW_X, _EW_Y), stream](dz, db, has_bias, code, keep_z, dy)
+            _launch(
+                k["epilogue_forward"],
+                grid,
+                (_EW_X, _EW_Y),
+                stream,
+                *(dz, db, has_bias, code, keep_z, dy),
+            )
     if code == IDENTITY:
         return y, None
     return y, (z if keep_z else y)
@@ -468,12 +490,13 @@ def linear_act_backward(
         if batch and n_in:
             stream, (dgy, daux, dw, dgx) = _launch_args([gy, aux, weight, gx])
             grid = _grid_2d(batch, n_in, TILE)
-            k["gemm_grad_x"][grid, (THREADS, THREADS), stream](dgy, daux, code, dw, dgx)
+            _launch(k["gemm_grad_x"], grid, (THREADS, THREADS), stream, dgy, daux, code, dw, dgx)
         if n_out and (n_in or bias):
             stream, (dgy, daux, dx, dgw, dgb) = _launch_args([gy, aux, x, gw, gb])
             # At least one column of blocks, even for In == 0, so that gb is still summed.
             grid = (max(1, -(-n_in // TILE)), max(1, -(-n_out // TILE)))
-            k["gemm_grad_w"][grid, (THREADS, THREADS), stream](dgy, daux, code, dx, dgw, dgb, bias)
+            args = (dgy, daux, code, dx, dgw, dgb, bias)
+            _launch(k["gemm_grad_w"], grid, (THREADS, THREADS), stream, *args)
         return gx, gw, (gb[:n_out].astype(dtype) if bias else None)
     gz = gy if code == IDENTITY else xp.empty_like(gy)
     row_blocks = max(1, min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
@@ -481,7 +504,13 @@ def linear_act_backward(
     if n_out and (bias or code != IDENTITY):
         stream, (dgy, daux, dgz, dpartial) = _launch_args([gy, aux, gz, partial])
         grid = (max(1, -(-n_out // _EW_X)), row_blocks)
-        k["epilogue_backward"][grid, (_EW_X, _EW_Y), stream](dgy, daux, code, dgz, dpartial)
+        _launch(
+            k["epilogue_backward"],
+            grid,
+            (_EW_X, _EW_Y),
+            stream,
+            *(dgy, daux, code, dgz, dpartial),
+        )
     gx = xp.matmul(gz, weight)
     gw = xp.matmul(gz.T, x)
     gb = partial[:, :n_out].sum(axis=0).astype(dtype) if bias else None

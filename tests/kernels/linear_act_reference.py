@@ -1,0 +1,80 @@
+"""Float64 NumPy reference for the linear + activation kernels, shared by the kernel tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SHAPES = [(1, 1, 1), (5, 37, 19), (130, 64, 257), (4096, 64, 64)]
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    # exp of the non-positive side only: no overflow warnings, no 1 - (almost 1) cancellation.
+    e = np.exp(-np.abs(v))
+    return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def activation(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """act(z) and act'(z) in float64, written from the definitions."""
+    if name == "identity":
+        return z, np.ones_like(z)
+    if name == "relu":
+        return np.maximum(z, 0.0), (z > 0).astype(np.float64)
+    if name == "sigmoid":
+        y = _sigmoid(z)
+        return y, y * _sigmoid(-z)
+    if name == "tanh":
+        # 1 - tanh^2 = 1 / cosh^2, without cancellation in the tails.
+        with np.errstate(over="ignore"):
+            return np.tanh(z), 1.0 / np.cosh(z) ** 2
+    if name == "gelu":
+        # Phi(z) = erfc(-z / sqrt 2) / 2, accurate in the negative tail where 1 + erf cancels.
+        cdf = 0.5 * _erfc(-z / math.sqrt(2.0))
+        return z * cdf, cdf + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    if name == "gelu_tanh":
+        # 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 sigmoid(2u) sigmoid(-2u).
+        k = math.sqrt(2.0 / math.pi)
+        u = k * (z + 0.044715 * z**3)
+        s, s_neg = _sigmoid(2.0 * u), _sigmoid(-2.0 * u)
+        du = k * (1.0 + 3 * 0.044715 * z * z)
+        return z * s, s + 2.0 * z * s * s_neg * du
+    raise KeyError(name)
+
+
+def forward_backward(x, w, b, gy, name):
+    """y, gx, gw, gb of act(x @ w.T + b), all float64."""
+    x, w, gy = (np.asarray(a, np.float64) for a in (x, w, gy))
+    z = x @ w.T
+    if b is not None:
+        z = z + np.asarray(b, np.float64)
+    y, d = activation(name, z)
+    gz = gy * d
+    return y, gz @ w, gz.T @ x, gz.sum(axis=0)
+
+
+def inputs(shape, dtype, seed=0, bias=True):
+    """x, w, b, gy with a spread of pre-activations that crosses every activation's bends."""
+    batch, n_in, n_out = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, n_in)).astype(dtype)
+    # Scaled so that x @ w.T has unit variance whatever In is.
+    w = (rng.standard_normal((n_out, n_in)) * (1.5 / math.sqrt(n_in))).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype) if bias else None
+    gy = rng.standard_normal((batch, n_out)).astype(dtype)
+    return x, w, b, gy
+
+
+def assert_close(name, got, want, rtol):
+    """|got - want| <= rtol * scale, where scale is the largest |want| (at least 1)."""
+    got = np.asarray(got, np.float64)
+    assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
+    assert np.all(np.isfinite(got)), f"{name}: non-finite values"
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    err = float(np.abs(got - want).max(initial=0.0))
+    assert err <= rtol * scale, f"{name}: max error {err:.3g} > {rtol:g} * {scale:.3g}"
+
+
+RTOL = {np.dtype(np.float16): 2e-2, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}

@@ -1,0 +1,263 @@
+"""CPU linear + activation kernels against a float64 NumPy reference."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from linear_act_reference import RTOL, SHAPES, activation, assert_close, forward_backward, inputs
+
+import kernels
+import kernels.cpu as kcpu
+
+DTYPES = [np.float32, np.float64]
+
+
+def run_both(module, x, w, b, gy, name):
+    y, aux = module.linear_act_forward(x, w, b, name)
+    gx, gw, gb = module.linear_act_backward(gy, x, w, aux, name, bias=b is not None)
+    return y, aux, gx, gw, gb
+
+
+def check_against_reference(x, w, b, gy, name, got):
+    y, aux, gx, gw, gb = got
+    dtype = np.dtype(x.dtype)
+    ry, rgx, rgw, rgb = forward_backward(x, w, b, gy, name)
+    for label, a in [("y", y), ("gx", gx), ("gw", gw)]:
+        assert a.dtype == dtype, f"{label} has dtype {a.dtype}, expected {dtype}"
+    assert_close("y", y, ry, RTOL[dtype])
+    assert_close("gx", gx, rgx, RTOL[dtype])
+    assert_close("gw", gw, rgw, RTOL[dtype])
+    if b is None:
+        assert gb is None
+    else:
+        assert gb.dtype == dtype
+        assert_close("gb", gb, rgb, RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("name", kernels.ACTIVATIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matches_reference(shape, name, bias, dtype):
+    x, w, b, gy = inputs(shape, dtype, bias=bias)
+    check_against_reference(x, w, b, gy, name, run_both(kcpu, x, w, b, gy, name))
+
+
+@pytest.mark.parametrize("name", kernels.ACTIVATIONS)
+def test_aux_is_the_cheapest_saved_array(name):
+    x, w, b, _ = inputs((7, 5, 3), np.float32)
+    y, aux = kcpu.linear_act_forward(x, w, b, name)
+    kind = kernels.AUX_KIND[name]
+    if kind is None:
+        assert aux is None
+    elif kind == "output":
+        assert aux is y
+    else:
+        z = x.astype(np.float64) @ w.T.astype(np.float64) + b
+        np.testing.assert_allclose(aux, z, rtol=1e-5, atol=1e-5)
+
+
+def test_top_level_dispatches_numpy_to_cpu():
+    x, w, b, gy = inputs((6, 4, 3), np.float64)
+    got = run_both(kernels, x, w, b, gy, "gelu")
+    want = run_both(kcpu, x, w, b, gy, "gelu")
+    for a, c in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "tanh"])
+def test_non_contiguous_inputs(name):
+    x, w, b, gy = inputs((33, 17, 65), np.float32)
+    # Transposed views (F-order), a strided column slice, and a strided bias.
+    x_t = np.ascontiguousarray(x.T).T
+    w_t = np.ascontiguousarray(w.T).T
+    gy_wide = np.zeros((33, 130), np.float32)
+    gy_wide[:, ::2] = gy
+    gy_s = gy_wide[:, ::2]
+    b_wide = np.zeros(130, np.float32)
+    b_wide[::2] = b
+    b_s = b_wide[::2]
+    assert not x_t.flags.c_contiguous and not gy_s.flags.c_contiguous
+    y, aux = kcpu.linear_act_forward(x_t, w_t, b_s, name)
+    aux_s = None
+    if aux is not None:
+        aux_wide = np.zeros((33, 130), np.float32)
+        aux_wide[:, 1::2] = aux
+        aux_s = aux_wide[:, 1::2]
+    gx, gw, gb = kcpu.linear_act_backward(gy_s, x_t, w_t, aux_s, name)
+    check_against_reference(x, w, b, gy, name, (y, aux, gx, gw, gb))
+    # A slice that BLAS cannot take as it is.
+    x_wide = np.zeros((33, 34), np.float32)
+    x_wide[:, ::2] = x
+    y2, _ = kcpu.linear_act_forward(x_wide[:, ::2], w, b, name)
+    np.testing.assert_allclose(y2, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["identity", "relu", "gelu", "sigmoid"])
+def test_parallel_passes_match_serial(monkeypatch, name):
+    x, w, b, gy = inputs((130, 64, 257), np.float32)
+    serial = run_both(kcpu, x, w, b, gy, name)
+    monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", 0)
+    assert kcpu._chunks(130 * 257) > 1 or kcpu.numba.get_num_threads() == 1
+    parallel = run_both(kcpu, x, w, b, gy, name)
+    for a, c in zip(serial, parallel, strict=True):
+        if a is None:
+            assert c is None
+        else:
+            np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
+def test_activation_pointwise_accuracy(name, dtype):
+    # One input and one output feature with weight 1: y is act(z) itself, element by element,
+    # over a range wide enough to reach exp's clamps and the saturated tails.
+    z = np.concatenate([np.linspace(-120, 120, 20001), np.linspace(-3, 3, 20001)])
+    z = z.astype(dtype)[:, None]
+    one = np.ones((1, 1), dtype)
+    y, aux = kcpu.linear_act_forward(z, one, None, name)
+    gx, _, _ = kcpu.linear_act_backward(np.ones_like(z), z, one, aux, name, bias=False)
+    want_y, want_d = activation(name, z.astype(np.float64))
+    # Relative accuracy where the float32 value is normal; absolute near zero.
+    rtol, atol = (2e-5, 1e-30) if dtype == np.float32 else (1e-12, 1e-300)
+    np.testing.assert_allclose(y, want_y, rtol=rtol, atol=atol)
+    # Derivatives read from the output (sigmoid, tanh) are only as good as eps absolutely.
+    d_atol = 1e-6 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(gx, want_d, rtol=10 * rtol, atol=d_atol)
+
+
+@pytest.mark.parametrize("name", kernels.ACTIVATIONS)
+def test_nan_propagates(name):
+    x, w, b, _ = inputs((4, 3, 5), np.float32)
+    x[1, 0] = np.nan
+    y, _ = kcpu.linear_act_forward(x, w, b, name)
+    assert np.isnan(y[1]).all()
+    assert np.isfinite(np.delete(y, 1, axis=0)).all()
+
+
+def test_empty_batch():
+    x, w, b, _ = inputs((0, 3, 4), np.float32)
+    y, aux = kcpu.linear_act_forward(x, w, b, "gelu")
+    gx, gw, gb = kcpu.linear_act_backward(np.zeros((0, 4), np.float32), x, w, aux, "gelu")
+    assert y.shape == (0, 4) and gx.shape == (0, 3)
+    np.testing.assert_array_equal(gw, 0)
+    np.testing.assert_array_equal(gb, 0)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+F32 = np.float32
+
+
+def _fwd_args(**over):
+    args = {
+        "x": np.ones((2, 3), F32),
+        "weight": np.ones((4, 3), F32),
+        "bias": np.ones(4, F32),
+        "activation": "relu",
+    }
+    args.update(over)
+    return args
+
+
+def _bwd_args(**over):
+    args = {
+        "gy": np.ones((2, 4), F32),
+        "x": np.ones((2, 3), F32),
+        "weight": np.ones((4, 3), F32),
+        "aux": np.ones((2, 4), F32),
+        "activation": "relu",
+        "bias": True,
+    }
+    args.update(over)
+    return args
+
+
+FORWARD_ERRORS = [
+    (dict(x=np.ones(3, F32)), r"linear_act_forward: x must be 2-D .*\(3,\)"),
+    (dict(weight=np.ones((4, 3, 1), F32)), r"weight must be 2-D .*\(4, 3, 1\)"),
+    (dict(weight=np.ones((4, 5), F32)), r"x \(2, 3\) and weight \(4, 5\) do not align"),
+    (dict(bias=np.ones(5, F32)), r"bias must have shape \(4,\) .* got \(5,\)"),
+    (dict(bias=np.ones((1, 4), F32)), r"bias must have shape \(4,\)"),
+    (dict(weight=np.ones((4, 3))), r"dtypes must match, got x float32, weight float64"),
+    (dict(bias=np.ones(4)), r"dtypes must match, got .*bias float64"),
+    (
+        dict(x=np.ones((2, 3), np.int32), weight=np.ones((4, 3), np.int32), bias=None),
+        r"unsupported dtype int32 for x",
+    ),
+    (
+        dict(x=np.ones((2, 3), np.float16), weight=np.ones((4, 3), np.float16), bias=None),
+        r"unsupported dtype float16 for x; use float32, float64",
+    ),
+    (dict(activation="swish"), r"unknown activation 'swish'; expected one of identity, relu"),
+    (dict(activation=None), r"unknown activation None"),
+    (dict(weight=[[1.0, 2.0, 3.0]]), r"weight must be a NumPy array, got builtins.list"),
+]
+
+
+@pytest.mark.parametrize(("over", "match"), FORWARD_ERRORS)
+@pytest.mark.parametrize("module", [kernels, kcpu], ids=["dispatch", "cpu"])
+def test_forward_rejects(module, over, match):
+    with pytest.raises(ValueError, match=match):
+        module.linear_act_forward(**_fwd_args(**over))
+
+
+BACKWARD_ERRORS = [
+    (dict(gy=np.ones((2, 5), F32)), r"linear_act_backward: gy must have shape .*\(2, 5\)"),
+    (dict(gy=np.ones((3, 4), F32)), r"gy must have shape"),
+    (dict(gy=np.ones(4, F32)), r"gy must be 2-D"),
+    (dict(weight=np.ones((4, 2), F32)), r"x \(2, 3\) and weight \(4, 2\) do not align"),
+    (dict(aux=None), r"activation 'relu' needs the aux"),
+    (dict(aux=np.ones((2, 5), F32)), r"aux for 'relu' must have shape \(2, 4\), got \(2, 5\)"),
+    (dict(gy=np.ones((2, 4))), r"dtypes must match, got gy float64, x float32"),
+    (dict(aux=np.ones((2, 4))), r"dtypes must match, .*aux float64"),
+    (dict(activation="elu"), r"unknown activation 'elu'"),
+    (dict(bias=None), r"bias must be True or False, got None"),
+    (dict(bias=np.ones(4, F32)), r"bias must be True or False"),
+]
+
+
+@pytest.mark.parametrize(("over", "match"), BACKWARD_ERRORS)
+@pytest.mark.parametrize("module", [kernels, kcpu], ids=["dispatch", "cpu"])
+def test_backward_rejects(module, over, match):
+    with pytest.raises(ValueError, match=match):
+        module.linear_act_backward(**_bwd_args(**over))
+
+
+def test_identity_backward_needs_no_aux():
+    gx, gw, gb = kcpu.linear_act_backward(**_bwd_args(aux=None, activation="identity"))
+    np.testing.assert_array_equal(gb, [2, 2, 2, 2])
+
+
+def test_dispatch_rejects_unknown_array_type():
+    with pytest.raises(ValueError, match=r"linear_act_forward: x must be a NumPy array or a CUDA"):
+        kernels.linear_act_forward([[1.0]], np.ones((1, 1), F32), None, "relu")
+    with pytest.raises(ValueError, match=r"linear_act_backward: x must be a NumPy array"):
+        kernels.linear_act_backward(np.ones((1, 1), F32), 3.0, np.ones((1, 1), F32), None, "relu")
+
+
+def test_package_marker_and_names():
+    assert kernels.GRADTENSOR_KERNELS_API == 1
+    assert kernels.ACTIVATIONS == ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
+    assert set(kernels.AUX_KIND) == set(kernels.ACTIVATIONS)
+
+
+def test_import_is_light():
+    # A fresh interpreter: importing kernels must not pull in Numba (compilation), CuPy or CUDA.
+    code = (
+        "import sys, kernels; "
+        "bad = [m for m in ('numba', 'cupy', 'kernels.cpu', 'kernels.cuda') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_warmup_compiles_every_signature():
+    kcpu.warmup()
+    # Two dtypes, one C-contiguous signature each: nothing else should ever be compiled.
+    assert len(kcpu._forward_rows.signatures) == 2
+    assert len(kcpu._backward_rows.signatures) == 2
+    assert math.isfinite(float(kcpu.linear_act_forward(*_fwd_args().values())[0].sum()))
