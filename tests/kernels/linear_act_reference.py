@@ -78,3 +78,24 @@ def assert_close(name, got, want, rtol):
 
 
 RTOL = {np.dtype(np.float16): 2e-2, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+
+
+def check_module(module, shape, name, bias, dtype, to_device, to_host, **kwargs):
+    """Run forward and backward of `module` on device copies and compare with the reference."""
+    x, w, b, gy = inputs(shape, dtype, bias=bias)
+    dev = [None if a is None else to_device(a) for a in (x, w, b, gy)]
+    y, aux = module.linear_act_forward(dev[0], dev[1], dev[2], name, **kwargs)
+    gx, gw, gb = module.linear_act_backward(dev[3], dev[0], dev[1], aux, name, bias, **kwargs)
+    ry, rgx, rgw, rgb = forward_backward(x, w, b, gy, name)
+    rtol = RTOL[np.dtype(dtype)]
+    for label, got, want in [("y", y, ry), ("gx", gx, rgx), ("gw", gw, rgw)]:
+        assert got.dtype == np.dtype(dtype), f"{label} has dtype {got.dtype}"
+        assert_close(label, to_host(got), want, rtol)
+    if bias:
+        assert gb.dtype == np.dtype(dtype)
+        assert_close("gb", to_host(gb), rgb, rtol)
+    else:
+        assert gb is None
+    if name == "identity":
+        assert aux is None
+    return y, aux

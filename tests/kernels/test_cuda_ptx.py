@@ -1,0 +1,59 @@
+"""Every CUDA kernel compiles to PTX for a real GPU (sm_80), which needs NVVM but no GPU.
+
+The simulator runs the kernels' Python source, so it cannot catch what only the CUDA compiler
+rejects (float16 casts, shared/local array types, unsupported math); this test can.
+"""
+
+import pytest
+
+try:
+    from numba import cuda, types
+    from numba.cuda.cudadrv.nvvm import NVVM
+
+    NVVM()
+    NO_NVVM = None
+except Exception as e:  # a missing toolkit shows up as several different error types
+    NO_NVVM = f"libNVVM (CUDA toolkit) is not available: {type(e).__name__}"
+
+pytestmark = pytest.mark.skipif(NO_NVVM is not None, reason=str(NO_NVVM))
+
+
+class _Sm80:
+    compute_capability = (8, 0)
+
+
+def _signatures(storage, compute):
+    a = types.Array(storage, 2, "C")
+    v = types.Array(storage, 1, "C")
+    p = types.Array(compute, 2, "C")
+    g = types.Array(compute, 1, "C")
+    b, i = types.boolean, types.int64
+    return {
+        "epilogue_forward": (a, v, b, i, b, a),
+        "epilogue_backward": (a, a, i, a, p),
+        "gemm_forward": (a, a, v, b, i, b, a, a),
+        "gemm_grad_x": (a, a, i, a, a),
+        "gemm_grad_w": (a, a, i, a, a, g, b),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["float16", "float32", "float64"])
+def test_kernels_compile_to_ptx(monkeypatch, storage):
+    import numba.cuda.dispatcher
+
+    import kernels.cuda as kcuda
+
+    assert not kcuda.SIMULATOR
+    # Device functions are compiled for "the current device"; stand one in, there is no GPU.
+    if not hasattr(numba.cuda.dispatcher, "get_current_device"):
+        pytest.skip("this Numba's CUDA dispatcher has no get_current_device to stand in for")
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: _Sm80())
+    storage_t = getattr(types, storage)
+    compute_t = types.float64 if storage == "float64" else types.float32
+    compiled = kcuda._KERNELS[compute_t]
+    for name, sig in _signatures(storage_t, compute_t).items():
+        ptx, _ = cuda.compile_ptx(compiled[name].py_func, sig, cc=(8, 0))
+        assert ".entry" in ptx, name
+        # Accumulators and operand fragments must live in registers, not local memory.
+        assert ".local" not in ptx, f"{name} spills to local memory"
