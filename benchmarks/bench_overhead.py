@@ -87,8 +87,14 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "meets" if ratio <= 1.0 else "misses"
         print(f"  gradtensor / pytorch = {ratio:.2f}  ({verdict} the target of <= 1.00)")
         rows["ratio_gradtensor_over_pytorch"] = ratio
-    payload = {"benchmark": "overhead", "machine": machine(), "ops": OPS, "size": args.size,
-               "quick": args.quick, "results": rows}
+    payload = {
+        "benchmark": "overhead",
+        "machine": machine(),
+        "ops": OPS,
+        "size": args.size,
+        "quick": args.quick,
+        "results": rows,
+    }
     if not args.quick:
         print("saved", save("overhead", payload))
     return payload

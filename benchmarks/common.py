@@ -9,14 +9,20 @@ import platform
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def alternate(cases: dict[str, Callable[[], Any]], repeats: int = 20, inner: int = 1,
-              warmup: int = 3, sync: Callable[[], None] | None = None) -> dict[str, dict]:
+def alternate(
+    cases: dict[str, Callable[[], Any]],
+    repeats: int = 20,
+    inner: int = 1,
+    warmup: int = 3,
+    sync: Callable[[], None] | None = None,
+) -> dict[str, dict]:
     """Time each case `repeats` times, round-robin so drift hits all alike; seconds per call.
 
     `inner` calls make one timed sample (for very short calls); `sync` runs before each clock
@@ -37,8 +43,7 @@ def alternate(cases: dict[str, Callable[[], Any]], repeats: int = 20, inner: int
                 sync()
             samples[name].append((time.perf_counter() - t0) / inner)
     return {
-        name: {"median_s": statistics.median(s), "min_s": min(s), "repeats": len(s),
-               "inner": inner}
+        name: {"median_s": statistics.median(s), "min_s": min(s), "repeats": len(s), "inner": inner}
         for name, s in samples.items()
     }
 

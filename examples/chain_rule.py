@@ -27,8 +27,13 @@ def main() -> dict:
     print(f"  df/dx = {x.grad.item():g}")
     print(f"  df/dy = {y.grad.item():g}")
     print(f"  df/dz = {z.grad.item():g}")
-    return {"q": q.item(), "f": f.item(), "dx": x.grad.item(), "dy": y.grad.item(),
-            "dz": z.grad.item()}
+    return {
+        "q": q.item(),
+        "f": f.item(),
+        "dx": x.grad.item(),
+        "dy": y.grad.item(),
+        "dz": z.grad.item(),
+    }
 
 
 if __name__ == "__main__":

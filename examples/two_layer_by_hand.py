@@ -43,8 +43,12 @@ def main(steps: int = 10_000, verbose: bool = True) -> dict:
         t.retain_grad()
     total = e.sum()
     total.backward()
-    grads = {"dE_dout_o1": out_o.grad[0].item(), "dE_dw5": net["W2"].grad[0, 0].item(),
-             "dE_dout_h1": out_h.grad[0].item(), "dE_dw1": net["W1"].grad[0, 0].item()}
+    grads = {
+        "dE_dout_o1": out_o.grad[0].item(),
+        "dE_dw5": net["W2"].grad[0, 0].item(),
+        "dE_dout_h1": out_h.grad[0].item(),
+        "dE_dw1": net["W1"].grad[0, 0].item(),
+    }
 
     say("Forward pass")
     say(f"  net_h1 = {net_h[0].item():.9g}")
@@ -59,8 +63,10 @@ def main(steps: int = 10_000, verbose: bool = True) -> dict:
     say("Backward pass, hidden layer (h1 feeds both outputs, so the two paths add)")
     w5, w7 = net["W2"][0, 0].item(), net["W2"][1, 0].item()
     d_o = net_o.grad
-    say(f"  dE/dout_h1 = {(d_o[0] * w5).item():.9f} + ({(d_o[1] * w7).item():.9f}) "
-        f"= {out_h.grad[0].item():.9f}")
+    say(
+        f"  dE/dout_h1 = {(d_o[0] * w5).item():.9f} + ({(d_o[1] * w7).item():.9f}) "
+        f"= {out_h.grad[0].item():.9f}"
+    )
     say(f"  dout_h1/dnet_h1 = {(out_h[0] * (1 - out_h[0])).item():.9f}")
     say(f"  dE/dw1 = {net['W1'].grad[0, 0].item():.9f}")
 
@@ -85,14 +91,26 @@ def main(steps: int = 10_000, verbose: bool = True) -> dict:
             net["W2"] -= lr * net["W2"].grad
     with gt.no_grad():
         *_, out_final, e_final = forward(net, i, target)
-    say(f"After {steps} steps: E_total = {e_final.sum().item():.3g}, outputs "
-        f"{out_final[0].item():.4f} and {out_final[1].item():.4f}")
+    say(
+        f"After {steps} steps: E_total = {e_final.sum().item():.3g}, outputs "
+        f"{out_final[0].item():.4f} and {out_final[1].item():.4f}"
+    )
     return {
-        "net_h1": net_h[0].item(), "out_h1": out_h[0].item(), "out_h2": out_h[1].item(),
-        "net_o1": net_o[0].item(), "out_o1": out_o[0].item(), "out_o2": out_o[1].item(),
-        "E_o1": e[0].item(), "E_o2": e[1].item(), "E_total": total.item(),
-        **grads, "w1": w1.tolist(), "w2": w2.tolist(), "E_after_one": after_one,
-        "E_final": e_final.sum().item(), "out_final": out_final.tolist(),
+        "net_h1": net_h[0].item(),
+        "out_h1": out_h[0].item(),
+        "out_h2": out_h[1].item(),
+        "net_o1": net_o[0].item(),
+        "out_o1": out_o[0].item(),
+        "out_o2": out_o[1].item(),
+        "E_o1": e[0].item(),
+        "E_o2": e[1].item(),
+        "E_total": total.item(),
+        **grads,
+        "w1": w1.tolist(),
+        "w2": w2.tolist(),
+        "E_after_one": after_one,
+        "E_final": e_final.sum().item(),
+        "out_final": out_final.tolist(),
     }
 
 

@@ -7,18 +7,37 @@
 tensor([2., 4., 6.], dtype=float32)
 """
 
-from . import backend
+from . import autograd, backend, cuda, nn, ops, testing
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, device
-from .tensor import (
-    Tensor, arange, as_dtype, bool_, empty, eye, float16, float32, float64, from_numpy, full,
-    full_like, get_default_dtype, int32, int64, ones, ones_like, rand, randint, randn,
-    set_default_dtype, tensor, zeros, zeros_like,
-)
 from .ops import *  # noqa: F403  (every op is also a gt. function)
 from .ops import use_kernels
-from . import autograd, nn, ops, testing
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
-from . import cuda
+from .tensor import (
+    Tensor,
+    arange,
+    as_dtype,
+    bool_,
+    empty,
+    eye,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    get_default_dtype,
+    int32,
+    int64,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    set_default_dtype,
+    tensor,
+    zeros,
+    zeros_like,
+)
 
 bool = bool_  # noqa: A001  (gt.bool, as torch.bool)
 

@@ -1,6 +1,7 @@
 """The only module that knows NumPy from CuPy: array modules, devices, transfers, random numbers.
 
-Everything else asks this module for `xp` (the array module of a device or an array) and never imports
+Everything else asks this module for `xp` (the array module of a device or an array) and never
+imports
 NumPy-vs-CuPy specifics itself. CuPy is imported lazily, on the first request for a CUDA device, so
 `import gradtensor` stays fast and works on machines without CuPy or a GPU.
 """

@@ -1,4 +1,4 @@
-"""CUDA queries (`gt.cuda.is_available()` and friends); they never raise on a machine without one."""
+"""CUDA queries (`gt.cuda.is_available()` and friends); they never raise without a GPU."""
 
 from __future__ import annotations
 

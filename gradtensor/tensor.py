@@ -7,7 +7,8 @@ other module needs them and they need nothing but the backend.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,9 @@ def set_default_dtype(dtype: Any) -> None:
     """The dtype Python floats and float64 NumPy data become: `gt.set_default_dtype(gt.float64)`."""
     d = as_dtype(dtype)
     if d.kind != "f":
-        raise TypeError(f"set_default_dtype: only floating-point dtypes can be the default, not {d}")
+        raise TypeError(
+            f"set_default_dtype: only floating-point dtypes can be the default, not {d}"
+        )
     _Defaults.float_dtype = d
 
 
@@ -68,13 +71,22 @@ class Tensor:
     tensor([2., 4.], dtype=float32)
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_idx", "_version", "_view",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "grad",
+        "_node",
+        "_idx",
+        "_version",
+        "_view",
+        "__weakref__",
+    )
     __array_ufunc__ = None  # make NumPy defer: ndarray + Tensor calls Tensor.__radd__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
 
-    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
-                 device: Any = None):
+    def __init__(
+        self, data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+    ):
         t = tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
         self.data, self.requires_grad, self.grad = t.data, t.requires_grad, None
         self._node, self._idx, self._version, self._view = None, 0, [0], False
@@ -169,7 +181,9 @@ class Tensor:
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
         if self.size != 1:
-            raise ValueError(f"item: only one-element tensors convert to a number, shape {self.shape}")
+            raise ValueError(
+                f"item: only one-element tensors convert to a number, shape {self.shape}"
+            )
         return self.data.reshape(()).item() if self._device.type == "cpu" else self.data.item()
 
     def tolist(self) -> Any:
@@ -183,14 +197,17 @@ class Tensor:
 
     def __index__(self) -> int:
         if self.dtype.kind not in "iu" or self.size != 1:
-            raise TypeError(f"only integer tensors of one element can be used as an index, "
-                            f"not {self.dtype} of shape {self.shape}")
+            raise TypeError(
+                f"only integer tensors of one element can be used as an index, "
+                f"not {self.dtype} of shape {self.shape}"
+            )
         return int(self.item())
 
     def __bool__(self) -> bool:
         if self.size != 1:
             raise ValueError(
-                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all()"
             )
         return bool(self.item())
 
@@ -206,8 +223,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         data = backend.to_device(self.data, CPU)
-        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=1000,
-                               precision=4)
+        body = np.array2string(data, separator=", ", prefix="tensor(", threshold=1000, precision=4)
         extras = []
         if self.dtype not in (_Defaults.float_dtype, int64, bool_) or self.dtype.kind == "f":
             extras.append(f"dtype={self.dtype}")
@@ -220,8 +236,9 @@ class Tensor:
         return f"tensor({body}{''.join(', ' + e for e in extras)})"
 
     # -- autograd ------------------------------------------------------------------------------
-    def backward(self, gradient: Any = None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
+    ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
         from .autograd.engine import _root_grads, backward
 
@@ -236,10 +253,14 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.dtype.kind not in "fc":
-            raise TypeError(f"requires_grad_: only floating-point tensors can require gradients, "
-                            f"not {self.dtype}")
+            raise TypeError(
+                f"requires_grad_: only floating-point tensors can require gradients, "
+                f"not {self.dtype}"
+            )
         if not requires_grad and self._node is not None:
-            raise RuntimeError("requires_grad_: a non-leaf tensor always requires grad; use .detach()")
+            raise RuntimeError(
+                "requires_grad_: a non-leaf tensor always requires grad; use .detach()"
+            )
         self.requires_grad = requires_grad
         return self
 
@@ -412,8 +433,9 @@ class Tensor:
                 f"tensor of shape {self.shape}"
             )
         if out.dtype != self.dtype and not np.can_cast(out.dtype, self.dtype, "same_kind"):
-            raise TypeError(f"{symbol}: a {out.dtype} result cannot be stored in a {self.dtype} "
-                            "tensor in place")
+            raise TypeError(
+                f"{symbol}: a {out.dtype} result cannot be stored in a {self.dtype} tensor in place"
+            )
         if out.data is not self.data:
             self.data[...] = out.data
         if out._node is not None:
@@ -438,7 +460,9 @@ def _infer_dtype(arr: Any, dtype: Any) -> np.dtype:
         return _Defaults.float_dtype if arr.dtype == float64 else arr.dtype
     if kind in "iub":
         return arr.dtype
-    raise TypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype} ({arr.dtype.kind})")
+    raise TypeError(
+        f"tensor: cannot make a tensor from data of dtype {arr.dtype} ({arr.dtype.kind})"
+    )
 
 
 def _check_requires_grad(op: str, dtype: np.dtype, requires_grad: bool) -> None:
@@ -447,7 +471,7 @@ def _check_requires_grad(op: str, dtype: np.dtype, requires_grad: bool) -> None:
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
-    """A new tensor holding a copy of `data`: `gt.tensor([[1., 2.], [3., 4.]], requires_grad=True)`."""
+    """A new tensor holding a copy of `data`: `gt.tensor([[1.0, 2.0]], requires_grad=True)`."""
     if isinstance(data, Tensor):
         data = data.data
         dev = backend.device(device) if device is not None else backend.device_of_array(data)
@@ -457,8 +481,9 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
             try:
                 data = np.asarray(data)
             except ValueError as exc:
-                raise ValueError(f"tensor: cannot make a tensor from {type(data).__name__}: {exc}") \
-                    from None
+                raise ValueError(
+                    f"tensor: cannot make a tensor from {type(data).__name__}: {exc}"
+                ) from None
     dt = _infer_dtype(data, dtype)
     _check_requires_grad("tensor", dt, requires_grad)
     arr = backend.asarray(data, dt, dev)
@@ -485,8 +510,10 @@ def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
     if backend.is_cuda_array(a):
         if dev is None or dev == backend.device_of_array(a):
             return Tensor._make(a)
-        raise RuntimeError(f"{op}: operands are on different devices, {dev} and "
-                           f"{backend.device_of_array(a)}; move one with .to(device)")
+        raise RuntimeError(
+            f"{op}: operands are on different devices, {dev} and "
+            f"{backend.device_of_array(a)}; move one with .to(device)"
+        )
     if dev is not None and dev.type == "cuda":
         raise RuntimeError(
             f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
@@ -508,8 +535,9 @@ def _shape(shape: tuple) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-def _filled(fill: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any,
-            default: Any = None) -> Tensor:
+def _filled(
+    fill: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any, default: Any = None
+) -> Tensor:
     dt = as_dtype(dtype) if dtype is not None else (default or _Defaults.float_dtype)
     _check_requires_grad("tensor", dt, requires_grad)
     dev = backend.device(device)
@@ -519,7 +547,9 @@ def _filled(fill: Any, shape: tuple, dtype: Any, requires_grad: bool, device: An
     return t
 
 
-def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def zeros(
+    *shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     """A tensor of zeros: `gt.zeros(2, 3)` or `gt.zeros((2, 3))`."""
     return _filled(lambda xp, s, d: xp.zeros(s, d), shape, dtype, requires_grad, device)
 
@@ -528,12 +558,15 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: An
     return _filled(lambda xp, s, d: xp.ones(s, d), shape, dtype, requires_grad, device)
 
 
-def empty(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def empty(
+    *shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     return _filled(lambda xp, s, d: xp.empty(s, d), shape, dtype, requires_grad, device)
 
 
-def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
-         device: Any = None) -> Tensor:
+def full(
+    shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     """A tensor filled with one value: `gt.full((2, 2), 7.0)`."""
     if isinstance(shape, int):
         shape = (shape,)
@@ -542,32 +575,52 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = F
         default = bool_
     elif dtype is None and isinstance(fill_value, int):
         default = int64
-    return _filled(lambda xp, s, d: xp.full(s, fill_value, d), tuple(shape), dtype, requires_grad,
-                   device, default)
+    return _filled(
+        lambda xp, s, d: xp.full(s, fill_value, d),
+        tuple(shape),
+        dtype,
+        requires_grad,
+        device,
+        default,
+    )
 
 
 def _like(fill: Any, t: Tensor, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
-    return _filled(fill, t.shape, dtype if dtype is not None else t.dtype, requires_grad,
-                   device if device is not None else t.device)
+    return _filled(
+        fill,
+        t.shape,
+        dtype if dtype is not None else t.dtype,
+        requires_grad,
+        device if device is not None else t.device,
+    )
 
 
-def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False,
-               device: Any = None) -> Tensor:
+def zeros_like(
+    t: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     return _like(lambda xp, s, d: xp.zeros(s, d), t, dtype, requires_grad, device)
 
 
-def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False,
-              device: Any = None) -> Tensor:
+def ones_like(
+    t: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     return _like(lambda xp, s, d: xp.ones(s, d), t, dtype, requires_grad, device)
 
 
-def full_like(t: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
-              device: Any = None) -> Tensor:
+def full_like(
+    t: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     return _like(lambda xp, s, d: xp.full(s, fill_value, d), t, dtype, requires_grad, device)
 
 
-def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None,
-           requires_grad: bool = False, device: Any = None) -> Tensor:
+def arange(
+    start: Any,
+    stop: Any = None,
+    step: Any = 1,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
     """Evenly spaced values, as `numpy.arange`: `gt.arange(5)`, `gt.arange(0, 1, 0.25)`."""
     if stop is None:
         start, stop = 0, start
@@ -580,12 +633,15 @@ def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None,
     return t
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False,
-        device: Any = None) -> Tensor:
+def eye(
+    n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     return _filled(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, requires_grad, device)
 
 
-def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def randn(
+    *shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
     """Standard normal samples from the generator seeded by `gt.manual_seed`."""
     return _random(backend.random_normal, shape, dtype, requires_grad, device)
 
@@ -625,10 +681,45 @@ def _method(fn: Any) -> Any:
 
 # Named ops as methods: `x.sum(axis=0)` is `gt.sum(x, axis=0)`.
 for _name in (
-    "abs", "all", "any", "argmax", "argmin", "clip", "cos", "exp", "expand_dims", "flatten", "log",
-    "log1p", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "prod", "relu",
-    "reshape", "sigmoid", "sign", "sin", "split", "sqrt", "squeeze", "std", "sum", "swapaxes",
-    "tanh", "transpose", "unsqueeze", "var", "broadcast_to", "erf", "isnan", "isfinite",
+    "abs",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "clip",
+    "cos",
+    "exp",
+    "expand_dims",
+    "flatten",
+    "log",
+    "log1p",
+    "logsumexp",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "prod",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "sign",
+    "sin",
+    "split",
+    "sqrt",
+    "squeeze",
+    "std",
+    "sum",
+    "swapaxes",
+    "tanh",
+    "transpose",
+    "unsqueeze",
+    "var",
+    "broadcast_to",
+    "erf",
+    "isnan",
+    "isfinite",
 ):
     setattr(Tensor, _name, _method(getattr(_ops, _name)))
 Tensor.neg = _method(_ops.negative)

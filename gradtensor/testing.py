@@ -1,12 +1,14 @@
 """Gradient checking: analytic gradients against central finite differences, in float64.
 
->>> gt.testing.gradcheck(lambda x: (x * x).sum(), [gt.randn(3, dtype=gt.float64, requires_grad=True)])
+>>> x = gt.randn(3, dtype=gt.float64, requires_grad=True)
+>>> gt.testing.gradcheck(lambda x: (x * x).sum(), [x])
 True
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +41,14 @@ def _differentiable(inputs: Sequence[Any]) -> list[int]:
     return idx
 
 
-def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, seed: int = 0) -> bool:
+def gradcheck(
+    fn: Callable,
+    inputs: Sequence[Any],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> bool:
     """Check d fn / d inputs against central differences; True, or raise GradcheckError.
 
     Every output is contracted with a fixed random vector v, so one backward pass gives
@@ -54,16 +62,25 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
     targets = [inputs[i] for i in diff]
     if live:
-        analytic = grad([o for o, _ in live], targets, [v for _, v in live], retain_graph=True,
-                        allow_unused=True)
+        analytic = grad(
+            [o for o, _ in live],
+            targets,
+            [v for _, v in live],
+            retain_graph=True,
+            allow_unused=True,
+        )
     else:
         analytic = (None,) * len(targets)
 
     def contracted() -> float:
         total = 0.0
         for o, v in zip(_flat_outputs(fn(*inputs)), vs):
-            total += float((backend.to_device(o.data, backend.CPU).astype(np.float64)
-                            * backend.to_device(v.data, backend.CPU)).sum())
+            total += float(
+                (
+                    backend.to_device(o.data, backend.CPU).astype(np.float64)
+                    * backend.to_device(v.data, backend.CPU)
+                ).sum()
+            )
         return total
 
     for i, x, a in zip(diff, targets, analytic):
@@ -77,8 +94,11 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
             lo = contracted()
             flat[k] = old
             numeric[k] = (hi - lo) / (2 * eps)
-        got = np.zeros(flat.shape) if a is None else backend.to_device(
-            a.data, backend.CPU).reshape(-1).astype(np.float64)
+        got = (
+            np.zeros(flat.shape)
+            if a is None
+            else backend.to_device(a.data, backend.CPU).reshape(-1).astype(np.float64)
+        )
         err = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and err.max() > 0:
             k = int(err.argmax())
@@ -91,8 +111,14 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
     return True
 
 
-def gradgradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, seed: int = 0) -> bool:
+def gradgradcheck(
+    fn: Callable,
+    inputs: Sequence[Any],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> bool:
     """Check second derivatives: gradcheck of the (create_graph) gradient of fn."""
     inputs = list(inputs)
     diff = _differentiable(inputs)
@@ -104,19 +130,25 @@ def gradgradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: 
         os_ = [(o, v) for o, v in zip(_flat_outputs(fn(*xs)), vs) if o.requires_grad]
         if not os_:
             return ()
-        gs = grad([o for o, _ in os_], [xs[i] for i in diff], [v for _, v in os_],
-                  create_graph=True, allow_unused=True)
+        gs = grad(
+            [o for o, _ in os_],
+            [xs[i] for i in diff],
+            [v for _, v in os_],
+            create_graph=True,
+            allow_unused=True,
+        )
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_order, inputs, eps, atol, rtol, seed)
 
 
-def sample_call(op: Any, sample: Any, dtype: Any = np.float64, seed: int = 0,
-                device: Any = None) -> tuple[Callable, list[Tensor]]:
+def sample_call(
+    op: Any, sample: Any, dtype: Any = np.float64, seed: int = 0, device: Any = None
+) -> tuple[Callable, list[Tensor]]:
     """Instantiate a registered op's Sample: returns (fn, tensors) with fn(*tensors) calling it.
 
-    Tuples of ints (shapes) and float arrays become random tensors that require grad; a list of shapes
-    becomes a list argument (as concatenate takes); everything else is passed through.
+    Tuples of ints (shapes) and float arrays become random tensors that require grad; a list of
+    shapes becomes a list argument (as concatenate takes); everything else is passed through.
     """
     rng = np.random.default_rng(seed)
     lo, hi = sample.domain if sample.domain is not None else (None, None)

@@ -59,8 +59,10 @@ def test_unknown_keyword_is_named():
         F.softmax(gt.ones(3), foo=1)
 
 
-@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "var", "std", "logsumexp", "prod",
-                                "argmax", "argmin", "squeeze"])
+@pytest.mark.parametrize(
+    "op",
+    ["sum", "mean", "max", "min", "var", "std", "logsumexp", "prod", "argmax", "argmin", "squeeze"],
+)
 def test_axis_out_of_range(op):
     with pytest.raises(ValueError, match=rf"{op}: axis 2 is out of range"):
         getattr(gt, op)(gt.ones(2, 3), axis=2)
@@ -171,14 +173,16 @@ def test_stable_functions_at_large_magnitudes_in_float32():
             "log_softmax": F.log_softmax(x, axis=0),
             "softplus": F.softplus(x),
             "sigmoid": F.sigmoid(x),
-            "bce": F.binary_cross_entropy_with_logits(x, gt.tensor([0.0, 1.0, 1.0, 0.0, 1.0]),
-                                                      reduction="none"),
+            "bce": F.binary_cross_entropy_with_logits(
+                x, gt.tensor([0.0, 1.0, 1.0, 0.0, 1.0]), reduction="none"
+            ),
             "ce": F.cross_entropy(x.reshape(1, 5), gt.tensor([0])).reshape(1),
         }
         for name, y in outs.items():
             assert np.isfinite(y.detach().numpy()).all(), name
             (g,) = gt.grad(y.sum(), x)
             assert np.isfinite(g.numpy()).all(), name
-    np.testing.assert_allclose(F.softplus(x).detach().numpy(), [0, 9.357623e-14, np.log(2), 30, 1e4],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        F.softplus(x).detach().numpy(), [0, 9.357623e-14, np.log(2), 30, 1e4], rtol=1e-6
+    )
     np.testing.assert_allclose(F.sigmoid(x).detach().numpy()[[0, 4]], [0.0, 1.0])

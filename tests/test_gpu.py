@@ -28,8 +28,11 @@ def _run(name, i, device, dtype):
     rng = np.random.default_rng(3)
     vs = [gt.tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=device) for o in outs]
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
-    grads = gt.grad([o for o, _ in live], xs, [v for _, v in live], allow_unused=True) \
-        if live else [None] * len(xs)
+    grads = (
+        gt.grad([o for o, _ in live], xs, [v for _, v in live], allow_unused=True)
+        if live
+        else [None] * len(xs)
+    )
     to_np = lambda t: None if t is None else t.detach().cpu().numpy()  # noqa: E731
     return [to_np(o) for o in outs], [to_np(g) for g in grads]
 
@@ -46,8 +49,9 @@ def test_op_matches_cpu(name, i, dtype, rtol):
     for k, (a, b) in enumerate(zip(cpu_grads, gpu_grads)):
         assert (a is None) == (b is None), f"{name}: gradient {k} present on one device only"
         if a is not None:
-            np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * 1e-2,
-                                       err_msg=f"{name}: gradient of input {k}")
+            np.testing.assert_allclose(
+                b, a, rtol=rtol, atol=rtol * 1e-2, err_msg=f"{name}: gradient of input {k}"
+            )
 
 
 def test_devices_and_moves():
@@ -106,10 +110,14 @@ def test_float16_elementwise_and_linear_on_gpu():
     assert y.dtype == gt.float16
     y.sum().backward()
     assert x.grad.dtype == gt.float16 and w.grad.dtype == gt.float16
-    ref = np.maximum(np.tanh(x.detach().cpu().numpy().astype(np.float32))
-                     @ w.detach().cpu().numpy().astype(np.float32).T, 0)
-    np.testing.assert_allclose(y.detach().cpu().numpy().astype(np.float32), ref, rtol=2e-2,
-                               atol=2e-2)
+    ref = np.maximum(
+        np.tanh(x.detach().cpu().numpy().astype(np.float32))
+        @ w.detach().cpu().numpy().astype(np.float32).T,
+        0,
+    )
+    np.testing.assert_allclose(
+        y.detach().cpu().numpy().astype(np.float32), ref, rtol=2e-2, atol=2e-2
+    )
 
 
 def test_training_loop_holds_steady_gpu_memory():

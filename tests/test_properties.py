@@ -12,8 +12,9 @@ BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power"
 
 @st.composite
 def broadcastable_pair(draw):
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
-                                                    max_side=3))
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
+    )
     return shapes.input_shapes
 
 
@@ -29,8 +30,9 @@ def test_binary_op_gradients_have_input_shapes_and_sum_over_broadcast(pair, op, 
     ga, gb = gt.grad(y.sum(), [a, b])
     assert ga.shape == sa and gb.shape == sb
     # Broadcasting b to y's shape explicitly must give the same gradient.
-    b_full = gt.tensor(np.broadcast_to(b.data, y.shape).copy(), dtype=gt.float64,
-                       requires_grad=True)
+    b_full = gt.tensor(
+        np.broadcast_to(b.data, y.shape).copy(), dtype=gt.float64, requires_grad=True
+    )
     (gb_full,) = gt.grad(getattr(gt, op)(a, b_full).sum(), [b_full])
     expect = gb_full.numpy()
     extra = expect.ndim - len(sb)
@@ -43,19 +45,25 @@ def test_binary_op_gradients_have_input_shapes_and_sum_over_broadcast(pair, op, 
 @st.composite
 def array_and_axes(draw):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
-    axes = draw(st.one_of(
-        st.none(),
-        st.integers(-len(shape), len(shape) - 1),
-        st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape),
-                 unique=True).map(tuple),
-    ))
+    axes = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-len(shape), len(shape) - 1),
+            st.lists(
+                st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True
+            ).map(tuple),
+        )
+    )
     return shape, axes
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=array_and_axes(), keepdims=st.booleans(),
-       op=st.sampled_from(["sum", "mean", "max", "min", "var", "logsumexp", "prod"]),
-       seed=st.integers(0, 2**16))
+@given(
+    case=array_and_axes(),
+    keepdims=st.booleans(),
+    op=st.sampled_from(["sum", "mean", "max", "min", "var", "logsumexp", "prod"]),
+    seed=st.integers(0, 2**16),
+)
 def test_reductions_match_numpy_over_random_axes(case, keepdims, op, seed):
     shape, axes = case
     a = np.random.default_rng(seed).uniform(0.5, 1.5, shape)

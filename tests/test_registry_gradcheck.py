@@ -9,9 +9,7 @@ import gradtensor as gt
 from gradtensor.ops import REGISTRY
 from gradtensor.testing import gradcheck, gradgradcheck, sample_call
 
-DIFFERENTIABLE = {
-    name: op for name, op in REGISTRY.items() if getattr(op, "differentiable", True)
-}
+DIFFERENTIABLE = {name: op for name, op in REGISTRY.items() if getattr(op, "differentiable", True)}
 CASES = [
     pytest.param(op, i, id=f"{name}-{i}")
     for name, op in sorted(DIFFERENTIABLE.items())

@@ -34,7 +34,7 @@ def test_python_scalars_do_not_promote():
     x = gt.ones(2)
     assert (x * 2.5).dtype == gt.float32
     assert (2.5 - x).dtype == gt.float32
-    assert (x ** 2).dtype == gt.float32
+    assert (x**2).dtype == gt.float32
 
 
 def test_tensor_copies_and_from_numpy_shares():
@@ -116,8 +116,16 @@ def test_numpy_arrays_on_the_left_defer_to_tensor():
 def test_indexing_semantics_follow_numpy():
     a = np.arange(12.0).reshape(3, 4)
     t = gt.tensor(a, dtype=gt.float64)
-    for key in [1, (1, 2), slice(None, None, -1), (slice(None), [0, 2]), a > 5, (None, 1),
-                (Ellipsis, 0), ([0, 0, 2], [1, 1, 3])]:
+    for key in [
+        1,
+        (1, 2),
+        slice(None, None, -1),
+        (slice(None), [0, 2]),
+        a > 5,
+        (None, 1),
+        (Ellipsis, 0),
+        ([0, 0, 2], [1, 1, 3]),
+    ]:
         np.testing.assert_array_equal(t[key].numpy(), a[key])
     np.testing.assert_array_equal(t[gt.tensor([2, 0])].numpy(), a[[2, 0]])
 
@@ -167,8 +175,13 @@ def test_argmax_argmin_any_all():
 
 def test_matmul_numpy_rules():
     rng = np.random.default_rng(0)
-    for sa, sb in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((5, 2, 3), (3, 4)),
-                   ((2, 1, 2, 3), (4, 3, 2))]:
+    for sa, sb in [
+        ((3,), (3,)),
+        ((2, 3), (3,)),
+        ((3,), (3, 4)),
+        ((5, 2, 3), (3, 4)),
+        ((2, 1, 2, 3), (4, 3, 2)),
+    ]:
         a, b = rng.standard_normal(sa), rng.standard_normal(sb)
         got = gt.tensor(a, dtype=gt.float64) @ gt.tensor(b, dtype=gt.float64)
         np.testing.assert_allclose(got.numpy(), a @ b)

@@ -62,9 +62,15 @@ def _setitem(x, v, index):
 
 def _linear(x, w, b=None, activation=None):
     z = TF.linear(x, w, b)
-    act = {None: lambda z: z, "identity": lambda z: z, "relu": torch.relu,
-           "gelu": TF.gelu, "gelu_tanh": lambda z: TF.gelu(z, approximate="tanh"),
-           "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
+    act = {
+        None: lambda z: z,
+        "identity": lambda z: z,
+        "relu": torch.relu,
+        "gelu": TF.gelu,
+        "gelu_tanh": lambda z: TF.gelu(z, approximate="tanh"),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+    }[activation]
     return act(z)
 
 
@@ -81,32 +87,59 @@ def _as_t(v):
 
 
 TWINS = {
-    "negative": torch.neg, "abs": torch.abs, "exp": torch.exp, "log": torch.log,
-    "log1p": torch.log1p, "sqrt": torch.sqrt, "sin": torch.sin, "cos": torch.cos,
-    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "erf": torch.erf,
-    "add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b,
-    "divide": lambda a, b: a / b, "power": lambda a, b: a**b,
+    "negative": torch.neg,
+    "abs": torch.abs,
+    "exp": torch.exp,
+    "log": torch.log,
+    "log1p": torch.log1p,
+    "sqrt": torch.sqrt,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "erf": torch.erf,
+    "add": lambda a, b: a + b,
+    "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b,
+    "divide": lambda a, b: a / b,
+    "power": lambda a, b: a**b,
     "maximum": lambda a, b: torch.maximum(_as_t(a), _as_t(b)),
     "minimum": lambda a, b: torch.minimum(_as_t(a), _as_t(b)),
     "where": torch.where,
     "clip": lambda x, a_min=None, a_max=None: torch.clamp(x, a_min, a_max),
-    "linear": _linear, "matmul": torch.matmul,
-    "sum": _reduce(torch.sum), "mean": _reduce(torch.mean), "var": _var, "std": _std,
-    "max": _reduce(torch.amax), "min": _reduce(torch.amin), "logsumexp": _reduce(torch.logsumexp),
+    "linear": _linear,
+    "matmul": torch.matmul,
+    "sum": _reduce(torch.sum),
+    "mean": _reduce(torch.mean),
+    "var": _var,
+    "std": _std,
+    "max": _reduce(torch.amax),
+    "min": _reduce(torch.amin),
+    "logsumexp": _reduce(torch.logsumexp),
     "prod": _prod,
     "reshape": torch.reshape,
     "transpose": lambda x, axes=None: x.permute(*(axes or reversed(range(x.ndim)))),
-    "swapaxes": lambda x, axis1, axis2: torch.swapaxes(x, axis1, axis2), "broadcast_to": torch.broadcast_to,
+    "swapaxes": lambda x, axis1, axis2: torch.swapaxes(x, axis1, axis2),
+    "broadcast_to": torch.broadcast_to,
     "squeeze": lambda x, axis=None: torch.squeeze(x) if axis is None else torch.squeeze(x, axis),
-    "expand_dims": _expand_dims, "flatten": torch.flatten,
+    "expand_dims": _expand_dims,
+    "flatten": torch.flatten,
     "concatenate": lambda xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda xs, axis=0: torch.stack(xs, dim=axis),
-    "split": _split, "getitem": lambda x, index: x[index], "setitem": _setitem,
-    "copy": torch.clone, "leaky_relu": TF.leaky_relu,
-    "gelu": TF.gelu, "softplus": TF.softplus, "silu": TF.silu,
+    "split": _split,
+    "getitem": lambda x, index: x[index],
+    "setitem": _setitem,
+    "copy": torch.clone,
+    "leaky_relu": TF.leaky_relu,
+    "gelu": TF.gelu,
+    "softplus": TF.softplus,
+    "silu": TF.silu,
     "log_softmax": lambda x, axis=-1: TF.log_softmax(x, dim=axis),
     "softmax": lambda x, axis=-1: TF.softmax(x, dim=axis),
-    "mse_loss": TF.mse_loss, "nll_loss": _nll, "cross_entropy": _ce,
+    "mse_loss": TF.mse_loss,
+    "nll_loss": _nll,
+    "cross_entropy": _ce,
     "binary_cross_entropy_with_logits": TF.binary_cross_entropy_with_logits,
 }
 # Ops with no PyTorch twin of the same meaning, and why.
@@ -119,8 +152,12 @@ NO_TWIN = {
 
 def test_every_differentiable_op_has_a_twin_or_a_reason():
     missing = [
-        n for n, op in REGISTRY.items()
-        if getattr(op, "differentiable", True) and op.samples and n not in TWINS and n not in NO_TWIN
+        n
+        for n, op in REGISTRY.items()
+        if getattr(op, "differentiable", True)
+        and op.samples
+        and n not in TWINS
+        and n not in NO_TWIN
     ]
     assert not missing, f"ops with neither a PyTorch twin nor a reason: {missing}"
 
@@ -168,14 +205,21 @@ def test_values_and_gradients_match_pytorch(name, i):
 
     gt_live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
     if gt_live:
-        grads = gt.grad([o for o, _ in gt_live], xs, [gt.tensor(v, dtype=gt.float64)
-                                                      for _, v in gt_live], allow_unused=True)
+        grads = gt.grad(
+            [o for o, _ in gt_live],
+            xs,
+            [gt.tensor(v, dtype=gt.float64) for _, v in gt_live],
+            allow_unused=True,
+        )
         tgrads = torch.autograd.grad(
             [to for to, o in zip(touts, outs) if o.requires_grad],
-            leaves, [torch.from_numpy(v) for o, v in zip(outs, vs) if o.requires_grad],
-            allow_unused=True)
+            leaves,
+            [torch.from_numpy(v) for o, v in zip(outs, vs) if o.requires_grad],
+            allow_unused=True,
+        )
         for k, (g, tg) in enumerate(zip(grads, tgrads)):
             gv = np.zeros(xs[k].shape) if g is None else g.numpy()
             tv = np.zeros(xs[k].shape) if tg is None else tg.numpy()
-            np.testing.assert_allclose(gv, tv, rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name}: gradient of input {k}")
+            np.testing.assert_allclose(
+                gv, tv, rtol=1e-9, atol=1e-12, err_msg=f"{name}: gradient of input {k}"
+            )

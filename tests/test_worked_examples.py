@@ -1,4 +1,4 @@
-"""The classic walkthroughs (../shared/WORKED-EXAMPLES.md, sections 1, 2 and 4) with their numbers."""
+"""The classic walkthroughs (shared/WORKED-EXAMPLES.md, sections 1, 2 and 4) with their numbers."""
 
 import importlib.util
 import pathlib
@@ -51,9 +51,11 @@ def test_two_layer_backward_and_update(walkthrough):
     assert r["dE_dout_h1"] == pytest.approx(0.036350306, abs=5e-10)
     assert r["dE_dw1"] == pytest.approx(0.000438568, abs=5e-10)
     np.testing.assert_allclose(
-        r["w2"], [[0.35891648, 0.408666186], [0.511301270, 0.561370121]], atol=5e-9)
+        r["w2"], [[0.35891648, 0.408666186], [0.511301270, 0.561370121]], atol=5e-9
+    )
     np.testing.assert_allclose(
-        r["w1"], [[0.149780716, 0.19956143], [0.24975114, 0.29950229]], atol=5e-9)
+        r["w1"], [[0.149780716, 0.19956143], [0.24975114, 0.29950229]], atol=5e-9
+    )
     assert r["E_after_one"] == pytest.approx(0.2910277737, abs=5e-11)
 
 

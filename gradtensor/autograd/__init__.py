@@ -1,5 +1,6 @@
 """The tape: graph nodes, the reverse-mode engine, grad modes, `grad()` and custom `Function`s."""
 
+from . import functional
 from .engine import (
     Function,
     Node,
@@ -10,7 +11,6 @@ from .engine import (
     no_grad,
     set_grad_enabled,
 )
-from . import functional
 
 __all__ = [
     "Function",

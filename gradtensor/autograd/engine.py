@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import tensor as _tensor_mod
 
@@ -28,7 +29,7 @@ def is_grad_enabled() -> bool:
 
 
 class _GradModeContext:
-    """Sets the recording mode inside a `with` block, or inside every call of a decorated function."""
+    """Sets the recording mode inside a `with` block, or in every call of a decorated function."""
 
     mode = True
 
@@ -164,8 +165,18 @@ _next_seq = itertools.count().__next__
 class Node:
     """One recorded op: how to differentiate it, what it saved, and where its gradients go."""
 
-    __slots__ = ("fn", "inputs", "versions", "output", "params", "next", "n_out", "retained",
-                 "seq", "__weakref__")
+    __slots__ = (
+        "fn",
+        "inputs",
+        "versions",
+        "output",
+        "params",
+        "next",
+        "n_out",
+        "retained",
+        "seq",
+        "__weakref__",
+    )
 
     def __init__(self, fn: Any, inputs: tuple, output: Any, params: dict, next: tuple, n_out=1):
         self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
@@ -313,7 +324,8 @@ def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:
             continue
         done.add(n)
         if any(
-            (e[0] in useful or e[0] in wanted_nodes) if type(e) is tuple
+            (e[0] in useful or e[0] in wanted_nodes)
+            if type(e) is tuple
             else (e is not None and id(e) in leaf_pos)
             for e in n.next
         ):
@@ -513,13 +525,17 @@ class Function:
         outs = (out,) if single else out
         for o in outs:
             if not isinstance(o, Tensor):
-                raise TypeError(f"{cls.__name__}.forward must return Tensors, got {type(o).__name__}")
+                raise TypeError(
+                    f"{cls.__name__}.forward must return Tensors, got {type(o).__name__}"
+                )
         # Fresh Tensor objects: forward may hand back an input unchanged, and that input must not
         # be re-attached to this node.
         outs = tuple(Tensor._make(o.data) for o in outs)
         if record:
             fn = _FunctionBackward(cls, ctx, len(args))
-            nxt = tuple(_edge(a) if isinstance(a, Tensor) and a.requires_grad else None for a in args)
+            nxt = tuple(
+                _edge(a) if isinstance(a, Tensor) and a.requires_grad else None for a in args
+            )
             metas = tuple(Meta.of(o) for o in outs)
             ins = tuple(Meta.of(a) if isinstance(a, Tensor) else None for a in args)
             node = Node(fn, ins, metas, {}, nxt, n_out=len(outs))

@@ -7,7 +7,8 @@ that structure.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import tensor as _t
 from .engine import enable_grad, grad
@@ -28,8 +29,9 @@ def _outputs(fn_name: str, out: Any) -> tuple[bool, tuple]:
     items = (out,) if single else tuple(out)
     for i, o in enumerate(items):
         if not isinstance(o, _t.Tensor):
-            raise TypeError(f"{fn_name}: the function's output {i} is a {type(o).__name__}, "
-                            "not a Tensor")
+            raise TypeError(
+                f"{fn_name}: the function's output {i} is a {type(o).__name__}, not a Tensor"
+            )
     return single, items
 
 
@@ -37,8 +39,14 @@ def _grads(outs: tuple, ins: tuple, gouts: tuple, create_graph: bool) -> tuple:
     live = [(o, g) for o, g in zip(outs, gouts) if o.requires_grad]
     if not live:
         return tuple(_t.zeros_like(x) for x in ins)
-    got = grad([o for o, _ in live], list(ins), [g for _, g in live], retain_graph=True,
-               create_graph=create_graph, allow_unused=True)
+    got = grad(
+        [o for o, _ in live],
+        list(ins),
+        [g for _, g in live],
+        retain_graph=True,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
     return tuple(_t.zeros_like(x) if g is None else g for x, g in zip(ins, got))
 
 
@@ -48,8 +56,9 @@ def _as_tuple(v: Any, like: tuple, what: str) -> tuple:
         raise ValueError(f"{what}: got {len(vs)} vectors for {len(like)} tensors")
     for a, b in zip(vs, like):
         if a.shape != b.shape:
-            raise ValueError(f"{what}: vector of shape {a.shape} given for a tensor of shape "
-                             f"{b.shape}")
+            raise ValueError(
+                f"{what}: vector of shape {a.shape} given for a tensor of shape {b.shape}"
+            )
     return vs
 
 
@@ -92,8 +101,13 @@ def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False) 
         gs = _grads(outs, ins, us, create_graph=True)
         live = [(g, w) for g, w in zip(gs, vs) if g.requires_grad]
         if live:
-            got = grad([g for g, _ in live], list(us), [w for _, w in live],
-                       create_graph=create_graph, allow_unused=True)
+            got = grad(
+                [g for g, _ in live],
+                list(us),
+                [w for _, w in live],
+                create_graph=create_graph,
+                allow_unused=True,
+            )
             res = tuple(_t.zeros_like(o) if r is None else r for o, r in zip(outs, got))
         else:
             res = tuple(_t.zeros_like(o) for o in outs)

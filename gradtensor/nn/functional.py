@@ -13,16 +13,38 @@ import numpy as np
 
 from .. import backend
 from ..ops import (
-    ACTIVATIONS, erf, exp, linear, log1p, logsumexp, relu, sigmoid, tanh, where,
+    ACTIVATIONS,
+    erf,
+    exp,
+    linear,
+    log1p,
+    logsumexp,
+    relu,
+    sigmoid,
+    tanh,
+    where,
 )
 from ..ops import abs as _abs
 from ..ops.registry import Sample, composite
 from ..tensor import Tensor, _to_tensor
 
 __all__ = [
-    "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "gelu", "leaky_relu",
-    "linear", "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "silu", "softmax",
-    "softplus", "tanh", "ACTIVATIONS",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "gelu",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
+    "ACTIVATIONS",
 ]
 
 _ACT = [Sample((3, 4)), Sample((5,), domain=(-3.0, 3.0))]
@@ -87,8 +109,9 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error."""
     target = _as_operand(target, input)
     if target.shape != input.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} "
-                         "differ")
+        raise ValueError(
+            f"mse_loss: input shape {input.shape} and target shape {target.shape} differ"
+        )
     d = input - target
     return _reduce("mse_loss", d * d, reduction)
 
@@ -98,14 +121,21 @@ def _class_targets(op: str, logits: Tensor, target: Any) -> Any:
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, not {t.dtype}")
     if logits.ndim != 2 or t.ndim != 1 or t.shape[0] != logits.shape[0]:
-        raise ValueError(f"{op}: expected input (N, C) and target (N,), got {logits.shape} and "
-                         f"{tuple(t.shape)}")
+        raise ValueError(
+            f"{op}: expected input (N, C) and target (N,), got {logits.shape} and {tuple(t.shape)}"
+        )
     return backend.to_device(t, logits.device)
 
 
-@composite(samples=[Sample((4, 3), np.array([0, 2, 1, 2])),
-                    Sample((4, 3), np.array([0, 2, -100, 1]), reduction="sum")])
-def nll_loss(input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
+@composite(
+    samples=[
+        Sample((4, 3), np.array([0, 2, 1, 2])),
+        Sample((4, 3), np.array([0, 2, -100, 1]), reduction="sum"),
+    ]
+)
+def nll_loss(
+    input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100
+) -> Tensor:
     """Negative log-likelihood of integer class targets, given log-probabilities (N, C)."""
     _reduce("nll_loss", input, reduction)  # reject a bad reduction before any work
     t = _class_targets("nll_loss", input, target)
@@ -114,8 +144,10 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean", ignore_index: 
     n, c = input.shape
     valid = t[keep]
     if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= c):
-        raise IndexError(f"nll_loss: target classes must lie in [0, {c}); got "
-                         f"{int(valid.min())}..{int(valid.max())}")
+        raise IndexError(
+            f"nll_loss: target classes must lie in [0, {c}); got "
+            f"{int(valid.min())}..{int(valid.max())}"
+        )
     rows = xp.arange(n)
     loss = -input[rows[keep], t[keep]]
     if reduction == "none":
@@ -132,28 +164,39 @@ def _scatter_rows(values: Tensor, keep: Any, n: int) -> Tensor:
     return _scatter(values, shape=(n,), index=(backend.array_module(keep).nonzero(keep)[0],))
 
 
-@composite(samples=[Sample((4, 3), np.array([0, 2, 1, 2])),
-                    Sample((3, 5), np.array([4, 0, 1]), reduction="none")])
-def cross_entropy(input: Tensor, target: Any, reduction: str = "mean",
-                  ignore_index: int = -100) -> Tensor:
+@composite(
+    samples=[
+        Sample((4, 3), np.array([0, 2, 1, 2])),
+        Sample((3, 5), np.array([4, 0, 1]), reduction="none"),
+    ]
+)
+def cross_entropy(
+    input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100
+) -> Tensor:
     """Softmax cross-entropy of logits (N, C) against integer class targets (N,)."""
     return nll_loss(log_softmax(input, axis=1), target, reduction, ignore_index)
 
 
-@composite(samples=[Sample((3, 4), np.array([[0.0, 1, 1, 0], [1, 0, 0.5, 1], [0, 0, 1, 1]])),
-                    Sample((5,), np.array([0.0, 1, 1, 0, 1]), reduction="sum")])
+@composite(
+    samples=[
+        Sample((3, 4), np.array([[0.0, 1, 1, 0], [1, 0, 0.5, 1], [0, 0, 1, 1]])),
+        Sample((5,), np.array([0.0, 1, 1, 0, 1]), reduction="sum"),
+    ]
+)
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Sigmoid + binary cross-entropy in one stable formula: max(x,0) - x*t + log1p(exp(-|x|))."""
     target = _as_operand(target, input)
     if target.shape != input.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
-                         f"shape {target.shape} differ")
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
+            f"shape {target.shape} differ"
+        )
     loss = relu(input) - input * target + log1p(exp(-_abs(input)))
     return _reduce("binary_cross_entropy_with_logits", loss, reduction)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p); identity when not training."""
+    """Zero elements with probability p, scale the rest by 1/(1-p); identity when not training."""
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:

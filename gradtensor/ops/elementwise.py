@@ -156,12 +156,17 @@ def multiply(xp, a, b):
 multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
 
 
-@primitive(arrays=True, save="x", elementwise=True, samples=[
-    Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
-    Sample((2, 3, 4), (4,), domain=(0.5, 2.0)),
-    Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
-    Sample(2.0, (2, 3), domain=(0.5, 2.0)),
-])
+@primitive(
+    arrays=True,
+    save="x",
+    elementwise=True,
+    samples=[
+        Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
+        Sample((2, 3, 4), (4,), domain=(0.5, 2.0)),
+        Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
+        Sample(2.0, (2, 3), domain=(0.5, 2.0)),
+    ],
+)
 def divide(xp, a, b):
     return a / b
 
@@ -176,13 +181,17 @@ def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
     return where(pos, g * y * log(where(pos, a, 1)), 0)
 
 
-@primitive(save="xy", elementwise=True, samples=[
-    Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
-    Sample((2, 3), 3, domain=(0.5, 2.0)),
-    Sample((2, 3), 2.5, domain=(0.5, 2.0)),
-    Sample(2.0, (3,), domain=(0.5, 2.0)),
-    Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
-])
+@primitive(
+    save="xy",
+    elementwise=True,
+    samples=[
+        Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
+        Sample((2, 3), 3, domain=(0.5, 2.0)),
+        Sample((2, 3), 2.5, domain=(0.5, 2.0)),
+        Sample(2.0, (3,), domain=(0.5, 2.0)),
+        Sample((3, 1), (1, 4), domain=(0.5, 2.0)),
+    ],
+)
 def power(xp, a, b):
     return a**b
 
@@ -211,13 +220,17 @@ def minimum(xp, a, b):
 minimum.defvjp(lambda g, y, a, b: _max_side(g, b, a), lambda g, y, a, b: _max_side(g, a, b))
 
 
-@primitive(save="x", elementwise=True, samples=[
-    Sample(backend.np.array([True, False, True]), (3,), (3,)),
-    Sample(backend.np.array([[True], [False]]), (2, 3), (3,)),
-])
+@primitive(
+    save="x",
+    elementwise=True,
+    samples=[
+        Sample(backend.np.array([True, False, True]), (3,), (3,)),
+        Sample(backend.np.array([[True], [False]]), (2, 3), (3,)),
+    ],
+)
 def where(xp, cond, a, b):
     """Elements of `a` where `cond` holds, else of `b`: `gt.where(x > 0, x, 0)`."""
-    if getattr(cond, "dtype", None) != bool:
+    if getattr(cond, "dtype", None) != xp.bool_:
         cond = xp.asarray(cond).astype(bool)
     return xp.where(cond, a, b)
 
@@ -225,7 +238,9 @@ def where(xp, cond, a, b):
 where.defvjp(None, lambda g, y, c, a, b: where(c, g, 0), lambda g, y, c, a, b: where(c, 0, g))
 
 
-@primitive("clip", save="x", samples=[Sample((3, 4), a_min=-0.5, a_max=0.5), Sample((5,), a_min=0.0)])
+@primitive(
+    "clip", save="x", samples=[Sample((3, 4), a_min=-0.5, a_max=0.5), Sample((5,), a_min=0.0)]
+)
 def _clip(xp, x, *, a_min, a_max):
     return xp.clip(x, a_min, a_max)
 

@@ -74,8 +74,9 @@ def linear_forward_arrays(xp: Any, x: Any, w: Any, b: Any, act: str) -> tuple[An
     return _act_forward(xp, z, act)
 
 
-def linear_backward_arrays(xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str,
-                           bias: bool) -> tuple[Any, Any, Any]:
+def linear_backward_arrays(
+    xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str, bias: bool
+) -> tuple[Any, Any, Any]:
     gz = _act_backward(xp, g, aux, act)
     return gz @ w, gz.T @ x, (gz.sum(axis=0) if bias else None)
 
@@ -114,7 +115,7 @@ def _kernels() -> Any:
 
 
 class use_kernels:
-    """Turn the fused kernels on or off: `gt.use_kernels(False)`, or `with gt.use_kernels(False):`."""
+    """Turn fused kernels on or off: `gt.use_kernels(False)` or `with gt.use_kernels(False):`."""
 
     def __init__(self, enabled: bool = True):
         self.prev = _KernelState.enabled
@@ -142,9 +143,10 @@ def _qualifies(x: Any, w: Any, b: Any) -> bool:
 
 # -- the op -----------------------------------------------------------------------------------
 
-_SAMPLES = [
-    Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS
-] + [Sample((2, 5, 3), (4, 3), None, activation="tanh"), Sample((3,), (2, 3), (2,))]
+_SAMPLES = [Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS] + [
+    Sample((2, 5, 3), (4, 3), None, activation="tanh"),
+    Sample((3,), (2, 3), (2,)),
+]
 
 
 @primitive("linear", save="x", aux=True, samples=_SAMPLES)
@@ -168,8 +170,9 @@ def _linear(xp, x, w, b, *, activation):
     return y.reshape(lead + (w.shape[0],)), aux
 
 
-def _linear_grad(g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tuple,
-                 activation: str, aux: Any) -> tuple:
+def _linear_grad(
+    g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tuple, activation: str, aux: Any
+) -> tuple:
     from ..autograd.engine import _Mode, grad
 
     if _Mode.enabled:
@@ -186,8 +189,9 @@ def _linear_grad(g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tupl
     x2 = x.data.reshape(-1, x.shape[-1])
     path, a = aux
     if path == "kernel":
-        gx, gw, gb = _kernels().linear_act_backward(g2, x2, w.data, a, activation,
-                                                     bias=b is not None)
+        gx, gw, gb = _kernels().linear_act_backward(
+            g2, x2, w.data, a, activation, bias=b is not None
+        )
     else:
         gx, gw, gb = linear_backward_arrays(xp, g2, x2, w.data, a, activation, b is not None)
     return (
@@ -201,14 +205,16 @@ _linear.defvjp_joint(_linear_grad)
 
 
 @_linear.api
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
-           activation: str | None = None) -> Tensor:
+def linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None
+) -> Tensor:
     """activation(x @ weight.T + bias), weight shaped (out, in); one fused op.
 
     >>> F.linear(x, w, b, activation="relu")
     """
     act = "identity" if activation is None else activation
     if act not in ACTIVATIONS:
-        raise ValueError(f"linear: unknown activation {activation!r}; expected one of "
-                         f"{ACTIVATIONS} or None")
+        raise ValueError(
+            f"linear: unknown activation {activation!r}; expected one of {ACTIVATIONS} or None"
+        )
     return _linear(x, weight, bias, activation=act)

@@ -8,18 +8,24 @@ from ..tensor import Tensor
 from .registry import Sample, primitive, unbroadcast
 
 
-@primitive(save="x", arrays=True, samples=[
-    Sample((3, 4), (4, 5)),
-    Sample((4,), (4, 5)),
-    Sample((3, 4), (4,)),
-    Sample((4,), (4,)),
-    Sample((2, 3, 4), (4, 2)),
-    Sample((2, 1, 3, 4), (5, 4, 2)),
-])
+@primitive(
+    save="x",
+    arrays=True,
+    samples=[
+        Sample((3, 4), (4, 5)),
+        Sample((4,), (4, 5)),
+        Sample((3, 4), (4,)),
+        Sample((4,), (4,)),
+        Sample((2, 3, 4), (4, 2)),
+        Sample((2, 1, 3, 4), (5, 4, 2)),
+    ],
+)
 def matmul(xp, a, b):
     """Matrix product, `a @ b`, NumPy's rules for 1-D and batched operands."""
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}"
+        )
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if a.shape[-1] != k_b:
         raise ValueError(

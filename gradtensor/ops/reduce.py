@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, max, min, logsumexp, prod (primitives); mean, var, std (composites)."""
+"""Reductions over axes: sum, max, min, logsumexp, prod (primitives); mean, var, std (composite)."""
 
 from __future__ import annotations
 
@@ -87,24 +87,27 @@ _sum.defvjp(
 
 
 @_sum.api
-def sum(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: Any = None) -> Tensor:
+def sum(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Sum over `axis` (int, tuple or None for all): `x.sum(axis=1, keepdims=True)`."""
     axis, keepdims = axis_args("sum", _as_tensor(x), axis, keepdims, dim, keepdim)
     return _sum(x, axis=axis, keepdims=keepdims)
 
 
 @composite(samples=REDUCE)
-def mean(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-         keepdim: Any = None) -> Tensor:
+def mean(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Arithmetic mean over `axis`."""
     x = _as_tensor(x)
     axis, keepdims = axis_args("mean", x, axis, keepdims, dim, keepdim)
     return _sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
-def _variance(op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, keepdim: Any,
-              correction: Any) -> Tensor:
+def _variance(
+    op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, keepdim: Any, correction: Any
+) -> Tensor:
     x = _as_tensor(x)
     axis, keepdims = axis_args(op, x, axis, keepdims, dim, keepdim)
     if correction is not None:
@@ -115,15 +118,31 @@ def _variance(op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, k
 
 
 @composite(samples=REDUCE + [Sample((3, 4), axis=1, ddof=1)])
-def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
-        keepdim: Any = None, correction: Any = None) -> Tensor:
+def var(
+    x: Tensor,
+    axis: Any = None,
+    keepdims: bool = False,
+    ddof: int = 0,
+    *,
+    dim: Any = None,
+    keepdim: Any = None,
+    correction: Any = None,
+) -> Tensor:
     """Variance over `axis`, dividing by n - ddof (NumPy's default ddof=0)."""
     return _variance("var", x, axis, keepdims, ddof, dim, keepdim, correction)
 
 
 @composite(samples=REDUCE[:4] + [Sample((3, 4), axis=0, ddof=1)])
-def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
-        keepdim: Any = None, correction: Any = None) -> Tensor:
+def std(
+    x: Tensor,
+    axis: Any = None,
+    keepdims: bool = False,
+    ddof: int = 0,
+    *,
+    dim: Any = None,
+    keepdim: Any = None,
+    correction: Any = None,
+) -> Tensor:
     """Standard deviation over `axis` (ddof as in `var`)."""
     return sqrt(_variance("std", x, axis, keepdims, ddof, dim, keepdim, correction))
 
@@ -160,16 +179,18 @@ _min.defvjp(_extreme_grad)
 
 
 @_max.api
-def max(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: Any = None) -> Tensor:
+def max(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Largest value over `axis` (values only, as `numpy.max`; use argmax for positions)."""
     axis, keepdims = axis_args("max", _as_tensor(x), axis, keepdims, dim, keepdim)
     return _max(x, axis=axis, keepdims=keepdims)
 
 
 @_min.api
-def min(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: Any = None) -> Tensor:
+def min(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Smallest value over `axis`."""
     axis, keepdims = axis_args("min", _as_tensor(x), axis, keepdims, dim, keepdim)
     return _min(x, axis=axis, keepdims=keepdims)
@@ -184,19 +205,25 @@ def _logsumexp(xp, x, *, axis, keepdims):
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     s = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
-    return s if keepdims else s.reshape([n for i, n in enumerate(s.shape)
-                                         if axis is not None and i not in axis])
+    return (
+        s
+        if keepdims
+        else s.reshape([n for i, n in enumerate(s.shape) if axis is not None and i not in axis])
+    )
 
 
 _logsumexp.defvjp(
-    lambda g, y, x, *, axis, keepdims: expand_reduced(g, x.shape, axis, keepdims)
-    * exp(x - expand_reduced(y, x.shape, axis, keepdims))
+    lambda g, y, x, *, axis, keepdims: (
+        expand_reduced(g, x.shape, axis, keepdims)
+        * exp(x - expand_reduced(y, x.shape, axis, keepdims))
+    )
 )
 
 
 @_logsumexp.api
-def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-              keepdim: Any = None) -> Tensor:
+def logsumexp(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """log(sum(exp(x))) over `axis`, computed without overflow."""
     axis, keepdims = axis_args("logsumexp", _as_tensor(x), axis, keepdims, dim, keepdim)
     return _logsumexp(x, axis=axis, keepdims=keepdims)
@@ -208,11 +235,16 @@ def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any =
 _WITH_ZEROS = np.array([[1.5, 0.0, 2.0], [0.5, 0.7, -1.2]])
 
 
-@primitive("prod", save="xy", samples=REDUCE[:4] + [
-    Sample(_WITH_ZEROS, axis=1),
-    Sample(_WITH_ZEROS),
-    Sample(np.array([[0.0, 0.0, 2.0], [0.5, 0.7, 1.1]]), axis=1, keepdims=True),
-])
+@primitive(
+    "prod",
+    save="xy",
+    samples=REDUCE[:4]
+    + [
+        Sample(_WITH_ZEROS, axis=1),
+        Sample(_WITH_ZEROS),
+        Sample(np.array([[0.0, 0.0, 2.0], [0.5, 0.7, 1.1]]), axis=1, keepdims=True),
+    ],
+)
 def _prod(xp, x, *, axis, keepdims):
     return xp.prod(x, axis=axis, keepdims=keepdims)
 
@@ -251,8 +283,9 @@ _prod.defvjp(_prod_grad)
 
 
 @_prod.api
-def prod(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-         keepdim: Any = None) -> Tensor:
+def prod(
+    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Product over `axis` (its gradient is exact even where inputs are zero)."""
     axis, keepdims = axis_args("prod", _as_tensor(x), axis, keepdims, dim, keepdim)
     return _prod(x, axis=axis, keepdims=keepdims)
@@ -268,8 +301,9 @@ def _position_op(name: str, fn_name: str) -> Any:
             raise ValueError(f"{name}: cannot take {name} of an empty tensor")
         return getattr(xp, fn_name)(x, axis=axis, keepdims=keepdims)
 
-    def api(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-            keepdim: Any = None) -> Tensor:
+    def api(
+        x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
         if dim is not None:
             axis = dim
         if keepdim is not None:

@@ -13,7 +13,8 @@ harness (which gradchecks every registered op on its `samples`, to first and sec
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import backend
 from ..autograd.engine import Meta, Node, SavedOutput, _Mode, _modified_error, check_grad_shape
@@ -36,8 +37,13 @@ class Sample:
     `rtol` loosens the gradcheck for ops whose output is deliberately less precise than float64.
     """
 
-    def __init__(self, *args: Any, domain: tuple[float, float] | None = None,
-                 rtol: float = 1e-3, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        domain: tuple[float, float] | None = None,
+        rtol: float = 1e-3,
+        **kwargs: Any,
+    ):
         self.args, self.domain, self.rtol, self.kwargs = args, domain, rtol, kwargs
 
     def __repr__(self) -> str:
@@ -152,8 +158,10 @@ class Primitive:
         if requires and _Mode.enabled and self.differentiable:
             if not save:
                 # Only shapes are needed: keeping the tensors would keep their memory alive.
-                ins = [Meta(t.data.shape, t.data.dtype, dev) if isinstance(t, Tensor) else t
-                       for t in ins]
+                ins = [
+                    Meta(t.data.shape, t.data.dtype, dev) if isinstance(t, Tensor) else t
+                    for t in ins
+                ]
             if aux is not None:
                 params = dict(params, aux=aux)
             y.requires_grad = True
@@ -166,8 +174,12 @@ class Primitive:
     def _convert(self, args: tuple) -> list:
         """Operands that are neither Tensors nor Python scalars become constant tensors."""
         dev = next((a._device for a in args if isinstance(a, Tensor)), None)
-        return [a if isinstance(a, Tensor) or a is None or type(a) in _SCALARS
-                else _to_tensor(a, self.name, dev) for a in args]
+        return [
+            a
+            if isinstance(a, Tensor) or a is None or type(a) in _SCALARS
+            else _to_tensor(a, self.name, dev)
+            for a in args
+        ]
 
     def _gpu_device(self, items: Any) -> tuple:
         devs = {a._device for a in items if isinstance(a, Tensor)}
@@ -273,8 +285,17 @@ def primitive(
         raise ValueError(f"primitive: save must be '', 'x', 'y' or 'xy', not {save!r}")
 
     def register(fwd: Callable) -> Primitive:
-        op = Primitive(fwd, name or fwd.__name__, save, elementwise, differentiable, aux,
-                       samples or [], view, arrays)
+        op = Primitive(
+            fwd,
+            name or fwd.__name__,
+            save,
+            elementwise,
+            differentiable,
+            aux,
+            samples or [],
+            view,
+            arrays,
+        )
         if op.name in REGISTRY:
             raise ValueError(f"primitive: an op named {op.name!r} is already registered")
         REGISTRY[op.name] = op
@@ -284,7 +305,7 @@ def primitive(
 
 
 class Composite:
-    """A function written with primitives: its gradient comes from theirs. Registered for testing."""
+    """A function written with primitives (its gradient comes from theirs), registered for tests."""
 
     def __init__(self, fn: Callable, name: str, samples: list[Sample]):
         self.fn, self.name, self.samples = fn, name, samples
@@ -319,9 +340,7 @@ def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _op_error(name: str, exc: Exception, tensors: list) -> Exception:
     """Turn an array library's error into one that names the op and what it was given."""
-    desc = ", ".join(
-        f"{t.shape} {t.dtype}" if isinstance(t, Tensor) else repr(t) for t in tensors
-    )
+    desc = ", ".join(f"{t.shape} {t.dtype}" if isinstance(t, Tensor) else repr(t) for t in tensors)
     msg = str(exc)
     if "broadcast" in msg:
         shapes = " and ".join(str(t.shape) for t in tensors if isinstance(t, Tensor))

@@ -23,9 +23,16 @@ def _shape_arg(shape: tuple) -> tuple:
 # -- reshape / transpose / broadcast_to -------------------------------------------------------
 
 
-@primitive("reshape", save="", view=True, samples=[
-    Sample((3, 4), [2, 6]), Sample((2, 3, 4), [-1, 4]), Sample((6,), [1, 6, 1]),
-])
+@primitive(
+    "reshape",
+    save="",
+    view=True,
+    samples=[
+        Sample((3, 4), [2, 6]),
+        Sample((2, 3, 4), [-1, 4]),
+        Sample((6,), [1, 6, 1]),
+    ],
+)
 def _reshape(xp, x, *, shape):
     return x.reshape(shape)
 
@@ -39,9 +46,16 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     return _reshape(x, shape=_shape_arg(shape))
 
 
-@primitive("transpose", save="", view=True, samples=[
-    Sample((3, 4)), Sample((2, 3, 4), [1, 0, 2]), Sample((2, 3, 4), [2, 0, 1]),
-])
+@primitive(
+    "transpose",
+    save="",
+    view=True,
+    samples=[
+        Sample((3, 4)),
+        Sample((2, 3, 4), [1, 0, 2]),
+        Sample((2, 3, 4), [2, 0, 1]),
+    ],
+)
 def _transpose(xp, x, *, axes):
     return xp.transpose(x, axes)
 
@@ -63,8 +77,9 @@ def transpose(x: Tensor, *axes: Any) -> Tensor:
         ndim = x.ndim
         norm = normalize_axis("transpose", ndim, axes)
         if len(axes) != ndim or norm is None or len(norm) != ndim:
-            raise ValueError(f"transpose: axes {axes} are not a permutation of a tensor's "
-                             f"{ndim} dimensions")
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation of a tensor's {ndim} dimensions"
+            )
         axes = tuple(a % ndim for a in axes)
     return _transpose(x, axes=axes)
 
@@ -79,9 +94,16 @@ def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
     return _transpose(x, axes=tuple(perm))
 
 
-@primitive("broadcast_to", save="", view=True, samples=[
-    Sample((3, 1), [3, 4]), Sample((4,), [2, 3, 4]), Sample((), [2]),
-])
+@primitive(
+    "broadcast_to",
+    save="",
+    view=True,
+    samples=[
+        Sample((3, 1), [3, 4]),
+        Sample((4,), [2, 3, 4]),
+        Sample((), [2]),
+    ],
+)
 def _broadcast_to(xp, x, *, shape):
     return xp.broadcast_to(x, shape)
 
@@ -142,9 +164,14 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 # -- concatenate / stack / split --------------------------------------------------------------
 
 
-@primitive("concatenate", save="", samples=[
-    Sample([(2, 3), (4, 3)], axis=0), Sample([(2, 3), (2, 1), (2, 2)], axis=1),
-])
+@primitive(
+    "concatenate",
+    save="",
+    samples=[
+        Sample([(2, 3), (4, 3)], axis=0),
+        Sample([(2, 3), (2, 1), (2, 2)], axis=1),
+    ],
+)
 def _concatenate(xp, *xs, axis):
     return xp.concatenate(xs, axis=axis)
 
@@ -243,14 +270,19 @@ def _is_basic(key: tuple) -> bool:
     )
 
 
-@primitive("getitem", save="", view=True, samples=[
-    Sample((4, 3), (slice(1, 3),)),
-    Sample((4, 3), (1, slice(None, None, 2))),
-    Sample((5,), np.array([0, 2, 2, 4])),
-    Sample((4, 3), (np.array([[1, 1], [3, 0]]), slice(0, 2))),
-    Sample((3, 2), np.array([True, False, True])),
-    Sample((3, 2), (None, Ellipsis, 1)),
-])
+@primitive(
+    "getitem",
+    save="",
+    view=True,
+    samples=[
+        Sample((4, 3), (slice(1, 3),)),
+        Sample((4, 3), (1, slice(None, None, 2))),
+        Sample((5,), np.array([0, 2, 2, 4])),
+        Sample((4, 3), (np.array([[1, 1], [3, 0]]), slice(0, 2))),
+        Sample((3, 2), np.array([True, False, True])),
+        Sample((3, 2), (None, Ellipsis, 1)),
+    ],
+)
 def _getitem(xp, x, *, index):
     return x[index]
 
@@ -264,10 +296,14 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     return _getitem(x, index=_index_key(index, x))
 
 
-@primitive("scatter", save="", samples=[
-    Sample((2, 3), shape=(4, 3), index=(slice(1, 3),)),
-    Sample((4,), shape=(5,), index=(np.array([0, 2, 2, 4]),)),
-])
+@primitive(
+    "scatter",
+    save="",
+    samples=[
+        Sample((2, 3), shape=(4, 3), index=(slice(1, 3),)),
+        Sample((4,), shape=(5,), index=(np.array([0, 2, 2, 4]),)),
+    ],
+)
 def _scatter(xp, g, *, shape, index):
     """A zero tensor of `shape` with `g` added at `index` (the derivative of indexing)."""
     out = xp.zeros(shape, dtype=g.dtype)
@@ -281,11 +317,15 @@ def _scatter(xp, g, *, shape, index):
 _scatter.defvjp(lambda g, y, x, *, shape, index: _getitem(g, index=index))
 
 
-@primitive("setitem", save="", samples=[
-    Sample((4, 3), (3,), 1),
-    Sample((4, 3), (2, 1), slice(0, 2)),
-    Sample((5,), (2,), np.array([0, 3])),
-])
+@primitive(
+    "setitem",
+    save="",
+    samples=[
+        Sample((4, 3), (3,), 1),
+        Sample((4, 3), (2, 1), slice(0, 2)),
+        Sample((5,), (2,), np.array([0, 3])),
+    ],
+)
 def _setitem(xp, x, v, *, index):
     y = x.copy()
     y[index] = v
@@ -346,8 +386,11 @@ def astype(x: Tensor, dtype: Any) -> Tensor:
 
 @primitive("to_device", save="", samples=[Sample((3,), device=backend.CPU)])
 def _to_device(xp, x, *, device):
-    return backend.to_device(x, device).copy() if device.type == "cpu" else \
-        backend.to_device(x, device)
+    return (
+        backend.to_device(x, device).copy()
+        if device.type == "cpu"
+        else backend.to_device(x, device)
+    )
 
 
 _to_device.defvjp(lambda g, y, x, *, device: _to_device(g, device=x.device))
