@@ -1,0 +1,110 @@
+"""F.linear: the fused-kernel path and the plain array path agree, and dispatch is controllable."""
+
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+import gradtensor.nn.functional as F
+from gradtensor.ops import fused
+
+ACTS = ["identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh"]
+
+
+def _run(x0, w0, b0, act, dtype):
+    x = gt.tensor(x0, dtype=dtype, requires_grad=True)
+    w = gt.tensor(w0, dtype=dtype, requires_grad=True)
+    b = None if b0 is None else gt.tensor(b0, dtype=dtype, requires_grad=True)
+    y = F.linear(x, w, b, activation=act)
+    g = gt.tensor(np.random.default_rng(1).standard_normal(y.shape), dtype=dtype)
+    y.backward(g)
+    return [y.detach().numpy()] + [t.grad.numpy() for t in (x, w, b) if t is not None]
+
+
+@pytest.mark.skipif(not fused.kernels_enabled(), reason="gradtensor's kernels are not importable")
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 37, 19), (130, 64, 257)])
+def test_kernels_on_and_off_agree(shape, act, bias):
+    b_, i_, o_ = shape
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal((b_, i_)), rng.standard_normal((o_, i_)) / np.sqrt(i_)
+    b0 = rng.standard_normal(o_) if bias else None
+    on = _run(x0, w0, b0, act, gt.float32)
+    with gt.use_kernels(False):
+        assert not fused.kernels_enabled()
+        off = _run(x0, w0, b0, act, gt.float32)
+    assert fused.kernels_enabled()
+    for a, c in zip(on, off):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(c).max()))
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+@pytest.mark.parametrize("act", ACTS)
+def test_gradcheck_both_paths(act, kernels):
+    gt.manual_seed(0)
+    x = gt.randn(4, 3, dtype=gt.float64, requires_grad=True)
+    w = gt.randn(5, 3, dtype=gt.float64, requires_grad=True)
+    b = gt.randn(5, dtype=gt.float64, requires_grad=True)
+    with gt.use_kernels(kernels):
+        assert gt.testing.gradcheck(lambda *t: F.linear(*t, activation=act), [x, w, b])
+        assert gt.testing.gradgradcheck(lambda *t: F.linear(*t, activation=act), [x, w, b])
+
+
+def test_create_graph_through_a_fused_layer():
+    x = gt.tensor([[0.3, -0.2]], dtype=gt.float64, requires_grad=True)
+    w = gt.tensor([[0.5, 1.5]], dtype=gt.float64, requires_grad=True)
+    y = F.linear(x, w, activation="tanh").sum()
+    (gx,) = gt.grad(y, x, create_graph=True)
+    (gxx,) = gt.grad(gx.sum(), x)
+    z = 0.3 * 0.5 - 0.2 * 1.5
+    t = np.tanh(z)
+    # d/dx_j [w_j (1 - t^2)] summed over j = (sum_j w_j) * (-2 t (1 - t^2)) * w_k
+    np.testing.assert_allclose(
+        gxx.numpy(), [[2.0 * -2 * t * (1 - t**2) * 0.5, 2.0 * -2 * t * (1 - t**2) * 1.5]]
+    )
+
+
+def test_inputs_that_do_not_qualify_use_the_array_path():
+    x = gt.ones(2, 3, dtype=gt.float32)
+    w = gt.ones(4, 3, dtype=gt.float64)  # mixed dtypes: not for the kernels
+    assert F.linear(x, w).dtype == gt.float64
+    assert F.linear(gt.ones(2, 5, 3), gt.ones(4, 3)).shape == (2, 5, 4)  # N-D input
+
+
+def test_use_kernels_as_function_and_context():
+    gt.use_kernels(False)
+    try:
+        assert not fused.kernels_enabled()
+    finally:
+        gt.use_kernels(True)
+    with gt.use_kernels(False):
+        assert not fused.kernels_enabled()
+
+
+def test_environment_variable_turns_kernels_off():
+    code = "from gradtensor.ops import fused; print(fused.kernels_enabled())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"GRADTENSOR_KERNELS": "0", "PATH": ""},
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_a_foreign_kernels_package_is_not_used(monkeypatch):
+    foreign = types.ModuleType("kernels")
+    foreign.__file__ = "/site-packages/kernels/__init__.py"
+    foreign.linear_act_forward = lambda *a: (_ for _ in ()).throw(AssertionError("called"))
+    monkeypatch.setitem(sys.modules, "kernels", foreign)
+    monkeypatch.setattr(fused._KernelState, "checked", False)
+    monkeypatch.setattr(fused._KernelState, "module", None)
+    with pytest.warns(RuntimeWarning, match="not gradtensor's own"):
+        y = F.linear(gt.ones(2, 3), gt.ones(4, 3), activation="relu")
+    assert y.tolist() == [[3.0] * 4] * 2
+    monkeypatch.setattr(fused._KernelState, "checked", False)
