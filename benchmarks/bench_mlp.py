@@ -30,10 +30,35 @@ import numpy as np  # noqa: E402
 
 import gradtensor as gt  # noqa: E402
 import gradtensor.nn.functional as F  # noqa: E402
-from benchmarks.common import alternate, fmt_time, limit_threads, machine, save  # noqa: E402
+from benchmarks.common import alternate, fmt_time, machine, save  # noqa: E402
 from gradtensor import nn, optim  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
+
+
+_limiter: Any = None  # threadpoolctl's limit, held for the whole run
+
+
+def limit_threads(n: int) -> dict[str, Any]:
+    """n threads for NumPy's BLAS (threadpoolctl) and PyTorch; returns what each now uses."""
+    global _limiter
+    record: dict[str, Any] = {"requested": n}
+    try:
+        import threadpoolctl
+
+        _limiter = threadpoolctl.threadpool_limits(n, user_api="blas")
+        record["blas"] = [
+            {k: p.get(k) for k in ("internal_api", "prefix", "version", "num_threads")}
+            for p in threadpoolctl.threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:
+        record["blas"] = "threadpoolctl is not installed: BLAS threads are its default"
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(n)
+        record["torch"] = torch.get_num_threads()
+    return record
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
