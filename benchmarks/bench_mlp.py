@@ -8,8 +8,12 @@ cross-entropy, backward, optim.SGD.step() (momentum 0.9, as in most training scr
 runs the same step with torch.nn.Linear/ReLU and torch.optim.SGD. Both start from identical
 weights, and their losses, gradients and updated weights are compared before anything is timed.
 Both run in this one process with the same thread count (NumPy's BLAS through threadpoolctl,
-torch.set_num_threads), alternating, after warm-up; figures are medians. A breakdown by phase
-(forward, backward, optimizer step) follows. Results go to
+torch.set_num_threads), alternating, after warm-up; figures are medians. They alternate in
+blocks: after switching library, a few untimed steps let the other library's worker threads stop
+spinning (OpenBLAS and OpenMP threads busy-wait after work; on a machine with few cores that
+slows the next few steps of whichever library runs next by up to 3x, which a step-by-step
+alternation would count). A breakdown by phase (forward, backward, optimizer step) follows.
+Results go to
 benchmarks/results/<date>-<host>-mlp.json (not for --quick unless --out is given).
 """
 
@@ -30,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import gradtensor as gt  # noqa: E402
 import gradtensor.nn.functional as F  # noqa: E402
-from benchmarks.common import alternate, fmt_time, machine, save  # noqa: E402
+from benchmarks.common import fmt_time, machine, save  # noqa: E402
 from gradtensor import nn, optim  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
@@ -75,12 +79,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--repeats", type=int, default=30, help="timed steps per library")
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--block", type=int, default=5, help="timed steps per library per turn")
+    ap.add_argument(
+        "--settle", type=int, default=3, help="untimed steps after switching library (see above)"
+    )
     ap.add_argument("--quick", action="store_true", help="3 repeats after 1 warm-up: a smoke run")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     ap.add_argument("--no-save", action="store_true", help="write no JSON")
     args = ap.parse_args(argv)
     if args.quick:
-        args.repeats, args.warmup = 3, 1
+        args.repeats, args.warmup, args.block, args.settle = 4, 1, 2, 1
     return args
 
 
@@ -164,9 +172,40 @@ def check(pair: dict[str, Any]) -> dict[str, float]:
     return worst
 
 
+def alternate_blocks(
+    cases: dict[str, Any], repeats: int, warmup: int, block: int, settle: int
+) -> dict[str, dict]:
+    """Median seconds per call of each case: turns of `settle` untimed and `block` timed calls,
+    the libraries taking turns (and turns about at going first) until each has `repeats`."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    turn = 0
+    while min(len(v) for v in samples.values()) < repeats:
+        order = names if turn % 2 == 0 else names[::-1]
+        for name in order:
+            fn = cases[name]
+            for _ in range(settle):
+                fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+        turn += 1
+    return {
+        name: {"median_s": statistics.median(s), "min_s": min(s), "repeats": len(s)}
+        for name, s in samples.items()
+    }
+
+
 def phases(step_parts: dict[str, Any], repeats: int) -> dict[str, float]:
     """Median seconds of forward, backward and optimizer step, timed one phase at a time."""
     samples: dict[str, list[float]] = {"forward": [], "backward": [], "step": []}
+    for _ in range(3):  # settle, as in alternate_blocks
+        step_parts["backward"](step_parts["forward"]())
+        step_parts["step"]()
     for _ in range(repeats):
         t0 = time.perf_counter()
         state = step_parts["forward"]()
@@ -222,6 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "kernels": gt.kernels_enabled(),
         "repeats": args.repeats,
         "warmup": args.warmup,
+        "block": args.block,
+        "settle": args.settle,
     }
     if torch is None:
         print("PyTorch is not installed: timing gradtensor alone (pip install torch to compare)")
@@ -236,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lib: (lambda f=(gt_step if lib == "gt" else torch_step), a=args_: f(*a))
         for lib, args_ in pair.items()
     }
-    timed = alternate(cases, repeats=args.repeats, warmup=args.warmup)
+    timed = alternate_blocks(cases, args.repeats, args.warmup, args.block, args.settle)
     result["step"] = timed
     for lib, r in timed.items():
         print(
