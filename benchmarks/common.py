@@ -19,15 +19,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def alternate(
     cases: dict[str, Callable[[], Any]],
     repeats: int = 20,
-    inner: int = 1,
+    inner: int | dict[str, int] = 1,
     warmup: int = 3,
     sync: Callable[[], None] | None = None,
 ) -> dict[str, dict]:
     """Time each case `repeats` times, round-robin so drift hits all alike; seconds per call.
 
-    `inner` calls make one timed sample (for very short calls); `sync` runs before each clock
-    read (a GPU's synchronize), so queued work is counted where it was issued.
+    `inner` calls make one timed sample (for very short calls; a dict gives each case its own);
+    `sync` runs before each clock read (a GPU's synchronize), so queued work is counted where it
+    was issued.
     """
+    inners = inner if isinstance(inner, dict) else dict.fromkeys(cases, inner)
     for fn in cases.values():
         for _ in range(warmup):
             fn()
@@ -36,14 +38,20 @@ def alternate(
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
+            n = inners[name]
             t0 = time.perf_counter()
-            for _ in range(inner):
+            for _ in range(n):
                 fn()
             if sync:
                 sync()
-            samples[name].append((time.perf_counter() - t0) / inner)
+            samples[name].append((time.perf_counter() - t0) / n)
     return {
-        name: {"median_s": statistics.median(s), "min_s": min(s), "repeats": len(s), "inner": inner}
+        name: {
+            "median_s": statistics.median(s),
+            "min_s": min(s),
+            "repeats": len(s),
+            "inner": inners[name],
+        }
         for name, s in samples.items()
     }
 
@@ -80,11 +88,11 @@ def machine() -> dict[str, Any]:
 
 
 def save(name: str, payload: dict[str, Any], tag: str | None = None) -> Path:
-    """Write results/<date>-<host or gpu>-<name>.json and return its path."""
+    """Write results/<date>-<host or gpu>-<name>.json (without -<name> when name is empty)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     date = _dt.date.today().isoformat()
     where = tag or socket.gethostname().split(".")[0]
-    path = RESULTS / f"{date}-{where}-{name}.json"
+    path = RESULTS / (f"{date}-{where}-{name}.json" if name else f"{date}-{where}.json")
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -95,3 +103,103 @@ def fmt_time(s: float) -> str:
     if s < 1:
         return f"{s * 1e3:8.2f} ms"
     return f"{s:8.3f} s "
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+# Idle worker threads must sleep, not spin: OpenMP (PyTorch's pool) and OpenBLAS keep their
+# workers busy-waiting after each call (OpenBLAS for 2**28 cycles by default), which on a machine
+# with few cores takes the cores from the next library's threads. Measured on the 2-core dev box,
+# MLP 784-1024-1024-10 batch 256, 2 threads: PyTorch alternating with gradtensor went from ~15 ms
+# alone to 30-180 ms with the default spinning, and stayed at ~15 ms with these two settings.
+QUIET_WORKERS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def thread_env(n: int) -> None:
+    """Ask every CPU library for n threads through the environment, and for idle workers that
+    sleep (QUIET_WORKERS, unless already set); must run before the libraries load."""
+    for env in THREAD_ENV:
+        os.environ[env] = str(n)
+    for env, value in QUIET_WORKERS.items():
+        os.environ.setdefault(env, value)
+
+
+_limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run
+
+
+def limit_threads(n: int) -> dict[str, Any]:
+    """Hold every thread pool already loaded to n threads; returns what each one now uses.
+
+    BLAS and OpenMP pools through threadpoolctl when it is installed (else the environment set by
+    `thread_env` is what limits them), PyTorch through torch.set_num_threads, Numba through
+    numba.set_num_threads.
+    """
+    global _limits
+    record: dict[str, Any] = {"requested": n}
+    try:
+        import threadpoolctl
+
+        _limits = threadpoolctl.threadpool_limits(n)
+        record["pools"] = [
+            {k: p.get(k) for k in ("internal_api", "prefix", "version", "num_threads")}
+            for p in threadpoolctl.threadpool_info()
+        ]
+    except ImportError:
+        record["pools"] = "threadpoolctl not installed: limited by " + ", ".join(THREAD_ENV)
+    import sys
+
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(n)
+        record["torch"] = torch.get_num_threads()
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        record["numba"] = numba.get_num_threads()
+    except ImportError:
+        pass
+    return record
+
+
+# -- host memory -------------------------------------------------------------------------------
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux)."""
+    return _status_kb("VmRSS") * 1024
+
+
+def reset_peak_rss() -> None:
+    """Restart the resident-set high-water mark at the current size (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_bytes() -> int:
+    """The resident-set high-water mark since the last reset_peak_rss()."""
+    return _status_kb("VmHWM") * 1024
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:7.1f} {unit}" if unit != "B" else f"{n:7.0f} B  "
+        n /= 1024
+    return f"{n:7.1f} GiB"
+
+
+def log(msg: str) -> None:
+    """One line of progress, out at once (a long sweep must never look hung)."""
+    print(msg, flush=True)
