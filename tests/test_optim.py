@@ -312,3 +312,33 @@ def test_scheduler_drives_the_update():
         steps.append(before - p.item())
         sched.step()
     assert steps == [1.0, 0.5, 0.25]
+
+
+# -- large and non-contiguous parameters ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case", ["sgd_nesterov_wd", "adam_amsgrad", "adamw", "rmsprop_centered_momentum_wd"]
+)
+def test_large_parameter_matches_torch(case):
+    make_ours, make_theirs = CASES[case]
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((700, 300)).astype(np.float32)
+    grads = [rng.standard_normal(start.shape).astype(np.float32) for _ in range(4)]
+    p = nn.Parameter(gt.tensor(start))
+    q = torch.tensor(start, requires_grad=True)
+    opt, topt = make_ours([p]), make_theirs([q])
+    for g in grads:
+        p.grad, q.grad = gt.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=2e-5, atol=2e-6)
+
+
+def test_non_contiguous_parameter_is_updated_in_place():
+    base = gt.zeros(60, 50)
+    p = nn.Parameter(gt.Tensor._make(base.data.T))  # a transposed view: not C-contiguous
+    opt = optim.Adam([p], lr=1.0)
+    p.grad = gt.ones(50, 60)
+    opt.step()
+    np.testing.assert_allclose(base.data, -1.0, rtol=1e-6)

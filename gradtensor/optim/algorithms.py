@@ -54,36 +54,50 @@ class SGD(Optimizer):
         if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
 
-    def _update(
-        self, d: Any, g: Any, group: dict[str, Any], state: dict[str, Any], p: Tensor
-    ) -> None:
-        xp = backend.array_module(d)
-        lr, mom, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
+    def _prepare(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple:
+        mom = float(group["momentum"])
+        buf = first = None
+        if mom != 0:
+            first = "momentum_buffer" not in state
+            if first:  # PyTorch starts the buffer at the first gradient itself
+                state["momentum_buffer"] = self._zeros_state(p.data)
+            buf = state["momentum_buffer"].data
         s, t = self._buffers(p, 2)
-        if wd != 0:
-            xp.multiply(d, wd, out=s)  # g + wd * p, without touching p.grad
+        h = dict(
+            lr=float(group["lr"]),
+            wd=float(group["weight_decay"]),
+            mom=mom,
+            first=first,
+            damp=float(group["dampening"]),
+            nesterov=bool(group["nesterov"]),
+        )
+        return [p.data, p.grad.data, buf, s, t], h
+
+    @staticmethod
+    def _apply(d: Any, g: Any, b: Any, s: Any, t: Any, h: dict[str, Any]) -> None:
+        xp = backend.array_module(d)
+        if h["wd"] != 0:
+            xp.multiply(d, h["wd"], out=s)  # g + wd * p, without touching p.grad
             xp.add(g, s, out=s)
             g = s
-        if mom != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = Tensor._make(g.copy())
+        if b is not None:
+            mom = h["mom"]
+            if h["first"]:
+                b[...] = g
             else:
-                b = buf.data
                 xp.multiply(b, mom, out=b)
-                damp = float(group["dampening"])
-                if damp == 0:
+                if h["damp"] == 0:
                     xp.add(b, g, out=b)
                 else:
-                    xp.multiply(g, 1 - damp, out=t)
+                    xp.multiply(g, 1 - h["damp"], out=t)
                     xp.add(b, t, out=b)
-            if group["nesterov"]:
-                xp.multiply(buf.data, mom, out=t)
+            if h["nesterov"]:
+                xp.multiply(b, mom, out=t)
                 xp.add(g, t, out=t)
                 g = t
             else:
-                g = buf.data
-        xp.multiply(g, -lr, out=s)
+                g = b
+        xp.multiply(g, -h["lr"], out=s)
         xp.add(d, s, out=d)
 
 
@@ -123,45 +137,56 @@ class Adam(Optimizer):
             name, g, "betas", len(b) == 2 and all(0 <= x < 1 for x in b), "two numbers in [0, 1)"
         )
 
-    def _update(
-        self, d: Any, g: Any, group: dict[str, Any], state: dict[str, Any], p: Tensor
-    ) -> None:
-        xp = backend.array_module(d)
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-        b1, b2 = (float(b) for b in group["betas"])
-        amsgrad = group["amsgrad"]
+    def _prepare(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple:
+        d = p.data
         if not state:
             state["step"] = 0
             state["exp_avg"] = self._zeros_state(d)
             state["exp_avg_sq"] = self._zeros_state(d)
-            if amsgrad:
-                state["max_exp_avg_sq"] = self._zeros_state(d)
-        s, t = self._buffers(p, 2)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = self._zeros_state(d)
         state["step"] = step = state["step"] + 1
-        if wd != 0:
-            if self._decoupled:
-                xp.multiply(d, 1 - lr * wd, out=d)
+        lr, (b1, b2) = float(group["lr"]), (float(b) for b in group["betas"])
+        h = dict(
+            lr=lr,
+            wd=float(group["weight_decay"]),
+            decoupled=self._decoupled,
+            b1=b1,
+            b2=b2,
+            eps=float(group["eps"]),
+            step_size=lr / (1 - b1**step),
+            bc2_sqrt=math.sqrt(1 - b2**step),
+        )
+        vmax = state["max_exp_avg_sq"].data if group["amsgrad"] else None
+        s, t = self._buffers(p, 2)
+        return [d, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data, vmax, s, t], h
+
+    @staticmethod
+    def _apply(
+        d: Any, g: Any, m: Any, v: Any, vmax: Any, s: Any, t: Any, h: dict[str, Any]
+    ) -> None:
+        xp = backend.array_module(d)
+        if h["wd"] != 0:
+            if h["decoupled"]:
+                xp.multiply(d, 1 - h["lr"] * h["wd"], out=d)
             else:
-                xp.multiply(d, wd, out=s)
+                xp.multiply(d, h["wd"], out=s)
                 xp.add(g, s, out=s)
                 g = s
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
         xp.subtract(g, m, out=t)  # m += (1 - b1) (g - m): a lerp towards g
-        xp.multiply(t, 1 - b1, out=t)
+        xp.multiply(t, 1 - h["b1"], out=t)
         xp.add(m, t, out=m)
-        xp.multiply(v, b2, out=v)  # v = b2 v + ((1 - b2) g) g
-        xp.multiply(g, 1 - b2, out=t)
+        xp.multiply(v, h["b2"], out=v)  # v = b2 v + ((1 - b2) g) g
+        xp.multiply(g, 1 - h["b2"], out=t)
         xp.multiply(t, g, out=t)
         xp.add(v, t, out=v)
-        if amsgrad:
-            vmax = state["max_exp_avg_sq"].data
+        if vmax is not None:
             xp.maximum(vmax, v, out=vmax)
             v = vmax
-        step_size = lr / (1 - b1**step)
         xp.sqrt(v, out=t)  # denominator: sqrt(v) / sqrt(1 - b2^t) + eps
-        xp.divide(t, math.sqrt(1 - b2**step), out=t)
-        xp.add(t, eps, out=t)
-        xp.multiply(m, -step_size, out=s)  # g is no longer needed, so s is free
+        xp.divide(t, h["bc2_sqrt"], out=t)
+        xp.add(t, h["eps"], out=t)
+        xp.multiply(m, -h["step_size"], out=s)  # g is no longer needed, so s is free
         xp.divide(s, t, out=s)
         xp.add(d, s, out=d)
 
@@ -218,32 +243,44 @@ class RMSprop(Optimizer):
         for key in ("lr", "eps", "weight_decay", "momentum", "alpha"):
             _check("RMSprop", g, key, g[key] >= 0, "non-negative")
 
-    def _update(
-        self, d: Any, g: Any, group: dict[str, Any], state: dict[str, Any], p: Tensor
-    ) -> None:
-        xp = backend.array_module(d)
-        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
-        wd, mom = float(group["weight_decay"]), float(group["momentum"])
+    def _prepare(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple:
+        d = p.data
+        mom, centered = float(group["momentum"]), bool(group["centered"])
         if not state:
             state["step"] = 0
             state["square_avg"] = self._zeros_state(d)
-            if mom > 0:
-                state["momentum_buffer"] = self._zeros_state(d)
-            if group["centered"]:
-                state["grad_avg"] = self._zeros_state(d)
+        if mom > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = self._zeros_state(d)
+        if centered and "grad_avg" not in state:
+            state["grad_avg"] = self._zeros_state(d)
         state["step"] += 1
+        ga = state["grad_avg"].data if centered else None
+        buf = state["momentum_buffer"].data if mom > 0 else None
+        h = dict(
+            lr=float(group["lr"]),
+            alpha=float(group["alpha"]),
+            eps=float(group["eps"]),
+            wd=float(group["weight_decay"]),
+            mom=mom,
+        )
         s, t = self._buffers(p, 2)
-        if wd != 0:
-            xp.multiply(d, wd, out=s)
+        return [d, p.grad.data, state["square_avg"].data, ga, buf, s, t], h
+
+    @staticmethod
+    def _apply(
+        d: Any, g: Any, sq: Any, ga: Any, buf: Any, s: Any, t: Any, h: dict[str, Any]
+    ) -> None:
+        xp = backend.array_module(d)
+        alpha = h["alpha"]
+        if h["wd"] != 0:
+            xp.multiply(d, h["wd"], out=s)
             xp.add(g, s, out=s)
             g = s
-        sq = state["square_avg"].data
         xp.multiply(sq, alpha, out=sq)  # sq = alpha sq + ((1 - alpha) g) g
         xp.multiply(g, 1 - alpha, out=t)
         xp.multiply(t, g, out=t)
         xp.add(sq, t, out=sq)
-        if group["centered"]:
-            ga = state["grad_avg"].data
+        if ga is not None:
             xp.subtract(g, ga, out=t)  # ga += (1 - alpha) (g - ga)
             xp.multiply(t, 1 - alpha, out=t)
             xp.add(ga, t, out=ga)
@@ -252,14 +289,13 @@ class RMSprop(Optimizer):
             xp.sqrt(t, out=t)
         else:
             xp.sqrt(sq, out=t)
-        xp.add(t, eps, out=t)  # t is now the denominator
-        if mom > 0:
-            buf = state["momentum_buffer"].data
-            xp.multiply(buf, mom, out=buf)
+        xp.add(t, h["eps"], out=t)  # t is now the denominator
+        if buf is not None:
+            xp.multiply(buf, h["mom"], out=buf)
             xp.divide(g, t, out=s)
             xp.add(buf, s, out=buf)
-            xp.multiply(buf, -lr, out=s)
+            xp.multiply(buf, -h["lr"], out=s)
         else:
-            xp.multiply(g, -lr, out=s)
+            xp.multiply(g, -h["lr"], out=s)
             xp.divide(s, t, out=s)
         xp.add(d, s, out=d)
