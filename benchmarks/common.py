@@ -22,12 +22,13 @@ def alternate(
     inner: int | dict[str, int] = 1,
     warmup: int = 3,
     sync: Callable[[], None] | None = None,
+    rotate: bool = False,
 ) -> dict[str, dict]:
     """Time each case `repeats` times, round-robin so drift hits all alike; seconds per call.
 
     `inner` calls make one timed sample (for very short calls; a dict gives each case its own);
     `sync` runs before each clock read (a GPU's synchronize), so queued work is counted where it
-    was issued.
+    was issued. `rotate` starts each round one case later, so no case always follows the same one.
     """
     inners = inner if isinstance(inner, dict) else dict.fromkeys(cases, inner)
     for fn in cases.values():
@@ -36,8 +37,10 @@ def alternate(
     if sync:
         sync()
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
+    order = list(cases.items())
+    for i in range(repeats):
+        shift = i % len(order) if rotate and order else 0
+        for name, fn in order[shift:] + order[:shift]:
             n = inners[name]
             t0 = time.perf_counter()
             for _ in range(n):

@@ -135,7 +135,7 @@ def time_impls(ctx: Context, impls: dict[str, R.Impl], budget: float) -> dict[st
         repeats = int(budget * ctx.budget_scale / per_round)
         repeats = max(5, min(31, repeats)) | 1  # odd: the median is a measured sample
     cases = {k: impl.step for k, impl in impls.items()}
-    return alternate(cases, repeats=repeats, inner=inner, warmup=0, sync=ctx.sync)
+    return alternate(cases, repeats=repeats, inner=inner, warmup=0, sync=ctx.sync, rotate=True)
 
 
 def run_case(
