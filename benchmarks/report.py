@@ -252,6 +252,23 @@ def _series(ax: Any, run: dict, cases: list[dict], x_of: Any, y_of: Any) -> None
             ax.plot(xs, ys, style, marker="o", ms=3, color=COLORS.get(k), label=label(run, k))
 
 
+def _plain() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:g}")
+
+
+def _proportional(ax: Any, cases: list[dict], x_of: Any) -> None:
+    """A dotted line through gradtensor's first point, growing in step with the flops."""
+    pts = sorted((x_of(c), c) for c in cases if "gradtensor" in c["results"])
+    if len(pts) < 2:
+        return
+    f0, t0 = pts[0][1]["params"]["flops"], pts[0][1]["results"]["gradtensor"]["median_s"]
+    xs = [x for x, _ in pts]
+    ys = [t0 * c["params"]["flops"] / f0 for _, c in pts]
+    ax.plot(xs, ys, ":", color="grey", lw=1, label="in proportion to flops")
+
+
 def plot_suite(run: dict, suite: str, cases: list[dict], path: Path) -> bool:
     """time vs size and ratio vs size; one row per activation (linear) or per series (scaling)."""
     if suite == "linear":
@@ -275,13 +292,17 @@ def plot_suite(run: dict, suite: str, cases: list[dict], path: Path) -> bool:
         _series(row[0], run, group, x_of, lambda r: r["median_s"])
         _series(row[1], run, group, x_of, lambda r: r.get("ratio"))
         row[1].axhline(1.0, color="grey", lw=0.8)
-        xl = xlabel or (f"{name} (784-w-w-10)" if name == "width" else "batch size")
+        if suite == "scaling":
+            _proportional(row[0], group, x_of)
+        xl = xlabel or ("width w (784-w-w-10)" if name == "width" else "batch size")
         for ax, yl in zip(row, ("median time (s)", "time / gradtensor's"), strict=True):
             ax.set_xscale("log", base=2 if suite == "scaling" else 10)
             ax.set_yscale("log")
             ax.set_xlabel(xl)
             ax.set_ylabel(yl)
             ax.grid(True, which="major", alpha=0.3)
+            if suite == "scaling":
+                ax.xaxis.set_major_formatter(_plain())
         row[0].set_title(f"{name}: time", fontsize=10)
         row[1].set_title(f"{name}: ratio to gradtensor (above 1: slower)", fontsize=10)
     axes[0][0].legend(fontsize=7, loc="upper left")
