@@ -238,6 +238,8 @@ def _parts(lib: str, model: Any, opt: Any, x: Any, y: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
+    # The 1-minute load average before we start: how busy the machine was with other work.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     sizes = [int(s) for s in args.sizes.split(",")]
     try:
         import torch  # noqa: F401  (before limit_threads, so its pool is limited too)
@@ -300,6 +302,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{verdict} PyTorch)"
         )
     result["machine"] = machine()
+    result["loadavg_before"] = load
+    if load is not None:
+        print(
+            f"load average before this run: {load:.2f} on {os.cpu_count()} cores (other "
+            "work running beside a benchmark skews it, most with several threads)"
+        )
     if args.out is not None or not (args.quick or args.no_save):
         if args.out is not None:
             import json
