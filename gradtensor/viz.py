@@ -54,7 +54,8 @@ def _op_label(node: Any) -> str:
     lines = [node.fn.name]
     for k, v in (node.params or {}).items():
         text = f"{k}={v!r}"
-        if k != "aux" and len(text) <= 30:  # aux is the derivative's residuals, not an argument
+        # aux is the derivative's residuals, not an argument; None/False are mostly defaults.
+        if k != "aux" and v is not None and v is not False and len(text) <= 30:
             lines.append(text)
     out = node.output
     metas = out if isinstance(out, tuple) else (out,)
