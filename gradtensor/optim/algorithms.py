@@ -1,6 +1,6 @@
 """SGD, Adam, AdamW and RMSprop, with PyTorch's update rules and defaults.
 
-Each `_update` works on arrays in place, in the order PyTorch's own update does its float32
+Each `_apply` works on arrays in place, in the order PyTorch's own update does its float32
 arithmetic, so the two agree to float32 rounding step after step. Hyperparameters are read from
 the group on every step, which is how learning-rate schedulers reach them.
 """
