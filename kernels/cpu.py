@@ -149,15 +149,42 @@ def _exp_f32(x):
     return _F(0.0) if x < _EXP_FLUSH else e * _F(2.0)
 
 
+# tanh x = x P(x^2) / Q(x^2) on |x| <= 9 (beyond, tanh rounds to +-1 in float32). Own fit:
+# Lawson-reweighted linear least squares on the relative error over 12000 points of [1e-4, 9];
+# 7e-8 relative in float64, 4e-7 (a few ulp) evaluated in float32. Half the work of an
+# exp-based tanh, which matters because this pass competes with NumPy's AVX-512 tanh.
+_TP0, _TP1, _TP2, _TP3, _TP4, _TP5 = (
+    _F(c)
+    for c in (
+        9.9999994568e-01,
+        1.2923456459e-01,
+        2.9251693169e-03,
+        9.3043338160e-06,
+        -1.2877621234e-08,
+        1.8469053805e-11,
+    )
+)
+_TQ1, _TQ2, _TQ3 = (_F(c) for c in (4.6256744753e-01, 2.3781608822e-02, 2.2868780301e-04))
+
+
 @njit(inline="always", **_OPTS)
 def _tanh_f32(x):
-    # tanh|x| = -e / (2 + e) with e = expm1(-2|x|); expm1 by its Taylor series near 0, where
-    # exp(u) - 1 would cancel, so that small inputs keep their relative accuracy.
-    u = _F(-2.0) * abs(x)
-    series = u * (_F(1.0) + u * (_E2 + u * (_E3 + u * (_E4 + u * (_E5 + u * (_E6 + u * _E7))))))
-    e = series if u > _F(-0.35) else _exp_f32(u) - _F(1.0)
-    t = -e / (_F(2.0) + e)
-    return t if x >= _F(0.0) else -t
+    # Comparisons are written so that NaN passes through.
+    c = _F(9.0) if x > _F(9.0) else x
+    c = _F(-9.0) if c < _F(-9.0) else c
+    s = c * c
+    p = _TP4 + s * _TP5
+    p = _TP3 + s * p
+    p = _TP2 + s * p
+    p = _TP1 + s * p
+    p = _TP0 + s * p
+    q = _TQ2 + s * _TQ3
+    q = _TQ1 + s * q
+    q = _F(1.0) + s * q
+    t = c * p / q
+    # The fit overshoots 1 by up to 2 ulp near the clamp.
+    t = _F(1.0) if t > _F(1.0) else t
+    return _F(-1.0) if t < _F(-1.0) else t
 
 
 @njit(inline="always", **_OPTS)
