@@ -116,7 +116,7 @@ def cpu_section(quick: bool) -> dict[str, Any]:
     erf = erf_function(np)
     shapes = QUICK_CPU_SHAPES if quick else list(CPU_SHAPES)
     names = ["relu", "gelu"] if quick else list(kcpu.ACTIVATIONS)
-    repeats = 7 if quick else 15
+    repeats = 7 if quick else 21
     rows = []
     print("CPU: fused (kernels.cpu) vs unfused NumPy, float32, fwd+bwd, medians")
     print(f"{'B x In x Out':>16} {'act':>10} {'unfused':>11} {'fused':>11} {'ratio':>6}  target")

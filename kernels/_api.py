@@ -12,7 +12,8 @@ ACTIVATION_CODES: dict[str, int] = {name: i for i, name in enumerate(ACTIVATIONS
 
 # Which array the backward pass reads as `aux`: the output itself is free (no extra memory, no
 # extra writes) whenever the derivative can be written in terms of it; the GELUs cannot, so they
-# keep the pre-activation; identity needs nothing.
+# keep the pre-activation; identity needs nothing. Since aux may be y itself, a caller must not
+# modify y in place before the backward pass.
 AUX_KIND: dict[str, str | None] = {
     "identity": None,
     "relu": "output",
