@@ -244,6 +244,7 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
         names = ["gelu"] if quick else ["relu", "gelu"]
         repeats = 10 if quick else 25
         torch = _torch_cuda()
+    kcuda.warmup((np.dtype(np.float32),))  # Numba-CUDA compiles on first launch
     erf = erf_function(xp)
     rows = []
     print("GPU: kernels.cuda path A / path B vs unfused CuPy and PyTorch eager, float32, fwd+bwd")

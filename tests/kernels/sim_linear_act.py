@@ -91,6 +91,19 @@ def test_empty_batch(path):
     np.testing.assert_array_equal(gb, 0)
 
 
+def test_warmup_launches_every_kernel(monkeypatch):
+    launched = set()
+    real_launch = kcuda._launch
+
+    def spy(kernel, *args):
+        launched.add(kernel)
+        real_launch(kernel, *args)
+
+    monkeypatch.setattr(kcuda, "_launch", spy)
+    kcuda.warmup((np.float32,))
+    assert launched == set(kcuda._kernels(np.dtype(np.float32)).values())
+
+
 def test_rejects_bad_input():
     x, w, b, gy = inputs((2, 3, 4), np.float32)
     with pytest.raises(ValueError, match=r"linear_act_forward: unknown activation 'elu'"):
