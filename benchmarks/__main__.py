@@ -99,15 +99,13 @@ def gpu_info() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # Before any numeric library loads: the same thread count everywhere, and no TF32 in CuPy.
-    from benchmarks.common import QUIET_WORKERS, THREAD_ENV, log, thread_env
+    from benchmarks.common import THREAD_ENV, log, pin_cores, thread_env
 
     thread_env(args.threads)
+    cores = pin_cores(args.threads)
     os.environ.setdefault("CUPY_TF32", "0")
-    from benchmarks import references as R
-
-    R.jax_thread_flags(args.threads)
-
     import gradtensor as gt
+    from benchmarks import references as R
     from benchmarks import suites as S
     from benchmarks.common import limit_threads, machine, save
 
@@ -131,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     log(
         f"gradtensor {gt.__version__} on {args.device}"
         + (f" ({info['gpu']})" if "gpu" in info else f" ({info.get('cpu', '?')})")
-        + f", {args.threads} thread(s) for every CPU library; kernels "
+        + f", {args.threads} thread(s) for every CPU library"
+        + (f" (pinned to core(s) {cores})" if cores else "")
+        + "; kernels "
         + ("available" if kernels_on else "NOT available (both gradtensor rows use arrays)")
     )
     load = os.getloadavg()[0]
@@ -159,18 +159,26 @@ def main(argv: list[str] | None = None) -> int:
             "threads": threads,
             "thread_env": {
                 k: os.environ.get(k)
-                for k in THREAD_ENV + tuple(QUIET_WORKERS) + ("XLA_FLAGS",)
+                for k in THREAD_ENV + ("XLA_FLAGS", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
                 if k in os.environ
             },
-            "jax_threads": "XLA's CPU pool uses every core (it has no size setting); with "
-            "--threads 1 it is told to run single-threaded",
+            "pinned_to_cores": cores,
+            "jax_threads": "XLA sizes its CPU pool to the cores the process may use"
+            + (f"; the process is pinned to cores {cores}" if cores else ""),
             "load_average_at_start": os.getloadavg(),
+            "settle_s": S.settle_s(ctx),
             "tf32": False,
             "dtype": "float32",
             "kernels_available": kernels_on,
             "budget_scale": args.budget,
             "check": "value and every gradient: max|diff| <= 1e-4 * max|gradtensor's|",
-            "timing": "warm-up, then round-robin samples in one process; medians"
+            "timing": "warm-up, then round-robin samples in one process (order rotated each "
+            "round); medians"
+            + (
+                f"; each sample after a {S.settle_s(ctx)} s pause and one untimed call"
+                if S.settle_s(ctx)
+                else ""
+            )
             + ("; GPU synchronised before each clock read" if args.device == "cuda" else ""),
             "command": " ".join(
                 ["python -m benchmarks"] + (sys.argv[1:] if argv is None else argv)

@@ -23,12 +23,17 @@ def alternate(
     warmup: int = 3,
     sync: Callable[[], None] | None = None,
     rotate: bool = False,
+    settle: float = 0.0,
 ) -> dict[str, dict]:
     """Time each case `repeats` times, round-robin so drift hits all alike; seconds per call.
 
     `inner` calls make one timed sample (for very short calls; a dict gives each case its own);
     `sync` runs before each clock read (a GPU's synchronize), so queued work is counted where it
     was issued. `rotate` starts each round one case later, so no case always follows the same one.
+    `settle` > 0: before each sample, pause that long, then make one untimed call. Worker threads
+    of multi-threaded libraries (OpenBLAS, OpenMP) busy-wait for a while after their work; the
+    pause lets the previous case's workers fall asleep so they do not take cores from this one,
+    and the untimed call wakes this case's own workers as a loop of its calls would find them.
     """
     inners = inner if isinstance(inner, dict) else dict.fromkeys(cases, inner)
     for fn in cases.values():
@@ -42,6 +47,11 @@ def alternate(
         shift = i % len(order) if rotate and order else 0
         for name, fn in order[shift:] + order[:shift]:
             n = inners[name]
+            if settle > 0:
+                time.sleep(settle)
+                fn()
+                if sync:
+                    sync()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -113,21 +123,39 @@ def fmt_time(s: float) -> str:
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-# Idle worker threads must sleep, not spin: OpenMP (PyTorch's pool) and OpenBLAS keep their
-# workers busy-waiting after each call (OpenBLAS for 2**28 cycles by default), which on a machine
-# with few cores takes the cores from the next library's threads. Measured on the 2-core dev box,
-# MLP 784-1024-1024-10 batch 256, 2 threads: PyTorch alternating with gradtensor went from ~15 ms
-# alone to 30-180 ms with the default spinning, and stayed at ~15 ms with these two settings.
-QUIET_WORKERS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+# How long OpenBLAS's idle workers keep busy-waiting after a call: 2**28 cycles by default
+# (OPENBLAS_THREAD_TIMEOUT), about 0.1 s; libgomp's default spin is shorter. A pause of this
+# length between one library's timed calls and the next one's lets them fall asleep. (Shortening
+# the spin instead, OMP_WAIT_POLICY=PASSIVE or OPENBLAS_THREAD_TIMEOUT=4, was measured on the
+# 2-core dev box to slow PyTorch's MLP step 784-256-256-10 by about 2x and NumPy's by 10-25%:
+# it would handicap the libraries, so the harness leaves their settings alone.)
+SETTLE_S = 0.15
 
 
 def thread_env(n: int) -> None:
-    """Ask every CPU library for n threads through the environment, and for idle workers that
-    sleep (QUIET_WORKERS, unless already set); must run before the libraries load."""
+    """Ask every CPU library for n threads through the environment; must run before they load."""
     for env in THREAD_ENV:
         os.environ[env] = str(n)
-    for env, value in QUIET_WORKERS.items():
-        os.environ.setdefault(env, value)
+
+
+def pin_cores(n: int) -> list[int] | None:
+    """Run this process (and the processes it starts) on n of the cores it may use, when that is
+    fewer than all of them; returns the cores chosen, or None when nothing was changed.
+
+    Thread-count settings do not hold every library: XLA (JAX) sizes its CPU pool to the cores
+    the process may run on and runs independent ops of one step side by side (measured: 1.24 CPU
+    seconds per wall second for JAX jit with its one-thread flags, 0.99 once pinned to one core).
+    Must run before the libraries start their threads.
+    """
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    if n >= len(allowed):
+        return None
+    chosen = allowed[-n:]  # the last ones: core 0 tends to take more interrupts
+    os.sched_setaffinity(0, chosen)
+    return chosen
 
 
 _limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run

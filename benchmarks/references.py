@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -656,17 +655,6 @@ def load(keys: list[str], device: str) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         libs[lib.key] = lib
     return libs, skipped
-
-
-def jax_thread_flags(threads: int) -> None:
-    """XLA's CPU pool cannot be sized; for one thread it can be told not to use the pool.
-
-    Must run before JAX is imported."""
-    if threads == 1:
-        flags = os.environ.get("XLA_FLAGS", "")
-        extra = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        if extra not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
 
 
 def compare(

@@ -75,7 +75,11 @@ def machine_key(run: dict[str, Any]) -> tuple[str, str]:
     m = run["machine"]
     if run["settings"]["device"] == "cuda":
         return "cuda", m.get("gpu", "GPU")
-    return "cpu", f"{m.get('cpu', 'CPU')} ({m.get('cpu_count', '?')} cores, host {m['host']})"
+    n = run["settings"]["threads"]["requested"]
+    return "cpu", (
+        f"{m.get('cpu', 'CPU')} ({m.get('cpu_count', '?')} cores, host {m['host']}), "
+        f"{n} thread{'s' if n > 1 else ''}"
+    )
 
 
 def latest(runs: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
@@ -331,7 +335,9 @@ def settings_lines(run: dict) -> list[str]:
         f"- Run: `{s['command']}` on {m['date']} ({run['_file']}); {where}, "
         f"{m.get('cpu_count')} cores, {m['platform']}.",
         f"- Threads: {th['requested']} for every CPU library (PyTorch {th.get('torch', '-')}, "
-        f"Numba {th.get('numba', '-')}, pools: {pools}); JAX: {s.get('jax_threads', '-')}.",
+        f"Numba {th.get('numba', '-')}, pools: {pools}); JAX: {s.get('jax_threads', '-')}"
+        + (f"; {s['settle_s']} s pause before each sample" if s.get("settle_s") else "")
+        + ".",
         f"- float32, TF32 off; kernels available: {s['kernels_available']}; "
         f"load average at start {s.get('load_average_at_start', ['?'])[0]:.2f}, "
         f"at end {s.get('load_average_at_end', ['?'])[0]:.2f}.",
@@ -386,9 +392,11 @@ value (output or loss) and every gradient are checked against gradtensor's (max|
 max|gradtensor's|), and a row that disagrees is dropped with the error (†). Then each is warmed
 up and timed in one process, round-robin, so drift hits all alike; the tables give medians, and
 "(1.23x)" is that implementation's median time divided by gradtensor's (above 1: slower than
-gradtensor). Every CPU library gets the same thread count; idle OpenMP/OpenBLAS workers are told
-to sleep rather than spin, so one library's spinning threads cannot slow the next. ‡ marks an
-implementation that was not available or cannot run that case (the note says why)."""
+gradtensor). Every CPU library gets the same thread count (threadpoolctl for NumPy's BLAS,
+torch.set_num_threads, Numba; below the core count the process is also pinned to that many
+cores, which is what holds XLA); with more than one thread each sample follows a pause, so one
+library's busy-waiting worker threads cannot slow the next. ‡ marks an implementation that was
+not available or cannot run that case (the note says why)."""
 
 
 def build(

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks import references as R
 from benchmarks.bench_overhead import OPS
-from benchmarks.common import alternate, fmt_bytes, fmt_time, log
+from benchmarks.common import SETTLE_S, alternate, fmt_bytes, fmt_time, log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +116,11 @@ def build_checked(
     return impls, rec
 
 
+def settle_s(ctx: Context) -> float:
+    """The pause between samples: only where several libraries each run worker threads."""
+    return SETTLE_S if ctx.device == "cpu" and ctx.threads > 1 and not ctx.quick else 0.0
+
+
 def time_impls(ctx: Context, impls: dict[str, R.Impl], budget: float) -> dict[str, dict]:
     """Warm up, estimate each call, then alternate with repeats that fit the budget."""
     est = {}
@@ -126,16 +131,21 @@ def time_impls(ctx: Context, impls: dict[str, R.Impl], budget: float) -> dict[st
         impl.step()
         ctx.sync()
         est[key] = max(time.perf_counter() - t0, 1e-7)
+    settle = settle_s(ctx)
     if ctx.quick:
         inner = {k: max(1, min(20, math.ceil(1e-3 / t))) for k, t in est.items()}
         repeats = 3
     else:
-        inner = {k: max(1, min(100, math.ceil(MIN_SAMPLE_S / t))) for k, t in est.items()}
-        per_round = sum(est[k] * inner[k] for k in impls)
+        # with a pause before each sample, make the samples longer so the pauses stay a fraction
+        least = 4 * MIN_SAMPLE_S if settle else MIN_SAMPLE_S
+        inner = {k: max(1, min(100, math.ceil(least / t))) for k, t in est.items()}
+        per_round = sum(est[k] * (inner[k] + (1 if settle else 0)) + settle for k in impls)
         repeats = int(budget * ctx.budget_scale / per_round)
         repeats = max(5, min(31, repeats)) | 1  # odd: the median is a measured sample
     cases = {k: impl.step for k, impl in impls.items()}
-    return alternate(cases, repeats=repeats, inner=inner, warmup=0, sync=ctx.sync, rotate=True)
+    return alternate(
+        cases, repeats=repeats, inner=inner, warmup=0, sync=ctx.sync, rotate=True, settle=settle
+    )
 
 
 def run_case(
