@@ -145,3 +145,13 @@ def test_memory_probe_measures_a_step():
     # at least its copy of the weights and the hidden activations
     assert out["peak_bytes"] > out["param_bytes"] + 64 * 256 * 4
     assert out["traced_peak_bytes"] > out["param_bytes"] + 64 * 256 * 4
+
+
+def test_batches_are_drawn_clear_of_the_relu_kink():
+    sizes = [784, 256, 256, 10]
+    params, x, _ = S.mlp_inputs(sizes, 512)
+    h = x.astype(np.float64)
+    for w, b in params[:-1]:
+        z = h @ w.T.astype(np.float64) + b
+        assert np.abs(z).min() >= S.KINK_CLEARANCE * z.std() * 0.99
+        h = np.maximum(z, 0)
