@@ -470,3 +470,12 @@ def test_clip_grad_value_and_nonfinite():
         nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     q = nn.Parameter(gt.zeros(2))
     assert nn.utils.clip_grad_norm_([q], 1.0).item() == 0.0  # no gradients at all
+
+
+@pytest.mark.skipif(gt.cuda.is_available(), reason="this machine has CUDA; the error is for none")
+def test_to_cuda_without_a_gpu_says_why():
+    lin = nn.Linear(2, 2)
+    w = lin.weight.data
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        lin.to("cuda")
+    assert lin.weight.data is w  # nothing moved
