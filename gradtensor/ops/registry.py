@@ -233,16 +233,18 @@ class Primitive:
             y = out.data
         else:
             y = out
-        xs = [t.data if isinstance(t, Tensor) else t for t in node.inputs]
+        ins = node.inputs
+        xs = [t.data if isinstance(t, Tensor) else t for t in ins]
         params = node.params
         gd = g.data
+        vjps = self.vjps
         grads = []
         for i, e in enumerate(node.next):
             if e is None:
                 grads.append(None)
                 continue
-            gi = self.vjps[i](gd, y, *xs, **params)
-            shape = node.inputs[i].shape
+            gi = vjps[i](gd, y, *xs, **params) if params else vjps[i](gd, y, *xs)
+            shape = ins[i].shape
             if gi.shape != shape:
                 if self.elementwise:
                     gi = unbroadcast(gi, shape)
