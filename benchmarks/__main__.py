@@ -84,6 +84,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+def source_state() -> dict[str, Any]:
+    """The commit measured, and any uncommitted changes to the library it ran with."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "gradtensor", "kernels").splitlines()
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "uncommitted_library_changes": [line[3:] for line in changed],
+    }
+
+
 def gpu_info() -> dict[str, Any]:
     import cupy
 
@@ -153,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "gradtensor-benchmarks/1",
         "machine": info,
         "versions": versions(),
+        "source": source_state(),
         "settings": {
             "device": args.device,
             "quick": args.quick,

@@ -343,6 +343,14 @@ def settings_lines(run: dict) -> list[str]:
         f"at end {s.get('load_average_at_end', ['?'])[0]:.2f}.",
         f"- Versions: {vs}.",
     ]
+    src = run.get("source") or {}
+    if src.get("commit"):
+        dirty = src.get("uncommitted_library_changes") or []
+        lines.append(
+            f"- Source: commit {src['commit'][:10]}"
+            + (f", with uncommitted changes to {', '.join(dirty)}" if dirty else "")
+            + "."
+        )
     if run.get("skipped"):
         lines.append(
             "- Not run: "
