@@ -274,43 +274,63 @@ def _proportional(ax: Any, cases: list[dict], x_of: Any) -> None:
 
 
 def plot_suite(run: dict, suite: str, cases: list[dict], path: Path) -> bool:
-    """time vs size and ratio vs size; one row per activation (linear) or per series (scaling)."""
+    """time vs size and ratio vs size; one row per activation (linear) or per series (scaling).
+
+    Linear layers and MLPs are placed in order of their flops, one tick per shape (shapes of
+    equal flops, e.g. 65536x64x64 and 256x1024x1024, stay apart); scaling uses its doubling
+    batch or width as a log2 axis."""
     if suite == "linear":
-        groups = {}
+        groups: dict[str, list[dict]] = {}
         for c in cases:
             groups.setdefault(c["params"]["activation"], []).append(c)
-        x_of, xlabel = (lambda c: c["params"]["flops"]), "flops per forward + backward"
+        tick = lambda c: c["name"].rsplit(" ", 1)[0]  # noqa: E731  "BxIxO"
     elif suite == "mlp":
         groups = {"MLP step": cases}
-        x_of, xlabel = (lambda c: c["params"]["flops"]), "flops per step"
+        tick = lambda c: c["name"].replace(" batch ", "\nbatch ")  # noqa: E731
     elif suite == "scaling":
         groups = {}
         for c in cases:
             groups.setdefault(c["params"]["series"], []).append(c)
-        x_of, xlabel = (lambda c: c["params"]["value"]), None
+        tick = None
     else:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.2 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.3 * len(groups) + 0.6), squeeze=False)
     for row, (name, group) in zip(axes, groups.items(), strict=True):
+        if tick is None:
+            x_of = lambda c: c["params"]["value"]  # noqa: E731
+        else:
+            order = sorted(group, key=lambda c: (c["params"]["flops"], c["name"]))
+            pos = {id(c): i for i, c in enumerate(order)}
+            x_of = lambda c, pos=pos: pos[id(c)]  # noqa: E731
         _series(row[0], run, group, x_of, lambda r: r["median_s"])
         _series(row[1], run, group, x_of, lambda r: r.get("ratio"))
         row[1].axhline(1.0, color="grey", lw=0.8)
-        if suite == "scaling":
+        if tick is None:
             _proportional(row[0], group, x_of)
-        xl = xlabel or ("width w (784-w-w-10)" if name == "width" else "batch size")
         for ax, yl in zip(row, ("median time (s)", "time / gradtensor's"), strict=True):
-            ax.set_xscale("log", base=2 if suite == "scaling" else 10)
             ax.set_yscale("log")
-            ax.set_xlabel(xl)
             ax.set_ylabel(yl)
             ax.grid(True, which="major", alpha=0.3)
-            if suite == "scaling":
+            if tick is None:
+                ax.set_xscale("log", base=2)
                 ax.xaxis.set_major_formatter(_plain())
+                ax.set_xlabel("width w (784-w-w-10)" if name == "width" else "batch size")
+            else:
+                ax.set_xticks(
+                    range(len(order)),
+                    [tick(c) for c in order],
+                    fontsize=7,
+                    rotation=20 if suite == "linear" else 0,
+                )
+                ax.set_xlabel(
+                    "in order of flops per " + ("step" if suite == "mlp" else "forward + backward")
+                )
         row[0].set_title(f"{name}: time", fontsize=10)
         row[1].set_title(f"{name}: ratio to gradtensor (above 1: slower)", fontsize=10)
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.45 / (3.3 * len(groups) + 0.6), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
     plt.close(fig)
