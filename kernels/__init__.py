@@ -48,8 +48,17 @@ def linear_act_forward(
 
 
 def linear_act_backward(
-    gy: Any, x: Any, weight: Any, aux: Any | None, activation: str, bias: bool = True
-) -> tuple[Any, Any, Any | None]:
-    """gx, gw, gb for linear_act_forward; e.g. linear_act_backward(gy, x, w, aux, "gelu")."""
+    gy: Any,
+    x: Any,
+    weight: Any,
+    aux: Any | None,
+    activation: str,
+    bias: bool = True,
+    input_grad: bool = True,
+) -> tuple[Any | None, Any, Any | None]:
+    """gx, gw, gb for linear_act_forward; e.g. linear_act_backward(gy, x, w, aux, "gelu").
+
+    gx is None when input_grad=False (the GEMM for it is skipped).
+    """
     module = _backend("linear_act_backward", x)
-    return module.linear_act_backward(gy, x, weight, aux, activation, bias)
+    return module.linear_act_backward(gy, x, weight, aux, activation, bias, input_grad)

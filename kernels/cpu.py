@@ -459,8 +459,13 @@ def linear_act_backward(
     aux: np.ndarray | None,
     activation: str,
     bias: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """gx, gw, gb of linear_act_forward; e.g. linear_act_backward(gy, x, w, aux, "relu")."""
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """gx, gw, gb of linear_act_forward; e.g. linear_act_backward(gy, x, w, aux, "relu").
+
+    input_grad=False skips gx (returned as None): a first layer's input needs no gradient, and
+    that saves one of the three GEMMs.
+    """
     act = check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
     x, weight = _blasable(x), _blasable(weight)
     gy = np.ascontiguousarray(gy)
@@ -472,8 +477,10 @@ def linear_act_backward(
     else:
         gz = np.empty_like(gy)
         gb = _run_backward(gy, np.ascontiguousarray(aux), act, gz)
-    gx = np.empty(x.shape, x.dtype)
-    np.matmul(gz, weight, out=gx)
+    gx = None
+    if input_grad:
+        gx = np.empty(x.shape, x.dtype)
+        np.matmul(gz, weight, out=gx)
     gw = np.empty(weight.shape, x.dtype)
     np.matmul(gz.T, x, out=gw)
     return gx, gw, (gb.astype(x.dtype) if bias else None)

@@ -466,10 +466,14 @@ def linear_act_backward(
     aux: Any | None,
     activation: str,
     bias: bool = True,
+    input_grad: bool = True,
     *,
     path: str | None = None,
-) -> tuple[Any, Any, Any | None]:
-    """gx, gw, gb of linear_act_forward on the GPU; path forces "a" or "b"."""
+) -> tuple[Any | None, Any, Any | None]:
+    """gx, gw, gb of linear_act_forward on the GPU; path forces "a" or "b".
+
+    input_grad=False skips gx (returned as None).
+    """
     fn = "linear_act_backward"
     _check_path(fn, path)
     arrays = _as_cupy(fn, {"gy": gy, "x": x, "weight": weight, "aux": aux})
@@ -486,10 +490,10 @@ def linear_act_backward(
     k = _kernels(dtype)
     acc_dtype = np.float64 if dtype == np.float64 else np.float32
     if path == "b" or (path is None and use_path_b(batch, n_in, n_out)):
-        gx = xp.zeros((batch, n_in), dtype)
+        gx = xp.zeros((batch, n_in), dtype) if input_grad else None
         gw = xp.zeros((n_out, n_in), dtype)
         gb = xp.zeros(max(n_out, 1), acc_dtype)
-        if batch and n_in:
+        if input_grad and batch and n_in:
             stream, (dgy, daux, dw, dgx) = _launch_args([gy, aux, weight, gx])
             grid = _grid_2d(batch, n_in, TILE)
             _launch(k["gemm_grad_x"], grid, (THREADS, THREADS), stream, dgy, daux, code, dw, dgx)
@@ -513,7 +517,7 @@ def linear_act_backward(
             stream,
             *(dgy, daux, code, dgz, dpartial),
         )
-    gx = xp.matmul(gz, weight)
+    gx = xp.matmul(gz, weight) if input_grad else None
     gw = xp.matmul(gz.T, x)
     gb = partial[:, :n_out].sum(axis=0).astype(dtype) if bias else None
     return gx, gw, gb

@@ -384,3 +384,35 @@ def test_grad_runs_only_the_part_of_the_graph_that_leads_to_its_inputs():
         x += 1  # so sin's derivative could no longer run
     (gh,) = gt.grad((h * h).sum(), h)  # ...and it need not: h is the input
     np.testing.assert_allclose(gh.numpy(), 2 * np.sin([1.0, 2.0]), rtol=1e-6)
+
+
+def test_leaf_grads_own_writable_memory():
+    x = gt.ones(3, requires_grad=True)
+    x.sum().backward()  # the gradient of a sum is a broadcast (read-only) view
+    x.grad *= 2
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+    a = gt.ones(2, requires_grad=True)
+    b = gt.ones(2, requires_grad=True)
+    c = gt.ones(2, requires_grad=True)
+    (a + b.reshape(2) + c).sum().backward()
+    a.grad += 1
+    assert b.grad.tolist() == [1.0, 1.0] and c.grad.tolist() == [1.0, 1.0]
+
+
+def test_the_callers_gradient_is_not_adopted():
+    x = gt.ones(2, requires_grad=True)
+    g = gt.tensor([1.0, 2.0])
+    (x * 1).backward(g)
+    y = gt.ones(2, requires_grad=True)
+    (y + 0).backward(g)
+    g.data[0] = 100.0
+    assert y.grad.tolist() == [1.0, 2.0]
+
+
+def test_retained_grad_is_its_own_copy():
+    x = gt.ones(2, requires_grad=True)
+    h = x + 0
+    h.retain_grad()
+    h.sum().backward()
+    h.grad += 5
+    assert x.grad.tolist() == [1.0, 1.0]

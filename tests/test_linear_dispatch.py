@@ -108,3 +108,14 @@ def test_a_foreign_kernels_package_is_not_used(monkeypatch):
         y = F.linear(gt.ones(2, 3), gt.ones(4, 3), activation="relu")
     assert y.tolist() == [[3.0] * 4] * 2
     monkeypatch.setattr(fused._KernelState, "checked", False)
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_first_layer_input_gets_no_gradient_and_weights_still_do(kernels):
+    x = gt.randn(6, 4)  # data: requires no gradient
+    w = gt.randn(3, 4, requires_grad=True)
+    with gt.use_kernels(kernels):
+        F.linear(x, w, activation="relu").sum().backward()
+    assert x.grad is None
+    expected = ((x.numpy() @ w.detach().numpy().T) > 0).astype(np.float32).T @ x.numpy()
+    np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-5)

@@ -242,9 +242,20 @@ def backward(
                 capture[i] = add(capture[i], g)
             return
         if leaf.grad is None:
-            # A copy: the same gradient array may reach several leaves (x + y), and an in-place
-            # change to one `.grad` must not show up in another.
-            leaf.grad = g if create_graph else Tensor._make(g.data.copy())
+            if create_graph:
+                leaf.grad = g
+                return
+            # `.grad` must own its memory: one gradient array can reach several leaves (x + y
+            # hands the same array to both) or be a read-only broadcast view, and an in-place
+            # change to one `.grad` must not show up anywhere else. A fresh, writable array seen
+            # for the first time is kept as it is; anything else is copied.
+            arr = g.data
+            key = id(arr)
+            if arr.base is not None or key in handed_out or not _writable(arr):
+                g = Tensor._make(arr.copy())
+            else:
+                handed_out.add(key)
+            leaf.grad = g
         else:
             leaf.grad = leaf.grad + g
 
@@ -252,6 +263,7 @@ def backward(
     # recorded after its inputs), so when a node is popped, every node that consumes its outputs
     # and is reachable has already run and added its share: a priority queue replaces a separate
     # dependency-counting pass over the graph.
+    handed_out = {id(g.data) for g in grad_tensors}  # the caller's arrays are never adopted
     pending: dict[Node, list] = {}
     heap: list[tuple[int, Node]] = []
     for t, g in zip(tensors, grad_tensors):
@@ -344,8 +356,13 @@ def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, crea
         for idx, ref in node.retained.items():
             t, g = ref(), gouts[idx]
             if t is not None and g is not None:
-                g = g if create else g.detach()
+                g = g if create else _tensor_mod.Tensor._make(g.data.copy())
                 t.grad = g if t.grad is None else t.grad + g
+
+
+def _writable(arr: Any) -> bool:
+    flags = arr.flags
+    return getattr(flags, "writeable", True)  # CuPy arrays are always writable
 
 
 def check_grad_shape(op: str, i: int, g: Any, shape: tuple) -> None:

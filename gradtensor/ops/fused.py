@@ -75,10 +75,11 @@ def linear_forward_arrays(xp: Any, x: Any, w: Any, b: Any, act: str) -> tuple[An
 
 
 def linear_backward_arrays(
-    xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str, bias: bool
+    xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str, bias: bool, input_grad: bool = True
 ) -> tuple[Any, Any, Any]:
     gz = _act_backward(xp, g, aux, act)
-    return gz @ w, gz.T @ x, (gz.sum(axis=0) if bias else None)
+    gx = gz @ w if input_grad else None
+    return gx, gz.T @ x, (gz.sum(axis=0) if bias else None)
 
 
 # -- kernel dispatch --------------------------------------------------------------------------
@@ -188,12 +189,15 @@ def _linear_grad(
     g2 = g.data.reshape(-1, w.shape[0])
     x2 = x.data.reshape(-1, x.shape[-1])
     path, a = aux
+    # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
     if path == "kernel":
         gx, gw, gb = _kernels().linear_act_backward(
-            g2, x2, w.data, a, activation, bias=b is not None
+            g2, x2, w.data, a, activation, bias=b is not None, input_grad=needs[0]
         )
     else:
-        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w.data, a, activation, b is not None)
+        gx, gw, gb = linear_backward_arrays(
+            xp, g2, x2, w.data, a, activation, b is not None, needs[0]
+        )
     return (
         Tensor._make(gx.reshape(x.shape)) if needs[0] else None,
         Tensor._make(gw) if needs[1] else None,

@@ -120,3 +120,18 @@ def test_rejects_bad_input():
         kcuda.linear_act_backward(gy.T, x, w, None, "identity")
     with pytest.raises(ValueError, match=r"weight must be a NumPy \(CUDA simulator\) array"):
         kcuda.linear_act_forward(x, w.tolist(), b, "relu")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_backward_without_input_grad_skips_gx(path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    w = rng.standard_normal((3, 7)).astype(np.float32)
+    y, aux = kcuda.linear_act_forward(x, w, None, "relu", path=path)
+    gy = rng.standard_normal(host(y).shape).astype(np.float32)
+    full = kcuda.linear_act_backward(gy, x, w, aux, "relu", bias=False, path=path)
+    gx, gw, gb = kcuda.linear_act_backward(
+        gy, x, w, aux, "relu", bias=False, input_grad=False, path=path
+    )
+    assert gx is None and gb is None
+    np.testing.assert_allclose(host(gw), host(full[1]), rtol=1e-6)

@@ -261,3 +261,17 @@ def test_warmup_compiles_every_signature():
     assert len(kcpu._forward_rows.signatures) == 2
     assert len(kcpu._backward_rows.signatures) == 2
     assert math.isfinite(float(kcpu.linear_act_forward(*_fwd_args().values())[0].sum()))
+
+
+def test_backward_without_input_grad_skips_gx():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    y, aux = kernels.cpu.linear_act_forward(x, w, None, "tanh")
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    full = kernels.cpu.linear_act_backward(gy, x, w, aux, "tanh", bias=False)
+    gx, gw, gb = kernels.cpu.linear_act_backward(
+        gy, x, w, aux, "tanh", bias=False, input_grad=False
+    )
+    assert gx is None and gb is None
+    np.testing.assert_array_equal(gw, full[1])
