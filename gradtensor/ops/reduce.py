@@ -71,6 +71,26 @@ def _count(shape: tuple, axis: Any) -> int:
     return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
 
 
+def _reduction(prim: Any, doc: str) -> Any:
+    """The public function of a reduction primitive: NumPy's axis/keepdims, PyTorch's aliases."""
+    name = prim.name
+
+    def api(
+        x: Tensor,
+        axis: Any = None,
+        keepdims: bool = False,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        axis, keepdims = axis_args(name, _as_tensor(x), axis, keepdims, dim, keepdim)
+        return prim(x, axis=axis, keepdims=keepdims)
+
+    api.__name__ = api.__qualname__ = name
+    api.__doc__ = doc
+    return prim.api(api)
+
+
 # -- sum --------------------------------------------------------------------------------------
 
 
@@ -86,13 +106,9 @@ _sum.defvjp(
 )
 
 
-@_sum.api
-def sum(
-    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
-    """Sum over `axis` (int, tuple or None for all): `x.sum(axis=1, keepdims=True)`."""
-    axis, keepdims = axis_args("sum", _as_tensor(x), axis, keepdims, dim, keepdim)
-    return _sum(x, axis=axis, keepdims=keepdims)
+sum = _reduction(
+    _sum, "Sum over `axis` (int, tuple or None for all): `x.sum(axis=1, keepdims=True)`."
+)
 
 
 @composite(samples=REDUCE)
@@ -178,22 +194,12 @@ _max.defvjp(_extreme_grad)
 _min.defvjp(_extreme_grad)
 
 
-@_max.api
-def max(
-    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
-    """Largest value over `axis` (values only, as `numpy.max`; use argmax for positions)."""
-    axis, keepdims = axis_args("max", _as_tensor(x), axis, keepdims, dim, keepdim)
-    return _max(x, axis=axis, keepdims=keepdims)
+max = _reduction(
+    _max, "Largest value over `axis` (values only, as `numpy.max`; use argmax for positions)."
+)
 
 
-@_min.api
-def min(
-    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
-    """Smallest value over `axis`."""
-    axis, keepdims = axis_args("min", _as_tensor(x), axis, keepdims, dim, keepdim)
-    return _min(x, axis=axis, keepdims=keepdims)
+min = _reduction(_min, "Smallest value over `axis`.")
 
 
 # -- logsumexp --------------------------------------------------------------------------------
@@ -220,13 +226,7 @@ _logsumexp.defvjp(
 )
 
 
-@_logsumexp.api
-def logsumexp(
-    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
-    """log(sum(exp(x))) over `axis`, computed without overflow."""
-    axis, keepdims = axis_args("logsumexp", _as_tensor(x), axis, keepdims, dim, keepdim)
-    return _logsumexp(x, axis=axis, keepdims=keepdims)
+logsumexp = _reduction(_logsumexp, "log(sum(exp(x))) over `axis`, computed without overflow.")
 
 
 # -- prod -------------------------------------------------------------------------------------
@@ -282,13 +282,7 @@ def _eye_bool(n: int, like: Tensor) -> Tensor:
 _prod.defvjp(_prod_grad)
 
 
-@_prod.api
-def prod(
-    x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
-    """Product over `axis` (its gradient is exact even where inputs are zero)."""
-    axis, keepdims = axis_args("prod", _as_tensor(x), axis, keepdims, dim, keepdim)
-    return _prod(x, axis=axis, keepdims=keepdims)
+prod = _reduction(_prod, "Product over `axis` (its gradient is exact even where inputs are zero).")
 
 
 # -- positions and truth: no gradient ---------------------------------------------------------
