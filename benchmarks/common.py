@@ -182,8 +182,8 @@ def limit_threads(n: int) -> dict[str, Any]:
         record["pools"] = "threadpoolctl not installed: limited by " + ", ".join(THREAD_ENV)
     import sys
 
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
+    torch = sys.modules.get("torch")
+    if torch is not None:  # only when a reference loaded it
         torch.set_num_threads(n)
         record["torch"] = torch.get_num_threads()
     try:

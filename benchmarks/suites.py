@@ -562,7 +562,11 @@ def check_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             }
             if "gradtensor" not in res or tg.ref not in res:
                 missing = "gradtensor" if "gradtensor" not in res else R.LABELS[tg.ref]
-                why = case.get("errors", {}).get(tg.ref) or case.get("skipped", {}).get(tg.ref)
+                why = (
+                    case.get("errors", {}).get(tg.ref)
+                    or case.get("skipped", {}).get(tg.ref)
+                    or run.get("skipped", {}).get("numpy" if tg.ref == "cupy" else tg.ref)
+                )
                 row.update(
                     ratio=None,
                     met=None,
