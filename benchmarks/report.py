@@ -222,7 +222,7 @@ def targets_table(run: dict, suite: str) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
         limit = ("< " if r["strict"] else "≤ ") + f"{r['limit']:.2f}"
         if r["met"] is None:
             verdict = "not measured: " + r.get("note", "")

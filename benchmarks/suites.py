@@ -593,5 +593,5 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
     log("\nTargets (gradtensor's median time / the reference's, measured in this run):")
     for r in rows:
         op = "<" if r["strict"] else "<="
-        ratio = f"{r['ratio']:6.2f}" if r["ratio"] is not None else "     -"
+        ratio = f"{r['ratio']:6.3f}" if r["ratio"] is not None else "      -"
         log(f"  {r['target']:52s} {r['case']:34s} {ratio}  ({op} {r['limit']:.2f})  {verdict(r)}")
