@@ -147,3 +147,32 @@ def test_training_loop_holds_steady_gpu_memory():
         step()
     gt.cuda.synchronize()
     assert pool.used_bytes() <= before + 1024 * 1024, (before, pool.used_bytes())
+
+
+def test_module_to_cuda_after_building_the_optimizer_moves_its_state():
+    gt.manual_seed(0)
+    model = gt.nn.MLP([4, 8, 2])
+    opt = gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = gt.randn(5, 4), gt.tensor([0, 1, 0, 1, 1])
+    gt.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()  # momentum buffers are made on the CPU
+    opt.zero_grad()
+    model.to("cuda")
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    loss = gt.nn.functional.cross_entropy(model(x.cuda()), y.cuda())
+    loss.backward()
+    opt.step()
+    for state in opt.state.values():
+        assert state["momentum_buffer"].device.type == "cuda"
+
+
+def test_digits_example_trains_on_gpu_to_the_same_accuracy():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_digits.py"
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    result = mod.main(["--device", "cuda", "--no-plot", "--no-progress"])
+    assert result["test_accuracy"] >= 0.96

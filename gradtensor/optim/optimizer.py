@@ -148,6 +148,8 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = {}
+                elif state:
+                    _follow_device(p, state)
                 jobs.append(self._prepare(p, group, state))
                 p._version[0] += 1
         _run(self._apply, jobs)
@@ -256,3 +258,13 @@ class Optimizer:
         arr = backend.to_device(v.data, p.device)
         arr = arr.astype(p.dtype) if arr.dtype.kind == "f" else arr.copy()
         return Tensor._make(arr)
+
+
+def _follow_device(p: Tensor, state: dict[str, Any]) -> None:
+    """State follows its parameter: after `model.to("cuda")` the momentum buffers move too."""
+    d = p.data
+    for k, v in state.items():
+        if isinstance(v, Tensor) and (
+            type(v.data) is not type(d) or (backend.is_cuda_array(d) and v.data.device != d.device)
+        ):
+            state[k] = Tensor._make(backend.to_device(v.data, p.device))
