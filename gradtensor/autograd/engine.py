@@ -16,7 +16,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import backend
 from .. import tensor as _tensor_mod
+
+_ndarray = backend.np.ndarray
 
 
 class _Mode:
@@ -169,6 +172,7 @@ class Node:
         "fn",
         "inputs",
         "versions",
+        "arrays",
         "output",
         "params",
         "next",
@@ -182,6 +186,7 @@ class Node:
         self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
         self.inputs = inputs  # per positional input: a Tensor (saved), a Meta, or a constant
         self.versions = None  # for saved Tensor inputs: their versions when saved
+        self.arrays = None  # for saved inputs: their arrays, which the derivative on arrays reads
         self.output = output  # SavedOutput or Meta (or a tuple of Metas for several outputs)
         self.params = params  # non-tensor arguments (axis, keepdims, ...), and aux residuals
         self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
@@ -195,7 +200,7 @@ class Node:
 
     def release(self) -> None:
         """Drop what was saved for backward, so its memory goes as soon as the node has run."""
-        self.inputs = self.output = self.params = self.versions = None
+        self.inputs = self.output = self.params = self.versions = self.arrays = None
         if type(self.fn) is _FunctionBackward:
             self.fn.release()
 
@@ -230,8 +235,18 @@ def backward(
             else:
                 out_pos[(t._node, t._idx)] = i
 
+    # Without create_graph nothing is recorded, so gradients travel between nodes as plain
+    # arrays and become Tensors only where someone sees them (.grad, grad()'s results).
+    raw = not create_graph
+    wrap = Tensor._make
+
     def add(a: Any, b: Any) -> Any:
-        return b if a is None else a + b
+        if a is None:
+            return b
+        s = a + b
+        if raw and type(s) is not _ndarray and not backend.is_cuda_array(s):
+            s = backend.np.asarray(s)  # 0-d NumPy sums come back as scalars
+        return s
 
     def deliver_leaf(leaf: Any, g: Any) -> None:
         if g.dtype != leaf.dtype:
@@ -242,22 +257,21 @@ def backward(
                 capture[i] = add(capture[i], g)
             return
         if leaf.grad is None:
-            if create_graph:
+            if not raw:
                 leaf.grad = g
                 return
             # `.grad` must own its memory: one gradient array can reach several leaves (x + y
             # hands the same array to both) or be a read-only broadcast view, and an in-place
             # change to one `.grad` must not show up anywhere else. A fresh, writable array seen
             # for the first time is kept as it is; anything else is copied.
-            arr = g.data
-            key = id(arr)
-            if arr.base is not None or key in handed_out or not _writable(arr):
-                g = Tensor._make(arr.copy())
+            key = id(g)
+            if g.base is not None or key in handed_out or not _writable(g):
+                g = g.copy()
             else:
                 handed_out.add(key)
-            leaf.grad = g
+            leaf.grad = wrap(g)
         else:
-            leaf.grad = leaf.grad + g
+            leaf.grad = leaf.grad + (wrap(g) if raw else g)
 
     # Nodes run in reverse creation order. Creation order is a topological order (an op is
     # recorded after its inputs), so when a node is popped, every node that consumes its outputs
@@ -267,6 +281,8 @@ def backward(
     pending: dict[Node, list] = {}
     heap: list[tuple[int, Node]] = []
     for t, g in zip(tensors, grad_tensors):
+        if raw:
+            g = g.data
         if t._node is None:
             deliver_leaf(t, g)
             continue
@@ -297,9 +313,19 @@ def backward(
                     "saved tensors were already freed; pass retain_graph=True to the first "
                     "backward() if you need to go through it again"
                 )
-            grads = node.fn.backward(node, gouts)
+            fn = node.fn
+            if not raw:
+                grads = fn.backward(node, gouts)
+            elif fn.raw:
+                grads = fn.backward_raw(node, gouts[0])  # the derivative runs on arrays
+            else:
+                grads = fn.backward(node, [None if g is None else wrap(g) for g in gouts])
+                grads = [None if g is None else g.data for g in grads]
             if not retain_graph:
-                node.release()
+                # Node.release, inlined: this loop runs once per op of every step.
+                node.inputs = node.output = node.params = node.versions = node.arrays = None
+                if type(node.fn) is _FunctionBackward:
+                    node.fn.release()
             for e, g in zip(node.next, grads):
                 if e is None or g is None:
                     continue
@@ -309,11 +335,13 @@ def backward(
                     if slot is None:
                         slot = pending[child] = [None] * child.n_out
                         push(heap, (-child.seq, child))
-                    slot[idx] = g if slot[idx] is None else slot[idx] + g
+                    slot[idx] = g if slot[idx] is None else add(slot[idx], g)
                 else:
                     deliver_leaf(e, g)
     finally:
         _Mode.enabled = prev_mode
+    if capture is not None and raw:
+        capture = [None if c is None else wrap(c) for c in capture]
     return capture
 
 
@@ -356,7 +384,7 @@ def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, crea
         for idx, ref in node.retained.items():
             t, g = ref(), gouts[idx]
             if t is not None and g is not None:
-                g = g if create else _tensor_mod.Tensor._make(g.data.copy())
+                g = g if create else _tensor_mod.Tensor._make(g.copy())  # raw: g is an array
                 t.grad = g if t.grad is None else t.grad + g
 
 
@@ -474,6 +502,8 @@ class _Context:
 
 
 class _FunctionBackward:
+    raw = False  # its backward takes and returns Tensors
+
     def __init__(self, cls: type, ctx: _Context, n_in: int):
         self.cls, self.ctx, self.n_in = cls, ctx, n_in
         self.name = cls.__name__

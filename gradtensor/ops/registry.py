@@ -75,6 +75,7 @@ class Primitive:
         self.samples = samples
         self.view = view
         self.arrays = arrays  # its vjps use only operators, so they also run on plain arrays
+        self.raw = arrays  # the engine may hand it array gradients (see backward_raw)
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
@@ -168,6 +169,7 @@ class Primitive:
             y._node = node = Node(self, ins, None, params, nxt)
             if save:
                 node.versions = versions
+                node.arrays = arrays
             node.output = SavedOutput(y) if self.save_output else Meta(out.shape, out.dtype, dev)
         return y
 
@@ -192,17 +194,26 @@ class Primitive:
         (dev,) = devs
         return backend.xp_of_device(dev), dev
 
+    def _check_versions(self, node: Node) -> None:
+        versions = node.versions
+        if versions is not None:
+            for t, v in zip(node.inputs, versions):
+                if isinstance(t, Tensor) and t._version[0] != v:
+                    raise _modified_error(self.name, t.shape, v, t._version[0])
+
+    def backward_raw(self, node: Node, gd: Any) -> list:
+        """Input gradients as arrays, from the output's gradient as an array (`arrays=True`)."""
+        self._check_versions(node)
+        return self._backward_arrays(node, gd)
+
     def backward(self, node: Node, gouts: list) -> list:
         """Gradients for the node's inputs from the gradient of its output."""
         g = gouts[0]
         ins = node.inputs
-        versions = node.versions
-        if versions is not None:
-            for t, v in zip(ins, versions):
-                if isinstance(t, Tensor) and t._version[0] != v:
-                    raise _modified_error(self.name, t.shape, v, t._version[0])
+        self._check_versions(node)
         if self.arrays and not _Mode.enabled:
-            return self._backward_arrays(node, g)
+            grads = self._backward_arrays(node, g.data)
+            return [None if a is None else Tensor._make(a) for a in grads]
         y = node.output.unpack(self.name) if self.save_output else node.output
         params = node.params
         if self.joint_vjp is not None:
@@ -222,7 +233,7 @@ class Primitive:
                     check_grad_shape(self.name, i, gi, shape)
         return grads
 
-    def _backward_arrays(self, node: Node, g: Tensor) -> list:
+    def _backward_arrays(self, node: Node, gd: Any) -> list:
         # The derivative formulas of `arrays=True` ops use only arithmetic operators, which
         # NumPy and CuPy arrays share with Tensors: with nothing to record, the same formula runs
         # on the plain arrays, skipping a Tensor per intermediate result.
@@ -234,9 +245,8 @@ class Primitive:
         else:
             y = out
         ins = node.inputs
-        xs = [t.data if isinstance(t, Tensor) else t for t in ins]
+        xs = node.arrays if self.save_inputs else ins  # unsaved inputs: only their shapes
         params = node.params
-        gd = g.data
         vjps = self.vjps
         grads = []
         for i, e in enumerate(node.next):
@@ -251,14 +261,7 @@ class Primitive:
                 check_grad_shape(self.name, i, gi, shape)
             if type(gi) is not _ndarray and not backend.is_cuda_array(gi):
                 gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
-            t = _new(Tensor)
-            t.data = gi
-            t.requires_grad = False
-            t.grad = t._node = None
-            t._idx = 0
-            t._version = [0]
-            t._view = False
-            grads.append(t)
+            grads.append(gi)
         return grads
 
     def __repr__(self) -> str:
