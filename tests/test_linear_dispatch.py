@@ -119,3 +119,33 @@ def test_first_layer_input_gets_no_gradient_and_weights_still_do(kernels):
     assert x.grad is None
     expected = ((x.numpy() @ w.detach().numpy().T) > 0).astype(np.float32).T @ x.numpy()
     np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-5)
+
+
+def _path(y):
+    return y.grad_fn.params["aux"][0]
+
+
+@pytest.mark.skipif(not fused.kernels_enabled(), reason="gradtensor's kernels are not importable")
+def test_dispatch_chooses_by_activation_and_shape():
+    w = gt.randn(4, 8, requires_grad=True)
+    small, tall = gt.randn(64, 8), gt.randn(fused._CPU_CHEAP_MIN_ROWS, 8)
+    assert _path(F.linear(small, w, activation="relu")) == "arrays"
+    assert _path(F.linear(tall, w, activation="relu")) == "kernel"
+    assert _path(F.linear(small, w, activation="identity")) == "arrays"
+    for act in ("gelu", "gelu_tanh", "sigmoid", "tanh"):
+        assert _path(F.linear(small, w, activation=act)) == "kernel"
+    with gt.use_kernels(False):
+        assert _path(F.linear(small, w, activation="gelu")) == "arrays"
+
+
+@pytest.mark.skipif(not fused.kernels_enabled(), reason="gradtensor's kernels are not importable")
+@pytest.mark.parametrize("act", ["relu", "identity"])
+def test_tall_relu_and_identity_kernels_agree_with_the_array_path(act):
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((fused._CPU_CHEAP_MIN_ROWS, 6))
+    w0, b0 = rng.standard_normal((5, 6)), rng.standard_normal(5)
+    on = _run(x0, w0, b0, act, gt.float32)
+    with gt.use_kernels(False):
+        off = _run(x0, w0, b0, act, gt.float32)
+    for a, c in zip(on, off):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(c).max()))
