@@ -513,6 +513,22 @@ class Target:
     limit: float
     strict: bool = False  # "faster than" (<) rather than "no slower than" (<=)
     provisional: bool = False
+    when: Callable[[str], bool] | None = None  # which cases (by name) the target applies to
+
+
+def _dims(case: str) -> tuple[int, ...]:
+    """(batch, in, out) from a linear case name such as "256x1024x1024 relu"."""
+    try:
+        return tuple(int(v) for v in case.split()[0].split("x"))
+    except ValueError:
+        return ()
+
+
+def _memory_or_launch_bound(case: str) -> bool:
+    # The kernels issue: B*Out large against In (taken as In <= 128 with B*Out >= 2^20, where a
+    # GEMM does under 64 flops per byte), or every dimension at most 512.
+    d = _dims(case)
+    return len(d) == 3 and (max(d) <= 512 or (d[1] <= 128 and d[0] * d[2] >= 1 << 20))
 
 
 TARGETS = [
@@ -520,24 +536,17 @@ TARGETS = [
     Target("mlp", "cpu", "MLP step no slower than PyTorch CPU", "torch", 1.0),
     Target("mlp", "cpu", "MLP step within 1.1x of NumPy by hand", "numpy", 1.1),
     Target("linear", "cpu", "fused layer faster than unfused NumPy", "numpy", 1.0, strict=True),
-    # GPU: placeholders until the kernels and GPU issues' own figures are copied here.
-    Target(
-        "overhead",
-        "cuda",
-        "per-op overhead no higher than PyTorch eager's (GPU)",
-        "torch",
-        1.0,
-        provisional=True,
-    ),
-    Target("mlp", "cuda", "MLP step no slower than PyTorch CUDA", "torch", 1.0, provisional=True),
+    # GPU, from the kernels and GPU issues (TF32 off on both sides). The per-op overhead on the
+    # GPU has no target: it is reported, as the figure CUDA-graph capture will attack.
+    Target("mlp", "cuda", "MLP step no slower than PyTorch CUDA", "torch", 1.0),
+    Target("linear", "cuda", "fused layer no slower than PyTorch eager", "torch", 1.0),
     Target(
         "linear",
         "cuda",
-        "fused layer faster than unfused CuPy",
-        "cupy",
-        1.0,
-        strict=True,
-        provisional=True,
+        "fused layer >= 1.3x faster than PyTorch where memory- or launch-bound",
+        "torch",
+        1 / 1.3,
+        when=_memory_or_launch_bound,
     ),
 ]
 
@@ -550,6 +559,8 @@ def check_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         if tg.device != device or tg.suite not in run["suites"]:
             continue
         for case in run["suites"][tg.suite]["cases"]:
+            if tg.when is not None and not tg.when(case["name"]):
+                continue
             res = case["results"]
             row = {
                 "suite": tg.suite,
