@@ -8,6 +8,8 @@ Run: python -m benchmarks.bench_overhead [--quick]
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,44 +20,36 @@ LINKS = 50  # each link is 3 ops: multiply, add, tanh
 OPS = 3 * LINKS + 1  # + the final sum
 
 
-def chain_gt(x0: np.ndarray) -> callable:
-    x = gt.tensor(x0, requires_grad=True)
-
-    def step() -> float:
-        y = x
-        for _ in range(LINKS):
-            y = gt.tanh(y * 1.01 + 0.1)
-        y.sum().backward()
-        x.grad = None
-
-    return step
-
-
-def chain_torch(torch, x0: np.ndarray) -> callable:
-    x = torch.tensor(x0, requires_grad=True)
-
-    def step() -> float:
-        y = x
-        for _ in range(LINKS):
-            y = torch.tanh(y * 1.01 + 0.1)
-        y.sum().backward()
-        x.grad = None
-
-    return step
-
-
-def check(torch, x0: np.ndarray) -> None:
-    """Both sides compute the same gradient before either is timed."""
-    x = gt.tensor(x0, requires_grad=True)
+def chain(tanh: Callable, x: Any) -> Any:
+    """LINKS links of multiply, add, tanh, then a sum: written once, run by either library."""
     y = x
     for _ in range(LINKS):
-        y = gt.tanh(y * 1.01 + 0.1)
-    y.sum().backward()
+        y = tanh(y * 1.01 + 0.1)
+    return y.sum()
+
+
+def _stepper(x: Any, tanh: Callable) -> Callable[[], None]:
+    def step() -> None:
+        chain(tanh, x).backward()
+        x.grad = None
+
+    return step
+
+
+def chain_gt(x0: np.ndarray) -> Callable[[], None]:
+    return _stepper(gt.tensor(x0, requires_grad=True), gt.tanh)
+
+
+def chain_torch(torch: Any, x0: np.ndarray) -> Callable[[], None]:
+    return _stepper(torch.tensor(x0, requires_grad=True), torch.tanh)
+
+
+def check(torch: Any, x0: np.ndarray) -> None:
+    """Both sides compute the same gradient before either is timed."""
+    x = gt.tensor(x0, requires_grad=True)
+    chain(gt.tanh, x).backward()
     xt = torch.tensor(x0, requires_grad=True)
-    yt = xt
-    for _ in range(LINKS):
-        yt = torch.tanh(yt * 1.01 + 0.1)
-    yt.sum().backward()
+    chain(torch.tanh, xt).backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 

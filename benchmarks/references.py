@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_overhead import LINKS, chain_gt, chain_torch
+from benchmarks.bench_overhead import LINKS, chain, chain_gt, chain_torch
 
 Arrays = list[np.ndarray]
 
@@ -57,14 +57,6 @@ def to_numpy(a: Any) -> np.ndarray:
     if hasattr(a, "data") and type(a).__module__.startswith("gradtensor"):
         return to_numpy(a.data)
     return np.asarray(a)
-
-
-def _chain(x: Any, tanh: Callable) -> Any:
-    """The chain of bench_overhead (LINKS links of multiply, add, tanh), then a sum."""
-    y = x
-    for _ in range(LINKS):
-        y = tanh(y * 1.01 + 0.1)
-    return y.sum()
 
 
 def _sizes(params: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
@@ -102,7 +94,7 @@ class GradTensor:
         x = self._t(x0, requires_grad=True)
 
         def run() -> Any:
-            s = _chain(x, gt.tanh)
+            s = chain(gt.tanh, x)
             s.backward()
             return s
 
@@ -361,7 +353,7 @@ class Torch:
         x = self._t(x0, requires_grad=True)
 
         def run() -> Any:
-            s = _chain(x, torch.tanh)
+            s = chain(torch.tanh, x)
             s.backward()
             return s
 
@@ -476,7 +468,7 @@ class Jax:
 
     def chain(self, x0: np.ndarray) -> Impl:
         jax = self.jax
-        fn = self._fn(jax.value_and_grad(lambda x: _chain(x, self.jnp.tanh)))
+        fn = self._fn(jax.value_and_grad(lambda x: chain(self.jnp.tanh, x)))
         x = self._a(x0)
 
         def run() -> Any:
@@ -556,7 +548,7 @@ class Autograd:
         pass
 
     def chain(self, x0: np.ndarray) -> Impl:
-        fn = self.ag.value_and_grad(lambda x: _chain(x, self.anp.tanh))
+        fn = self.ag.value_and_grad(lambda x: chain(self.anp.tanh, x))
         x = x0.copy()
 
         def result() -> tuple[Any, Arrays]:

@@ -41,6 +41,12 @@ def _differentiable(inputs: Sequence[Any]) -> list[int]:
     return idx
 
 
+def _probes(outs: list[Tensor], seed: int) -> list[Tensor]:
+    """Fixed random vectors that contract each output to a scalar (v^T f)."""
+    rng = np.random.default_rng(seed)
+    return [tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=o.device) for o in outs]
+
+
 def gradcheck(
     fn: Callable,
     inputs: Sequence[Any],
@@ -57,8 +63,7 @@ def gradcheck(
     inputs = list(inputs)
     diff = _differentiable(inputs)
     outs = _flat_outputs(fn(*inputs))
-    rng = np.random.default_rng(seed)
-    vs = [tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=o.device) for o in outs]
+    vs = _probes(outs, seed)
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
     targets = [inputs[i] for i in diff]
     if live:
@@ -123,8 +128,7 @@ def gradgradcheck(
     inputs = list(inputs)
     diff = _differentiable(inputs)
     outs = _flat_outputs(fn(*inputs))
-    rng = np.random.default_rng(seed + 1)
-    vs = [tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=o.device) for o in outs]
+    vs = _probes(outs, seed + 1)
 
     def first_order(*xs: Any) -> tuple:
         os_ = [(o, v) for o, v in zip(_flat_outputs(fn(*xs)), vs) if o.requires_grad]

@@ -146,9 +146,14 @@ class SavedOutput:
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
-    def unpack(self, op: str) -> Any:
+    def array(self, op: str) -> Any:
+        """The saved array, after checking that nothing changed it in place since."""
         if self.box[0] != self.version:
             raise _modified_error(op, self.data.shape, self.version, self.box[0])
+        return self.data
+
+    def unpack(self, op: str) -> Any:
+        self.array(op)
         t = _tensor_mod.Tensor._make(self.data, self.node, self.idx)
         t._version = self.box
         return t
@@ -197,12 +202,6 @@ class Node:
     @property
     def name(self) -> str:
         return self.fn.name
-
-    def release(self) -> None:
-        """Drop what was saved for backward, so its memory goes as soon as the node has run."""
-        self.inputs = self.output = self.params = self.versions = self.arrays = None
-        if type(self.fn) is _FunctionBackward:
-            self.fn.release()
 
     def __repr__(self) -> str:
         return f"<{self.fn.name}Backward>"
@@ -316,13 +315,13 @@ def backward(
             fn = node.fn
             if not raw:
                 grads = fn.backward(node, gouts)
-            elif fn.raw:
+            elif fn.arrays:
                 grads = fn.backward_raw(node, gouts[0])  # the derivative runs on arrays
             else:
                 grads = fn.backward(node, [None if g is None else wrap(g) for g in gouts])
                 grads = [None if g is None else g.data for g in grads]
             if not retain_graph:
-                # Node.release, inlined: this loop runs once per op of every step.
+                # Drop what was saved, so its memory goes as soon as the node has run.
                 node.inputs = node.output = node.params = node.versions = node.arrays = None
                 if type(node.fn) is _FunctionBackward:
                     node.fn.release()
@@ -502,7 +501,7 @@ class _Context:
 
 
 class _FunctionBackward:
-    raw = False  # its backward takes and returns Tensors
+    arrays = False  # its backward takes and returns Tensors
 
     def __init__(self, cls: type, ctx: _Context, n_in: int):
         self.cls, self.ctx, self.n_in = cls, ctx, n_in

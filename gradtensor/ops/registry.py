@@ -75,7 +75,6 @@ class Primitive:
         self.samples = samples
         self.view = view
         self.arrays = arrays  # its vjps use only operators, so they also run on plain arrays
-        self.raw = arrays  # the engine may hand it array gradients (see backward_raw)
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
@@ -201,19 +200,19 @@ class Primitive:
                 if isinstance(t, Tensor) and t._version[0] != v:
                     raise _modified_error(self.name, t.shape, v, t._version[0])
 
-    def backward_raw(self, node: Node, gd: Any) -> list:
-        """Input gradients as arrays, from the output's gradient as an array (`arrays=True`)."""
-        self._check_versions(node)
-        return self._backward_arrays(node, gd)
+    def _fit(self, i: int, gi: Any, shape: tuple) -> Any:
+        """Sum a broadcast gradient back to its input's shape; any other mismatch is a bug."""
+        if gi.shape != shape:
+            if self.elementwise:
+                gi = unbroadcast(gi, shape)
+            check_grad_shape(self.name, i, gi, shape)
+        return gi
 
     def backward(self, node: Node, gouts: list) -> list:
-        """Gradients for the node's inputs from the gradient of its output."""
+        """Gradients for the node's inputs (Tensors) from the gradient of its output."""
+        self._check_versions(node)
         g = gouts[0]
         ins = node.inputs
-        self._check_versions(node)
-        if self.arrays and not _Mode.enabled:
-            grads = self._backward_arrays(node, g.data)
-            return [None if a is None else Tensor._make(a) for a in grads]
         y = node.output.unpack(self.name) if self.save_output else node.output
         params = node.params
         if self.joint_vjp is not None:
@@ -221,29 +220,23 @@ class Primitive:
             grads = list(self.joint_vjp(g, y, *ins, needs=needs, **params))
         else:
             vjps = self.vjps
-            grads = []
-            for i, e in enumerate(node.next):
-                grads.append(None if e is None else vjps[i](g, y, *ins, **params))
-        for i, gi in enumerate(grads):
-            if gi is not None:
-                shape = ins[i].shape
-                if gi.shape != shape:
-                    if self.elementwise:
-                        gi = grads[i] = unbroadcast(gi, shape)
-                    check_grad_shape(self.name, i, gi, shape)
-        return grads
+            grads = [
+                None if e is None else vjps[i](g, y, *ins, **params)
+                for i, e in enumerate(node.next)
+            ]
+        return [
+            None if gi is None else self._fit(i, gi, ins[i].shape) for i, gi in enumerate(grads)
+        ]
 
-    def _backward_arrays(self, node: Node, gd: Any) -> list:
-        # The derivative formulas of `arrays=True` ops use only arithmetic operators, which
-        # NumPy and CuPy arrays share with Tensors: with nothing to record, the same formula runs
-        # on the plain arrays, skipping a Tensor per intermediate result.
-        out = node.output
-        if self.save_output:
-            if out.box[0] != out.version:
-                raise _modified_error(self.name, out.data.shape, out.version, out.box[0])
-            y = out.data
-        else:
-            y = out
+    def backward_raw(self, node: Node, gd: Any) -> list:
+        """Input gradients as arrays, from the output's gradient as an array (`arrays=True`).
+
+        The derivative formulas of `arrays=True` ops use only arithmetic operators, which NumPy
+        and CuPy arrays share with Tensors: with nothing to record, the engine runs the same
+        formula on the plain arrays, skipping a Tensor per intermediate result.
+        """
+        self._check_versions(node)
+        y = node.output.array(self.name) if self.save_output else node.output
         ins = node.inputs
         xs = node.arrays if self.save_inputs else ins  # unsaved inputs: only their shapes
         params = node.params
@@ -254,11 +247,7 @@ class Primitive:
                 grads.append(None)
                 continue
             gi = vjps[i](gd, y, *xs, **params) if params else vjps[i](gd, y, *xs)
-            shape = ins[i].shape
-            if gi.shape != shape:
-                if self.elementwise:
-                    gi = unbroadcast(gi, shape)
-                check_grad_shape(self.name, i, gi, shape)
+            gi = self._fit(i, gi, ins[i].shape)
             if type(gi) is not _ndarray and not backend.is_cuda_array(gi):
                 gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
             grads.append(gi)
