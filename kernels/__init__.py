@@ -1,9 +1,11 @@
-"""Fused linear + activation kernels for gradtensor: plain arrays in, plain arrays out.
+"""Fused kernels for gradtensor: plain arrays in, plain arrays out.
 
-`linear_act_forward` / `linear_act_backward` dispatch on the array type: NumPy arrays go to
-`kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__` objects to
-`kernels.cuda` (cuBLAS + Numba-CUDA). Both backends are imported on first use, so importing
-`kernels` costs no Numba compilation, imports no CuPy and touches no GPU.
+`linear_act_forward` / `linear_act_backward` (linear + activation) dispatch on the array type:
+NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
+objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `sgd_update`, `adam_update` and
+`rmsprop_update` (one-pass optimizer updates, in place) take NumPy arrays (`kernels.optim_cpu`).
+Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
+no CuPy and touches no GPU.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ __all__ = [
     "ACTIVATIONS",
     "AUX_KIND",
     "GRADTENSOR_KERNELS_API",
+    "adam_update",
     "linear_act_backward",
     "linear_act_forward",
+    "rmsprop_update",
+    "sgd_update",
 ]
 
 
@@ -62,3 +67,32 @@ def linear_act_backward(
     """
     module = _backend("linear_act_backward", x)
     return module.linear_act_backward(gy, x, weight, aux, activation, bias, input_grad)
+
+
+def _optim(fn: str, param: Any) -> Any:
+    if not isinstance(param, np.ndarray):
+        raise ValueError(
+            f"{fn}: param must be a NumPy array (the optimizer kernels run on the CPU), got "
+            f"{type(param).__module__}.{type(param).__qualname__}"
+        )
+    return getattr(importlib.import_module("kernels.optim_cpu"), fn)
+
+
+def sgd_update(param: Any, grad: Any, momentum_buffer: Any | None, **hyper: Any) -> None:
+    """SGD step in place; e.g. sgd_update(p, g, buf, lr=0.1, momentum=0.9)."""
+    _optim("sgd_update", param)(param, grad, momentum_buffer, **hyper)
+
+
+def adam_update(
+    param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_sq: Any | None, **hyper: Any
+) -> None:
+    """Adam/AdamW step in place; the keywords are those of `kernels.optim_cpu.adam_update`."""
+    _optim("adam_update", param)(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, **hyper)
+
+
+def rmsprop_update(
+    param: Any, grad: Any, square_avg: Any, grad_avg: Any | None, momentum_buffer: Any | None,
+    **hyper: Any,
+) -> None:  # fmt: skip
+    """RMSprop step in place; the keywords are those of `kernels.optim_cpu.rmsprop_update`."""
+    _optim("rmsprop_update", param)(param, grad, square_avg, grad_avg, momentum_buffer, **hyper)

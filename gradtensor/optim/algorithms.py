@@ -62,7 +62,6 @@ class SGD(Optimizer):
             if first:  # PyTorch starts the buffer at the first gradient itself
                 state["momentum_buffer"] = self._zeros_state(p.data)
             buf = state["momentum_buffer"].data
-        s, t = self._buffers(p, 2)
         h = dict(
             lr=float(group["lr"]),
             wd=float(group["weight_decay"]),
@@ -71,7 +70,16 @@ class SGD(Optimizer):
             damp=float(group["dampening"]),
             nesterov=bool(group["nesterov"]),
         )
-        return [p.data, p.grad.data, buf, s, t], h
+        return [p.data, p.grad.data, buf], h
+
+    _kernel = "sgd_update"
+
+    @staticmethod
+    def _fused(kernel: Any, d: Any, g: Any, b: Any, h: dict[str, Any]) -> None:
+        kernel(
+            d, g, b, lr=h["lr"], weight_decay=h["wd"], momentum=h["mom"], dampening=h["damp"],
+            nesterov=h["nesterov"], first=bool(h["first"]),
+        )  # fmt: skip
 
     @staticmethod
     def _apply(d: Any, g: Any, b: Any, s: Any, t: Any, h: dict[str, Any]) -> None:
@@ -158,8 +166,17 @@ class Adam(Optimizer):
             bc2_sqrt=math.sqrt(1 - b2**step),
         )
         vmax = state["max_exp_avg_sq"].data if group["amsgrad"] else None
-        s, t = self._buffers(p, 2)
-        return [d, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data, vmax, s, t], h
+        return [d, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data, vmax], h
+
+    _kernel = "adam_update"
+
+    @staticmethod
+    def _fused(kernel: Any, d: Any, g: Any, m: Any, v: Any, vmax: Any, h: dict[str, Any]) -> None:
+        kernel(
+            d, g, m, v, vmax, lr=h["lr"], beta1=h["b1"], beta2=h["b2"], eps=h["eps"],
+            weight_decay=h["wd"], decoupled=h["decoupled"], step_size=h["step_size"],
+            bias_correction2_sqrt=h["bc2_sqrt"],
+        )  # fmt: skip
 
     @staticmethod
     def _apply(
@@ -263,8 +280,16 @@ class RMSprop(Optimizer):
             wd=float(group["weight_decay"]),
             mom=mom,
         )
-        s, t = self._buffers(p, 2)
-        return [d, p.grad.data, state["square_avg"].data, ga, buf, s, t], h
+        return [d, p.grad.data, state["square_avg"].data, ga, buf], h
+
+    _kernel = "rmsprop_update"
+
+    @staticmethod
+    def _fused(kernel: Any, d: Any, g: Any, sq: Any, ga: Any, buf: Any, h: dict[str, Any]) -> None:
+        kernel(
+            d, g, sq, ga, buf, lr=h["lr"], alpha=h["alpha"], eps=h["eps"], weight_decay=h["wd"],
+            momentum=h["mom"],
+        )  # fmt: skip
 
     @staticmethod
     def _apply(

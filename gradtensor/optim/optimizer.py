@@ -1,12 +1,15 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state_dict.
 
 Subclasses write `_prepare` (per parameter: make its state, count the step, pick the arrays and
-the scalars of this step) and `_apply` (the update itself, elementwise on those arrays).
+the scalars of this step), `_apply` (the update itself, elementwise on those arrays, with array
+ops) and `_fused` (the same update as one kernel pass, where the `kernels` package has one).
 
-Updates run on the parameters' arrays with in-place array ops (`out=`), never through the tape:
-the parameters keep their identity, no graph grows, and a step allocates nothing after the first
-(each parameter gets scratch buffers once). Each updated parameter's version goes up, so a graph
-that saved its old values refuses to backpropagate through them.
+Updates run on the parameters' arrays in place, never through the tape: the parameters keep their
+identity and no graph grows. On the CPU a fused kernel reads and writes each element once (the
+array ops take four to eleven passes); elsewhere, or with `gt.use_kernels(False)`, the array ops
+run with `out=` on scratch buffers made once per parameter, so a step allocates nothing after the
+first either way. Each updated parameter's version goes up, so a graph that saved its old values
+refuses to backpropagate through them.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from typing import Any
 
 from .. import backend
 from ..autograd import enable_grad
+from ..ops.fused import _kernels
 from ..tensor import Tensor
 
 
-def _run(apply: Callable[..., None], jobs: list[tuple[list[Any], dict[str, Any]]]) -> None:
-    # One place where every update runs: where a fused kernel or a split into pieces for
-    # several threads would go. (Threads over NumPy pieces were tried: on 2 busy cores, right
-    # after backward, they competed with OpenBLAS's spinning workers and gained nothing.)
-    for arrays, h in jobs:
-        apply(*arrays, h)
+def _fusable(arrays: list[Any]) -> bool:
+    """Whether the CPU kernels can update these arrays: host floats of one dtype, C-contiguous."""
+    d = arrays[0]
+    if backend.is_cuda_array(d) or d.dtype.name not in ("float32", "float64"):
+        return False
+    return all(
+        a is None or (a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous)
+        for a in arrays
+    )
 
 
 class _Required:
@@ -140,7 +147,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        jobs = []
+        jobs = []  # (parameter, its arrays, this step's scalars)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -150,22 +157,37 @@ class Optimizer:
                     state = self.state[p] = {}
                 elif state:
                     _follow_device(p, state)
-                jobs.append(self._prepare(p, group, state))
+                jobs.append((p, *self._prepare(p, group, state)))
                 p._version[0] += 1
-        _run(self._apply, jobs)
+        k = _kernels()
+        if k is not None and not hasattr(k, self._kernel):
+            k = None  # an older `kernels` without this optimizer's update
+        for p, arrays, h in jobs:
+            if k is not None and _fusable(arrays):
+                self._fused(getattr(k, self._kernel), *arrays, h)
+            else:
+                self._apply(*arrays, *self._buffers(p, 2), h)
         return loss
 
     def _prepare(
         self, p: Tensor, group: dict[str, Any], state: dict[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
-        """Bookkeeping for one parameter's step (state, step count); returns the arrays `_apply`
-        updates, the parameter's first and its gradient's second, all of one shape or None,
-        and the scalars it needs."""
+        """Bookkeeping for one parameter's step (state, step count); returns the arrays the
+        update reads and writes, the parameter's first and its gradient's second, all of one
+        shape or None, and the scalars it needs."""
+        raise NotImplementedError
+
+    # The `kernels` function that does this optimizer's update in one pass.
+    _kernel = ""
+
+    @staticmethod
+    def _fused(kernel: Callable[..., None], *arrays_and_scalars: Any) -> None:
+        """The update as one call of `kernel` on `_prepare`'s arrays and scalars."""
         raise NotImplementedError
 
     @staticmethod
-    def _apply(*arrays_and_scalars: Any) -> None:
-        """The update, elementwise: it may be given contiguous pieces of the arrays."""
+    def _apply(*arrays_scratch_and_scalars: Any) -> None:
+        """The update with array ops on `_prepare`'s arrays and two scratch arrays."""
         raise NotImplementedError
 
     def _buffers(self, p: Tensor, n: int) -> list[Any]:

@@ -1,0 +1,207 @@
+"""CPU optimizer updates: one Numba pass per parameter instead of four to eleven array ops.
+
+An update is memory-bound: written as NumPy ufuncs with `out=`, SGD with momentum reads and
+writes the parameter-sized arrays four times and Adam eleven times. Here each element is loaded
+once, updated in registers and stored once. Measured on the 2-core dev box (Xeon, AVX-512, numba
+0.68, 1 thread, float32, the 1.86M parameters of a 784-1024-1024-10 MLP, SGD momentum 0.9, min of
+50): NumPy ufuncs 2.14 ms, this pass 0.85 ms, torch.optim.SGD (foreach) 1.68 ms.
+
+Every kernel does its float arithmetic in the arrays' dtype, in the same order as the array-op
+update in `gradtensor.optim` (which follows PyTorch's), so the two paths agree bit for bit: no
+fastmath here, since contracting a*b+c into an FMA would change the rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+__all__ = ["adam_update", "rmsprop_update", "sgd_update"]
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# error_model="numpy": no division-by-zero branch, so the division in Adam and RMSprop vectorizes.
+_OPTS = dict(cache=True, error_model="numpy")
+
+
+# Scalars come in already in the arrays' dtype, with every derived coefficient (1 - beta, -lr)
+# worked out in float64 first: that is what the array-op update gets when NumPy casts a Python
+# float operand to a float32 array's dtype.
+
+
+@njit(**_OPTS)
+def _sgd(p, g, buf, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + p[i] * wd
+        if has_buf:
+            if first:
+                b = gi
+            elif damp == 0:
+                b = buf[i] * mom + gi
+            else:
+                b = buf[i] * mom + gi * one_minus_damp
+            buf[i] = b
+            gi = gi + b * mom if nesterov else b
+        p[i] = p[i] + gi * neg_lr
+
+
+@njit(**_OPTS)
+def _adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad):
+    for i in range(p.size):
+        gi = g[i]
+        pi = p[i]
+        if wd != 0:
+            if decoupled:
+                pi = pi * decay
+            else:
+                gi = gi + pi * wd
+        mi = m[i] + (gi - m[i]) * c1
+        vi = v[i] * b2 + gi * c2 * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            most = vmax[i]
+            if vi < most or most != most:  # np.maximum: a NaN on either side wins
+                vi = most
+            vmax[i] = vi
+        p[i] = pi + mi * neg_step / (np.sqrt(vi) / bc2_sqrt + eps)
+
+
+@njit(**_OPTS)
+def _rmsprop(p, g, sq, ga, buf, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
+    for i in range(p.size):
+        gi = g[i]
+        if wd != 0:
+            gi = gi + p[i] * wd
+        s = sq[i] * alpha + gi * c * gi
+        sq[i] = s
+        if centered:
+            a = ga[i] + (gi - ga[i]) * c
+            ga[i] = a
+            denom = np.sqrt(s - a * a) + eps
+        else:
+            denom = np.sqrt(s) + eps
+        if has_buf:
+            b = buf[i] * mom + gi / denom
+            buf[i] = b
+            p[i] = p[i] + b * neg_lr
+        else:
+            p[i] = p[i] + gi * neg_lr / denom
+
+
+def _flat(fn: str, named: dict[str, Any]) -> list[np.ndarray]:
+    """The arrays as 1-D views (None stays None), after checking they can be updated in place."""
+    first_name, first = next(iter(named.items()))
+    if not isinstance(first, np.ndarray) or first.dtype not in DTYPES:
+        raise ValueError(
+            f"{fn}: {first_name} must be a float32 or float64 NumPy array, got "
+            f"{getattr(first, 'dtype', type(first).__name__)}"
+        )
+    out = []
+    for name, a in named.items():
+        if a is None:
+            out.append(None)
+            continue
+        if not isinstance(a, np.ndarray) or a.dtype != first.dtype or a.shape != first.shape:
+            raise ValueError(
+                f"{fn}: {name} must be a NumPy array like {first_name} ({first.dtype}, shape "
+                f"{first.shape}), got {getattr(a, 'dtype', type(a).__name__)} "
+                f"{getattr(a, 'shape', '')}"
+            )
+        if not a.flags.c_contiguous or (name != "grad" and not a.flags.writeable):
+            raise ValueError(f"{fn}: {name} must be C-contiguous and writeable to update in place")
+        out.append(a.reshape(-1))
+    return out
+
+
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    first: bool = False,
+) -> None:
+    """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
+    p, g, b = _flat(
+        "sgd_update", {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
+    )
+    ft = p.dtype.type
+    _sgd(
+        p, g, p if b is None else b, ft(-lr), ft(weight_decay), ft(momentum), ft(1 - dampening),
+        ft(dampening), bool(nesterov), bool(first), b is not None,
+    )  # fmt: skip
+
+
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    max_exp_avg_sq: np.ndarray | None,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    step_size: float,
+    bias_correction2_sqrt: float,
+) -> None:
+    """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad)."""
+    p, g, m, v, vmax = _flat(
+        "adam_update",
+        {
+            "param": param,
+            "grad": grad,
+            "exp_avg": exp_avg,
+            "exp_avg_sq": exp_avg_sq,
+            "max_exp_avg_sq": max_exp_avg_sq,
+        },
+    )
+    ft = p.dtype.type
+    _adam(
+        p, g, m, v, v if vmax is None else vmax, ft(weight_decay), ft(1 - lr * weight_decay),
+        ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps), ft(-step_size),
+        ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
+    )  # fmt: skip
+
+
+def rmsprop_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    square_avg: np.ndarray,
+    grad_avg: np.ndarray | None,
+    momentum_buffer: np.ndarray | None,
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+) -> None:
+    """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any)."""
+    p, g, sq, ga, b = _flat(
+        "rmsprop_update",
+        {
+            "param": param,
+            "grad": grad,
+            "square_avg": square_avg,
+            "grad_avg": grad_avg,
+            "momentum_buffer": momentum_buffer,
+        },
+    )
+    ft = p.dtype.type
+    _rmsprop(
+        p, g, sq, sq if ga is None else ga, sq if b is None else b, ft(-lr), ft(alpha),
+        ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None, b is not None,
+    )  # fmt: skip
