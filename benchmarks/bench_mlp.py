@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import gradtensor as gt  # noqa: E402
 import gradtensor.nn.functional as F  # noqa: E402
-from benchmarks.common import fmt_time, machine, save  # noqa: E402
+from benchmarks.common import fmt_time, load_kernels_blas, machine, save  # noqa: E402
 from gradtensor import nn, optim  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
@@ -47,6 +47,7 @@ def limit_threads(n: int) -> dict[str, Any]:
     """n threads for NumPy's BLAS (threadpoolctl) and PyTorch; returns what each now uses."""
     global _limiter
     record: dict[str, Any] = {"requested": n}
+    record["kernels_blas"] = load_kernels_blas()  # loaded first, so that the limit reaches it
     try:
         import threadpoolctl
 
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"MLP {'-'.join(map(str, sizes))}, batch {args.batch}, float32, SGD momentum "
         f"{MOMENTUM}; {args.threads} thread(s) for NumPy's BLAS and PyTorch "
         f"(torch.get_num_threads() = {threads.get('torch')}); fused kernels "
-        f"{'on' if gt.kernels_enabled() else 'off'}",
+        + (f"on, GEMMs by {threads['kernels_blas']}" if gt.kernels_enabled() else "off"),
         flush=True,
     )
     pair = build(sizes, args.batch)

@@ -84,6 +84,7 @@ def machine() -> dict[str, Any]:
     for env in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         if env in os.environ:
             info[env] = os.environ[env]
+    info["kernels_blas"] = load_kernels_blas()
     for mod in ("numba", "torch", "jax", "cupy"):
         try:
             info[mod] = __import__(mod).__version__
@@ -161,6 +162,15 @@ def pin_cores(n: int) -> list[int] | None:
 _limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run
 
 
+def load_kernels_blas() -> str | None:
+    """Load the kernels' BLAS (MKL when installed) now, so a thread limit reaches it too."""
+    try:
+        from kernels import blas
+    except ImportError:
+        return None
+    return blas.NAME
+
+
 def limit_threads(n: int) -> dict[str, Any]:
     """Hold every thread pool already loaded to n threads; returns what each one now uses.
 
@@ -170,6 +180,7 @@ def limit_threads(n: int) -> dict[str, Any]:
     """
     global _limits
     record: dict[str, Any] = {"requested": n}
+    load_kernels_blas()
     try:
         import threadpoolctl
 

@@ -10,6 +10,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from kernels import blas
 from kernels._api import (
     ACTIVATIONS,
     AUX_KIND,
@@ -22,7 +23,9 @@ from kernels._api import (
     check_forward,
 )
 
-__all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
+__all__ = ["ACTIVATIONS", "BLAS", "linear_act_backward", "linear_act_forward", "warmup"]
+
+BLAS = blas.NAME  # which BLAS runs the GEMMs: "mkl (...)" or "numpy" (see kernels.blas)
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -38,10 +41,10 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # set a size (in output elements) to use them above it, e.g. on a many-core machine.
 PARALLEL_MIN_ELEMENTS: int | None = None
 
-# GEMMs always go to BLAS. A Numba GEMM with the epilogue fused in (4-row register blocking, the
-# fastest of three layouts tried) never beat BLAS + one fused pass on this box, skinny layers
-# included (ms, forward, float32, relu, both on 2 threads with the workqueue layer; BLAS+pass vs
-# Numba):
+# GEMMs always go to BLAS (kernels.blas: MKL when installed, else NumPy's OpenBLAS). A Numba
+# GEMM with the epilogue fused in (4-row register blocking, the fastest of three layouts tried)
+# never beat OpenBLAS + one fused pass on this box, skinny layers included (ms, forward, float32,
+# relu, both on 2 threads with the workqueue layer; BLAS+pass vs Numba):
 #   65536x64x64 4.9 vs 12.1, 65536x32x32 1.7 vs 4.2, 65536x16x16 1.3 vs 1.9,
 #   8192x64x64 0.69 vs 1.8, 65536x128x128 17.2 vs 41.5
 # OpenBLAS reaches 76-125 GFLOP/s on these shapes (a half to a third of its 224 GFLOP/s at
@@ -440,7 +443,7 @@ def linear_act_forward(
     act = check_forward(x, weight, bias, activation, (np.ndarray,), "NumPy", DTYPES)
     x, weight = _blasable(x), _blasable(weight)
     z = np.empty((x.shape[0], weight.shape[0]), x.dtype)
-    np.matmul(x, weight.T, out=z)
+    blas.matmul(x, weight.T, z)
     if act == IDENTITY and bias is None:
         return z, None
     b = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias)
@@ -480,9 +483,9 @@ def linear_act_backward(
     gx = None
     if input_grad:
         gx = np.empty(x.shape, x.dtype)
-        np.matmul(gz, weight, out=gx)
+        blas.matmul(gz, weight, gx)
     gw = np.empty(weight.shape, x.dtype)
-    np.matmul(gz.T, x, out=gw)
+    blas.matmul(gz.T, x, gw)
     return gx, gw, (gb.astype(x.dtype) if bias else None)
 
 

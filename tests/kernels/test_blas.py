@@ -1,0 +1,79 @@
+"""kernels.blas: the GEMM behind the CPU kernels gives NumPy's results for every layout it takes."""
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kernels import blas
+
+
+def _mkl_installed():
+    try:
+        importlib.metadata.distribution("mkl")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return sys.platform == "linux"
+
+
+def _layout(a, order):
+    """a itself (C) or a transposed view of a C-contiguous copy of a.T (F)."""
+    return np.ascontiguousarray(a) if order == "C" else np.ascontiguousarray(a.T).T
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("orders", ["CC", "CF", "FC", "FF"])
+@pytest.mark.parametrize("mkn", [(1, 1, 1), (5, 37, 19), (130, 64, 257), (1, 7, 3), (6, 1, 4)])
+def test_matmul_matches_numpy(mkn, orders, dtype):
+    m, k, n = mkn
+    rng = np.random.default_rng(0)
+    a = _layout(rng.standard_normal((m, k)).astype(dtype), orders[0])
+    b = _layout(rng.standard_normal((k, n)).astype(dtype), orders[1])
+    out = np.full((m, n), np.nan, dtype)
+    assert blas.matmul(a, b, out) is out
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol)
+
+
+def test_what_blas_cannot_take_goes_to_numpy():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((8, 12)).astype(np.float32)
+    strided = a[:, ::2]  # neither C- nor F-contiguous
+    b = rng.standard_normal((6, 5)).astype(np.float32)
+    out = np.empty((8, 5), np.float32)
+    np.testing.assert_allclose(blas.matmul(strided, b, out), strided @ b, rtol=1e-5)
+    empty = blas.matmul(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32),
+                        np.full((3, 4), np.nan, np.float32))  # fmt: skip
+    np.testing.assert_array_equal(empty, np.zeros((3, 4), np.float32))
+    i, j = np.ones((2, 3), np.int64), np.ones((3, 2), np.int64)
+    ints = blas.matmul(i, j, np.empty((2, 2), np.int64))
+    np.testing.assert_array_equal(ints, np.full((2, 2), 3))
+    sq = rng.standard_normal((4, 4)).astype(np.float32)
+    want = sq @ sq
+    np.testing.assert_allclose(blas.matmul(sq, sq.copy(), sq), want, rtol=1e-5)  # out is an input
+
+
+@pytest.mark.skipif(not _mkl_installed(), reason="the optional `mkl` wheel is not installed")
+def test_mkl_is_used_when_installed():
+    assert blas.NAME.startswith("mkl ")
+
+
+def _name_with(env_value):
+    env = dict(os.environ, GRADTENSOR_BLAS=env_value)
+    code = "from kernels import blas; print(blas.NAME)"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_environment_variable_chooses_numpy_and_rejects_nonsense():
+    done = _name_with("numpy")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "numpy"
+    done = _name_with("openblas-please")
+    assert done.returncode != 0
+    assert "GRADTENSOR_BLAS='openblas-please': expected auto, mkl or numpy" in done.stderr
