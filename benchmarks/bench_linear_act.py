@@ -5,7 +5,7 @@ matmuls and the bias sum, each a separate pass. GPU (when CuPy and a GPU are pre
 of B, In, Out comparing kernels.cuda path A, path B, the unfused CuPy sequence and PyTorch eager
 (F.linear + activation, autograd backward), float32 with TF32 off on every side.
 Both sides run in one process, alternating, after warm-up; figures are medians.
-Run: python -m benchmarks.bench_linear_act [--quick] [--no-gpu]
+Run: python -m benchmarks.bench_linear_act [--quick] [--no-gpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ os.environ.setdefault("CUPY_TF32", "0")
 import numpy as np  # noqa: E402
 
 import kernels.cpu as kcpu  # noqa: E402
-from benchmarks.common import alternate, fmt_time, machine, save  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    SETTLE_S,
+    alternate,
+    fmt_time,
+    limit_threads,
+    machine,
+    save,
+)
+from kernels import blas as kblas  # noqa: E402
 
 # (B, In, Out) -> the most fused fwd+bwd may take, as a fraction of unfused; None: no target.
 CPU_SHAPES: dict[tuple[int, int, int], float | None] = {
@@ -111,15 +119,38 @@ def _agree(a: Any, c: Any, to_host: Callable = np.asarray) -> float:
     return float(np.abs(a - c).max() / max(1.0, np.abs(c).max()))
 
 
-def cpu_section(quick: bool) -> dict[str, Any]:
+def _with_blas(name: str, fn: Callable) -> Callable:
+    """fn run with kernels.blas set to `name` (and set back after)."""
+
+    def run(*args):
+        prev = kblas.select(name)
+        try:
+            return fn(*args)
+        finally:
+            kblas.select(prev)
+
+    return run
+
+
+def cpu_section(quick: bool, settle: float = 0.0) -> dict[str, Any]:
+    """`settle`: the pause between samples when several libraries' thread pools are awake."""
     kcpu.warmup()  # compilation (or the cache load) never lands in a timed region
     erf = erf_function(np)
     shapes = QUICK_CPU_SHAPES if quick else list(CPU_SHAPES)
     names = ["relu", "gelu"] if quick else list(kcpu.ACTIVATIONS)
     repeats = 7 if quick else 21
+    # When MKL is behind the kernels, the kernels also run on NumPy's BLAS: that column shows what
+    # fusion alone buys, apart from the faster GEMMs.
+    own_blas = kblas.NAME
+    split = own_blas != "numpy"
     rows = []
-    print("CPU: fused (kernels.cpu) vs unfused NumPy, float32, fwd+bwd, medians")
-    print(f"{'B x In x Out':>16} {'act':>10} {'unfused':>11} {'fused':>11} {'ratio':>6}  target")
+    print(
+        f"CPU: fused (kernels.cpu, GEMMs by {own_blas}) vs unfused NumPy, float32, fwd+bwd, medians"
+    )
+    print(
+        f"{'B x In x Out':>16} {'act':>10} {'unfused':>11} {'fused':>11} {'ratio':>6}  target"
+        + ("   fused on NumPy's BLAS (ratio)" if split else "")
+    )
     for shape in shapes:
         args = inputs(np, shape)
         for name in names:
@@ -127,34 +158,46 @@ def cpu_section(quick: bool) -> dict[str, Any]:
                 print(f"{'x'.join(map(str, shape)):>16} {name:>10}  skipped: SciPy (erf) missing")
                 continue
             cases = {"unfused": unfused(np, name, erf), "fused": fused(kcpu, name)}
+            if split:
+                cases["fused_numpy_blas"] = _with_blas("numpy", fused(kcpu, name))
             err = max(
                 _agree(a, c)
-                for a, c in zip(cases["fused"](*args), cases["unfused"](*args), strict=True)
+                for k in cases
+                if k != "unfused"
+                for a, c in zip(cases[k](*args), cases["unfused"](*args), strict=True)
             )
             timed = {k: (lambda f=f, a=args: f(*a)) for k, f in cases.items()}
-            t = alternate(timed, repeats=repeats)
+            t = alternate(timed, repeats=repeats, settle=settle)
             ratio = t["fused"]["median_s"] / t["unfused"]["median_s"]
             target = CPU_SHAPES.get(shape)
             verdict = "" if target is None else ("PASS" if ratio <= target else "MISS")
             label = "x".join(map(str, shape))
+            row = {
+                "shape": list(shape),
+                "activation": name,
+                "unfused": t["unfused"],
+                "fused": t["fused"],
+                "fused_blas": own_blas,
+                "ratio_fused_over_unfused": ratio,
+                "target": target,
+                "verdict": verdict or None,
+                "max_rel_difference": err,
+            }
+            extra = ""
+            if split:
+                row["fused_numpy_blas"] = t["fused_numpy_blas"]
+                row["ratio_fused_numpy_blas_over_unfused"] = fusion_only = (
+                    t["fused_numpy_blas"]["median_s"] / t["unfused"]["median_s"]
+                )
+                extra = f"   {fmt_time(t['fused_numpy_blas']['median_s'])} ({fusion_only:.3f})"
             print(
                 f"{label:>16} {name:>10} {fmt_time(t['unfused']['median_s'])} "
                 f"{fmt_time(t['fused']['median_s'])} {ratio:6.3f}  "
                 + (f"<= {target:.2f} {verdict}" if target is not None else "-")
+                + extra
             )
-            rows.append(
-                {
-                    "shape": list(shape),
-                    "activation": name,
-                    "unfused": t["unfused"],
-                    "fused": t["fused"],
-                    "ratio_fused_over_unfused": ratio,
-                    "target": target,
-                    "verdict": verdict or None,
-                    "max_rel_difference": err,
-                }
-            )
-    return {"rows": rows, "threads": cpu_threads()}
+            rows.append(row)
+    return {"rows": rows, "threads": cpu_threads(), "kernels_blas": own_blas}
 
 
 def cpu_threads() -> dict[str, Any]:
@@ -310,11 +353,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="few shapes, few repeats")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
     parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads for every library (default 1)"
+    )
     args = parser.parse_args(argv)
+    threads = limit_threads(args.threads)
     info = machine()
     # Other processes on a small machine skew medians: record how busy it was around the run.
     load_before = os.getloadavg()
-    cpu = cpu_section(args.quick)
+    cpu = cpu_section(args.quick, settle=SETTLE_S if args.threads > 1 else 0.0)
+    cpu["thread_limits"] = threads
     cpu["loadavg_before_after"] = [load_before, os.getloadavg()]
     print(f"load average (1, 5, 15 min) before {load_before}, after {os.getloadavg()}")
     payload = {"benchmark": "linear_act", "quick": args.quick, "machine": info, "cpu": cpu}

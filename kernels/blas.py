@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NAME", "matmul"]
+__all__ = ["NAME", "matmul", "select"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADING = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3}
@@ -98,10 +98,35 @@ def _choose() -> tuple[Any, str]:
     return None, "numpy"
 
 
-_MKL, NAME = _choose()
-_GEMM = {} if _MKL is None else {np.dtype(np.float32): _MKL.cblas_sgemm}
-if _MKL is not None:
-    _GEMM[np.dtype(np.float64)] = _MKL.cblas_dgemm
+_MKL, _MKL_NAME = _choose()
+NAME = _MKL_NAME  # the BLAS matmul uses now: "mkl <version>" or "numpy"
+_GEMM: dict[np.dtype, Any] = {}
+
+
+def select(name: str) -> str:
+    """Use "mkl" (when it loaded) or "numpy" from now on; returns the name in use before.
+
+    For side-by-side measurements: `prev = blas.select("numpy"); ...; blas.select(prev)`.
+    """
+    global NAME
+    prev = NAME
+    if name.startswith("mkl") and _MKL is not None:
+        _GEMM.update(
+            {np.dtype(np.float32): _MKL.cblas_sgemm, np.dtype(np.float64): _MKL.cblas_dgemm}
+        )
+        NAME = _MKL_NAME
+    elif name == "numpy":
+        _GEMM.clear()
+        NAME = "numpy"
+    else:
+        raise ValueError(
+            f"blas.select: {name!r} is not available here; expected 'numpy'"
+            + (f" or {_MKL_NAME!r}" if _MKL is not None else "")
+        )
+    return prev
+
+
+select(NAME)
 
 
 def _operand(a: np.ndarray) -> tuple[int, int] | None:

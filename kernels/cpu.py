@@ -23,9 +23,7 @@ from kernels._api import (
     check_forward,
 )
 
-__all__ = ["ACTIVATIONS", "BLAS", "linear_act_backward", "linear_act_forward", "warmup"]
-
-BLAS = blas.NAME  # which BLAS runs the GEMMs: "mkl (...)" or "numpy" (see kernels.blas)
+__all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -62,6 +62,19 @@ def test_mkl_is_used_when_installed():
     assert blas.NAME.startswith("mkl ")
 
 
+def test_select_switches_between_what_is_there():
+    prev = blas.select("numpy")
+    try:
+        assert blas.NAME == "numpy"
+        a = np.arange(6, dtype=np.float32).reshape(2, 3)
+        np.testing.assert_array_equal(blas.matmul(a, a.T, np.empty((2, 2), np.float32)), a @ a.T)
+        with pytest.raises(ValueError, match="blas.select: 'openblas' is not available here"):
+            blas.select("openblas")
+    finally:
+        blas.select(prev)
+    assert blas.NAME == prev
+
+
 def _name_with(env_value):
     env = dict(os.environ, GRADTENSOR_BLAS=env_value)
     code = "from kernels import blas; print(blas.NAME)"
