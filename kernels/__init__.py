@@ -33,12 +33,23 @@ __all__ = [
 ]
 
 
+_loaded: dict[str, ModuleType] = {}
+
+
+def _module(name: str) -> ModuleType:
+    # Looked up on every call: a dict hit, where import_module would take a few microseconds.
+    module = _loaded.get(name)
+    if module is None:
+        module = _loaded[name] = importlib.import_module(name)
+    return module
+
+
 def _backend(fn: str, x: Any) -> ModuleType:
     if isinstance(x, np.ndarray):
-        return importlib.import_module("kernels.cpu")
+        return _module("kernels.cpu")
     # The class attribute, not the instance's: reading the interface can mean a stream query.
     if hasattr(type(x), "__cuda_array_interface__"):
-        return importlib.import_module("kernels.cuda")
+        return _module("kernels.cuda")
     raise ValueError(
         f"{fn}: x must be a NumPy array or a CUDA array (CuPy), got "
         f"{type(x).__module__}.{type(x).__qualname__}"
@@ -75,7 +86,7 @@ def _optim(fn: str, param: Any) -> Any:
             f"{fn}: param must be a NumPy array (the optimizer kernels run on the CPU), got "
             f"{type(param).__module__}.{type(param).__qualname__}"
         )
-    return getattr(importlib.import_module("kernels.optim_cpu"), fn)
+    return getattr(_module("kernels.optim_cpu"), fn)
 
 
 def sgd_update(param: Any, grad: Any, momentum_buffer: Any | None, **hyper: Any) -> None:

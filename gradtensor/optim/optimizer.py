@@ -27,7 +27,7 @@ from ..tensor import Tensor
 def _fusable(arrays: list[Any]) -> bool:
     """Whether the CPU kernels can update these arrays: host floats of one dtype, C-contiguous."""
     d = arrays[0]
-    if backend.is_cuda_array(d) or d.dtype.name not in ("float32", "float64"):
+    if d.dtype.char not in "fd" or backend.is_cuda_array(d):  # float32 or float64 on the host
         return False
     return all(
         a is None or (a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous)
