@@ -267,6 +267,44 @@ def torch_eager(torch: Any, name: str) -> Callable:
     return run
 
 
+def gemms_only(xp: Any) -> Callable:
+    """The three GEMMs of a layer's fwd+bwd and nothing else: the floor for large layers."""
+
+    def run(x, w, b, gy):
+        return x @ w.T, gy @ w, gy.T @ x
+
+    return run
+
+
+def gpu_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kernels issue's GPU targets, judged on the path F.linear takes for each shape."""
+    out = []
+    for row in rows:
+        batch, n_in, n_out = row["shape"]
+        med = {k: v["median_s"] for k, v in row["times"].items()}
+        fused_s = med["path_b" if row["path_b_chosen_by_default"] else "path_a"]
+        checks = []
+        if "torch" in med:
+            checks.append(("no slower than PyTorch eager", fused_s / med["torch"], 1.0))
+            if max(row["shape"]) <= 512 or (n_in <= 128 and batch * n_out >= 1 << 20):
+                checks.append(("1.3x faster than PyTorch (memory/launch-bound)",
+                               fused_s / med["torch"], 1 / 1.3))  # fmt: skip
+        if min(row["shape"]) >= 2048 and "gemms" in med:
+            checks.append(("within 10% of the three GEMMs alone", fused_s / med["gemms"], 1.1))
+        for text, ratio, limit in checks:
+            out.append(
+                {
+                    "shape": row["shape"],
+                    "activation": row["activation"],
+                    "target": text,
+                    "ratio": ratio,
+                    "limit": limit,
+                    "met": bool(ratio <= limit),
+                }
+            )
+    return out
+
+
 def gpu_section(quick: bool) -> dict[str, Any] | None:
     reason = _why_no_gpu()
     if reason is not None:
@@ -291,7 +329,10 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
     erf = erf_function(xp)
     rows = []
     print("GPU: kernels.cuda path A / path B vs unfused CuPy and PyTorch eager, float32, fwd+bwd")
-    print(f"{'B x In x Out':>16} {'act':>6} {'A':>11} {'B':>11} {'unfused':>11} {'torch':>11}")
+    print(
+        f"{'B x In x Out':>16} {'act':>6} {'A':>11} {'B':>11} {'unfused':>11} {'torch':>11} "
+        f"{'GEMMs only':>11}"
+    )
     for batch in sizes:
         for n_in in sizes:
             for n_out in sizes:
@@ -304,10 +345,12 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
                     }
                     if erf is not None or name != "gelu":
                         cases["unfused"] = unfused(xp, name, erf)
+                    cases["gemms"] = gemms_only(xp)
                     ref = cases["path_a"](*args)
                     errs = {
                         k: max(_agree(a, c, to_host) for a, c in zip(f(*args), ref, strict=True))
                         for k, f in cases.items()
+                        if k != "gemms"  # computes something else: no activation, no bias
                     }
                     timed = {k: (lambda f=f, a=args: f(*a)) for k, f in cases.items()}
                     if torch is not None:
@@ -320,7 +363,7 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
                     med = {k: v["median_s"] for k, v in t.items()}
                     cells = [
                         fmt_time(med[k]) if k in med else f"{'-':>11}"
-                        for k in ("path_a", "path_b", "unfused", "torch")
+                        for k in ("path_a", "path_b", "unfused", "torch", "gemms")
                     ]
                     print(f"{'x'.join(map(str, shape)):>16} {name:>6} " + " ".join(cells))
                     rows.append(
@@ -345,7 +388,21 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
             torch=None if torch is None else torch.__version__,
             torch_allow_tf32=None if torch is None else torch.backends.cuda.matmul.allow_tf32,
         )
-    return {"device": device, "rows": rows, "path_b_max_macs": kcuda.PATH_B_MAX_MACS}
+    targets = gpu_targets(rows)
+    if targets:
+        print("GPU targets (the path F.linear takes / the reference):")
+        for t in targets:
+            shape = "x".join(map(str, t["shape"]))
+            print(
+                f"  {t['target']:<48} {shape:>16} {t['activation']:>6} {t['ratio']:6.3f} "
+                f"(<= {t['limit']:.2f}) {'met' if t['met'] else 'MISSED'}"
+            )
+    return {
+        "device": device,
+        "rows": rows,
+        "targets": targets,
+        "path_b_max_macs": kcuda.PATH_B_MAX_MACS,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -155,3 +155,30 @@ def test_batches_are_drawn_clear_of_the_relu_kink():
         z = h @ w.T.astype(np.float64) + b
         assert np.abs(z).min() >= S.KINK_CLEARANCE * z.std() * 0.99
         h = np.maximum(z, 0)
+
+
+def test_gpu_targets_judge_the_path_linear_takes():
+    from benchmarks.bench_linear_act import gpu_targets
+
+    def row(shape, b_chosen, **times):
+        return {
+            "shape": list(shape),
+            "activation": "relu",
+            "path_b_chosen_by_default": b_chosen,
+            "times": {k: {"median_s": v} for k, v in times.items()},
+        }
+
+    rows = [
+        row((64, 64, 64), True, path_a=9.0, path_b=1.0, torch=2.0),  # small: B runs, 2x faster
+        row((4096, 4096, 2048), False, path_a=1.05, path_b=3.0, torch=1.0, gemms=1.0),
+    ]
+    got = {
+        (tuple(t["shape"]), t["target"]): (round(t["ratio"], 3), t["met"])
+        for t in gpu_targets(rows)
+    }
+    assert got == {
+        ((64, 64, 64), "no slower than PyTorch eager"): (0.5, True),
+        ((64, 64, 64), "1.3x faster than PyTorch (memory/launch-bound)"): (0.5, True),
+        ((4096, 4096, 2048), "no slower than PyTorch eager"): (1.05, False),
+        ((4096, 4096, 2048), "within 10% of the three GEMMs alone"): (1.05, True),
+    }
