@@ -409,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few shapes, few repeats")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
     parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
     parser.add_argument(
         "--threads", type=int, default=1, help="CPU threads for every library (default 1)"
@@ -416,15 +417,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     threads = limit_threads(args.threads)
     info = machine()
-    # Other processes on a small machine skew medians: record how busy it was around the run.
-    load_before = os.getloadavg()
-    cpu = cpu_section(args.quick, settle=SETTLE_S if args.threads > 1 else 0.0)
-    cpu["thread_limits"] = threads
-    cpu["loadavg_before_after"] = [load_before, os.getloadavg()]
-    print(f"load average (1, 5, 15 min) before {load_before}, after {os.getloadavg()}")
-    payload = {"benchmark": "linear_act", "quick": args.quick, "machine": info, "cpu": cpu}
-    if not args.no_save:
-        print(f"saved {save('linear_act', payload)}")
+    if not args.no_cpu:
+        # Other processes on a small machine skew medians: record how busy it was around it.
+        load_before = os.getloadavg()
+        cpu = cpu_section(args.quick, settle=SETTLE_S if args.threads > 1 else 0.0)
+        cpu["thread_limits"] = threads
+        cpu["loadavg_before_after"] = [load_before, os.getloadavg()]
+        print(f"load average (1, 5, 15 min) before {load_before}, after {os.getloadavg()}")
+        payload = {"benchmark": "linear_act", "quick": args.quick, "machine": info, "cpu": cpu}
+        if not args.no_save:
+            print(f"saved {save('linear_act', payload)}")
     gpu = None if args.no_gpu else gpu_section(args.quick)
     if gpu is not None and not gpu["device"]["simulator"] and not args.no_save:
         tag = "".join(c if c.isalnum() else "-" for c in gpu["device"]["name"]).strip("-")

@@ -13,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where runs are saved; GRADTENSOR_RESULTS_DIR redirects them (benchmarks/gpu_session.sh sends
+# a lent GPU's runs to the folder that comes back from it).
+RESULTS = Path(
+    os.environ.get("GRADTENSOR_RESULTS_DIR") or Path(__file__).resolve().parent / "results"
+)
 
 
 def alternate(
