@@ -370,3 +370,24 @@ def test_non_contiguous_parameter_is_updated_in_place():
     p.grad = gt.ones(50, 60)
     opt.step()
     np.testing.assert_allclose(base.data, -1.0, rtol=1e-6)
+
+
+def test_a_subclass_with_only_an_array_update_still_steps():
+    """Optimizer subclasses need _prepare and _apply; the fused kernel path is optional."""
+
+    class SignSGD(optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr))
+
+        def _prepare(self, p, group, state):
+            return [p.data, p.grad.data], dict(lr=group["lr"])
+
+        @staticmethod
+        def _apply(d, g, s, t, h):
+            np.sign(g, out=s)
+            d -= h["lr"] * s
+
+    p = nn.Parameter(gt.tensor(np.array([1.0, -2.0, 3.0], np.float32)))
+    p.grad = gt.tensor(np.array([0.5, -0.1, 0.0], np.float32))
+    SignSGD([p], lr=0.25).step()
+    np.testing.assert_array_equal(p.data, np.array([0.75, -1.75, 3.0], np.float32))

@@ -91,7 +91,7 @@ class _KernelState:
     checked = False
 
 
-def _kernels() -> Any:
+def active_kernels() -> Any:
     """gradtensor's `kernels` package, or None if it is off or a foreign `kernels` was found."""
     if not _KernelState.enabled:
         return None
@@ -130,7 +130,7 @@ class use_kernels:
 
 
 def kernels_enabled() -> bool:
-    return _kernels() is not None
+    return active_kernels() is not None
 
 
 def _qualifies(x: Any, w: Any, b: Any, activation: str) -> bool:
@@ -166,7 +166,7 @@ def _linear(xp, x, w, b, *, activation):
         raise ValueError(f"linear: bias of shape {b.shape} does not match weight {w.shape}")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
-    k = _kernels()
+    k = active_kernels()
     if k is not None and _qualifies(x2, w, b, activation):
         y, aux = k.linear_act_forward(x2, w, b, activation)
         aux = ("kernel", aux)
@@ -196,7 +196,7 @@ def _linear_grad(
     path, a = aux
     # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
     if path == "kernel":
-        gx, gw, gb = _kernels().linear_act_backward(
+        gx, gw, gb = active_kernels().linear_act_backward(
             g2, x2, w.data, a, activation, bias=b is not None, input_grad=needs[0]
         )
     else:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import backend
 from ..autograd import enable_grad
-from ..ops.fused import _kernels
+from ..ops.fused import active_kernels
 from ..tensor import Tensor
 
 
@@ -159,12 +159,11 @@ class Optimizer:
                     _follow_device(p, state)
                 jobs.append((p, *self._prepare(p, group, state)))
                 p._version[0] += 1
-        k = _kernels()
-        if k is not None and not hasattr(k, self._kernel):
-            k = None  # an older `kernels` without this optimizer's update
+        # None for an optimizer without a fused update (a user's subclass, say) or kernels off.
+        kernel = getattr(active_kernels(), self._kernel, None) if self._kernel else None
         for p, arrays, h in jobs:
-            if k is not None and _fusable(arrays):
-                self._fused(getattr(k, self._kernel), *arrays, h)
+            if kernel is not None and _fusable(arrays):
+                self._fused(kernel, *arrays, h)
             else:
                 self._apply(*arrays, *self._buffers(p, 2), h)
         return loss
