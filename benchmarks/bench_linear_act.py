@@ -206,6 +206,7 @@ def cpu_threads() -> dict[str, Any]:
     info: dict[str, Any] = {
         "numba_threads": numba.get_num_threads(),
         "parallel_min_elements": kcpu.PARALLEL_MIN_ELEMENTS,
+        "parallel_from_elements_now": kcpu._parallel_min(),
     }
     try:
         from threadpoolctl import threadpool_info

@@ -44,7 +44,8 @@ _limiter: Any = None  # threadpoolctl's limit, held for the whole run
 
 
 def limit_threads(n: int) -> dict[str, Any]:
-    """n threads for NumPy's BLAS (threadpoolctl) and PyTorch; returns what each now uses."""
+    """n threads for the BLAS libraries (threadpoolctl), PyTorch and Numba; returns what each
+    now uses."""
     global _limiter
     record: dict[str, Any] = {"requested": n}
     record["kernels_blas"] = load_kernels_blas()  # loaded first, so that the limit reaches it
@@ -63,6 +64,10 @@ def limit_threads(n: int) -> dict[str, Any]:
         torch = sys.modules["torch"]
         torch.set_num_threads(n)
         record["torch"] = torch.get_num_threads()
+    import numba  # the kernels' parallel passes
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    record["numba"] = numba.get_num_threads()
     return record
 
 

@@ -52,6 +52,7 @@ def _mkl_paths() -> list[str]:
 
 
 def _threading_layer() -> int:
+    """MKL's threading layer: the one the environment names, else GNU OpenMP when present."""
     chosen = os.environ.get("MKL_THREADING_LAYER", "").upper()
     if chosen in _THREADING:
         return _THREADING[chosen]
@@ -62,16 +63,18 @@ def _threading_layer() -> int:
         return _THREADING["INTEL"]
 
 
-def _load_mkl() -> tuple[Any, str] | None:
+def _load_mkl() -> tuple[Any, str, str] | None:
     for path in _mkl_paths():
         try:
             lib = ctypes.CDLL(path)
-            lib.MKL_Set_Threading_Layer(_threading_layer())  # must come before any other call
+            # Must come before any other call; returns the layer now in force.
+            layer = lib.MKL_Set_Threading_Layer(_threading_layer())
             buf = ctypes.create_string_buffer(256)
             lib.mkl_get_version_string(buf, len(buf))
         except (OSError, AttributeError):
             continue
-        return lib, buf.value.decode(errors="replace").strip()
+        names = {v: k.lower() for k, v in _THREADING.items()}
+        return lib, buf.value.decode(errors="replace").strip(), names.get(layer, str(layer))
     return None
 
 
@@ -95,26 +98,29 @@ def _compiled_gemm(lib: Any, name: str, real: Any, np_real: Any) -> Any:
     return gemm
 
 
-def _choose() -> tuple[Any, str]:
+def _choose() -> tuple[Any, str, str | None]:
     want = os.environ.get("GRADTENSOR_BLAS", "auto").strip().lower()
     if want not in ("auto", "mkl", "numpy"):
         raise ValueError(f"GRADTENSOR_BLAS={want!r}: expected auto, mkl or numpy")
     if want != "numpy":
         loaded = _load_mkl()
         if loaded is not None:
-            lib, version = loaded
+            lib, version, layer = loaded
             short = re.search(r"Version ([\w.]+)", version)
-            return lib, f"mkl {short.group(1) if short else version}"
+            return lib, f"mkl {short.group(1) if short else version}", layer
         if want == "mkl":
             raise ImportError(
                 "GRADTENSOR_BLAS=mkl, but Intel MKL could not be loaded: install it with "
                 "`pip install gradtensor[mkl]` (x86-64 only), or unset GRADTENSOR_BLAS"
             )
-    return None, "numpy"
+    return None, "numpy", None
 
 
-_MKL, _MKL_NAME = _choose()
+_MKL, _MKL_NAME, _MKL_OPENMP = _choose()
 NAME = _MKL_NAME  # the BLAS matmul uses now: "mkl <version>" or "numpy"
+# The threads behind matmul now: "gnu" (GNU OpenMP, as PyTorch's and Numba's), "intel" or
+# "sequential" for MKL, None for NumPy's OpenBLAS (its own pthreads).
+OPENMP: str | None = None
 _GEMM: dict[np.dtype, Any] = {}  # dtype -> compiled GEMM, for the BLAS in use
 _COMPILED: dict[np.dtype, Any] = {}
 
@@ -124,7 +130,7 @@ def select(name: str) -> str:
 
     For side-by-side measurements: `prev = blas.select("numpy"); ...; blas.select(prev)`.
     """
-    global NAME
+    global NAME, OPENMP
     prev = NAME
     if name.startswith("mkl") and _MKL is not None:
         if not _COMPILED:
@@ -135,10 +141,10 @@ def select(name: str) -> str:
                 _MKL, "cblas_dgemm", ctypes.c_double, np.float64
             )
         _GEMM.update(_COMPILED)
-        NAME = _MKL_NAME
+        NAME, OPENMP = _MKL_NAME, _MKL_OPENMP
     elif name == "numpy":
         _GEMM.clear()
-        NAME = "numpy"
+        NAME, OPENMP = "numpy", None
     else:
         raise ValueError(
             f"blas.select: {name!r} is not available here; expected 'numpy'"

@@ -27,17 +27,19 @@ __all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Measured on the 2-core dev box (Xeon, AVX-512, OpenBLAS 0.3.31, numba 0.68, float32, medians
-# of fwd+bwd, serial vs prange over 2 chunks, alternating in one process):
-#   65536x64x64  relu 32.2 vs 39.9 ms, gelu 51.8 vs 70.4 ms
-#   256x1024x1024 relu 9.2 vs 16.8 ms, gelu 10.1 vs 15.1 ms
-#   16384x256x1024 relu 172 vs 182 ms, gelu 273 vs 266 ms
-#   4096x64x64   relu 1.2 vs 10.9 ms
-# The passes are memory-bound, and Numba's OpenMP workers keep spinning after a region and take
-# the cores from OpenBLAS's threads in the GEMM that follows (the workqueue layer avoids the
-# spinning but was no faster than serial either). So the parallel passes are off by default:
-# set a size (in output elements) to use them above it, e.g. on a many-core machine.
-PARALLEL_MIN_ELEMENTS: int | None = None
+# Parallel passes (prange over row chunks) pay only when the GEMMs' threads and Numba's are one
+# OpenMP runtime. Beside NumPy's OpenBLAS, whose pthreads spin after each GEMM, they lost
+# everywhere (2-core dev box, Xeon, AVX-512, numba 0.68, float32, fwd+bwd, serial vs parallel,
+# 2 threads, alternating in one process): 65536x64x64 relu 27.8 vs 41.1 ms, 256x1024x1024 relu
+# 8.6 vs 14.4 ms, 4096x64x64 relu 1.25 vs 16.0 ms, 128x256x256 gelu 0.86 vs 15.2 ms. With MKL
+# on GNU OpenMP (kernels.blas) and Numba's "omp" layer they never lost and the transcendental
+# activations gained: relu 0.92-1.02 of serial from 64x256x256 to 16384x256x1024, gelu 0.71
+# (4096x64x64, 8192x256x256) to 0.95 (128x784x1024), 0.82 already at 64x256x256 (16384
+# outputs). "auto" therefore runs them from 2**14 elements in that case only; an int forces a
+# size, None turns them off.
+PARALLEL_MIN_ELEMENTS: int | str | None = "auto"
+_AUTO_MIN_ELEMENTS = 1 << 14
+_auto_ok: bool | None = None  # "auto"'s verdict on Numba's layer, once a parallel pass has run
 
 # GEMMs always go to BLAS (kernels.blas: MKL when installed, else NumPy's OpenBLAS). A Numba
 # GEMM with the epilogue fused in (4-row register blocking, the fastest of three layouts tried)
@@ -402,9 +404,25 @@ def _backward_parallel(gy, aux, act, gz, partial):
         _backward_rows(gy, aux, act, gz, partial[c], c * step, min(rows, (c + 1) * step))
 
 
+def _parallel_min() -> int | None:
+    """The size from which the passes run in parallel now, or None (see PARALLEL_MIN_ELEMENTS)."""
+    global _auto_ok
+    if PARALLEL_MIN_ELEMENTS != "auto":
+        return PARALLEL_MIN_ELEMENTS  # type: ignore[return-value]
+    if blas.OPENMP != "gnu":
+        return None
+    if _auto_ok is None:
+        try:  # known only after Numba's first parallel region
+            _auto_ok = numba.threading_layer() == "omp"
+        except ValueError:
+            return _AUTO_MIN_ELEMENTS
+    return _AUTO_MIN_ELEMENTS if _auto_ok else None
+
+
 def _chunks(size: int) -> int:
     """How many row chunks a pass over `size` elements is split into (1 means serial)."""
-    if PARALLEL_MIN_ELEMENTS is None or size < PARALLEL_MIN_ELEMENTS:
+    limit = _parallel_min()
+    if limit is None or size < limit:
         return 1
     return numba.get_num_threads()
 
@@ -496,7 +514,7 @@ def warmup() -> None:
         for name in ACTIVATIONS:
             y, aux = linear_act_forward(x, w, b, name)
             linear_act_backward(np.ones_like(y), x, w, aux, name)
-        if PARALLEL_MIN_ELEMENTS is not None:
+        if PARALLEL_MIN_ELEMENTS is not None:  # "auto" may turn them on later
             z = np.ones((2, 2), dtype)
             _forward_parallel(z, b, IDENTITY, z, 2)
             _backward_parallel(z, z, IDENTITY, z, np.zeros((2, 2)))

@@ -109,6 +109,28 @@ def test_parallel_passes_match_serial(monkeypatch, name):
             np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-6)
 
 
+def test_auto_parallel_passes_only_beside_gnu_openmp_gemms(monkeypatch):
+    from kernels import blas
+
+    monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", "auto")
+    prev = blas.select("numpy")
+    try:
+        assert kcpu._parallel_min() is None  # OpenBLAS's spinning pthreads: always serial
+        assert kcpu._chunks(1 << 24) == 1
+    finally:
+        blas.select(prev)
+    monkeypatch.setattr(blas, "OPENMP", "gnu")
+    monkeypatch.setattr(kcpu, "_auto_ok", True)
+    assert kcpu._parallel_min() == 1 << 14
+    assert kcpu._chunks((1 << 14) - 1) == 1
+    assert kcpu._chunks(1 << 14) == kcpu.numba.get_num_threads()
+    monkeypatch.setattr(kcpu, "_auto_ok", False)  # Numba chose another threading layer
+    assert kcpu._parallel_min() is None
+    monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", None)
+    monkeypatch.setattr(kcpu, "_auto_ok", True)
+    assert kcpu._parallel_min() is None
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh"])
 def test_activation_pointwise_accuracy(name, dtype):
