@@ -427,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"load average (1, 5, 15 min) before {load_before}, after {os.getloadavg()}")
         payload = {"benchmark": "linear_act", "quick": args.quick, "machine": info, "cpu": cpu}
         if not args.no_save:
-            print(f"saved {save('linear_act', payload)}")
+            name = "linear_act" + ("" if args.threads == 1 else f"-{args.threads}threads")
+            print(f"saved {save(name, payload)}")
     gpu = None if args.no_gpu else gpu_section(args.quick)
     if gpu is not None and not gpu["device"]["simulator"] and not args.no_save:
         tag = "".join(c if c.isalnum() else "-" for c in gpu["device"]["name"]).strip("-")
