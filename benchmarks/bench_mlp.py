@@ -7,13 +7,13 @@ A step is what a user's loop does: zero_grad, forward through nn.MLP (fused Line
 cross-entropy, backward, optim.SGD.step() (momentum 0.9, as in most training scripts); PyTorch
 runs the same step with torch.nn.Linear/ReLU and torch.optim.SGD. Both start from identical
 weights, and their losses, gradients and updated weights are compared before anything is timed.
-Both run in this one process with the same thread count (NumPy's BLAS through threadpoolctl,
-torch.set_num_threads), alternating, after warm-up; figures are medians. They alternate in
-blocks: after switching library, a few untimed steps let the other library's worker threads stop
-spinning (OpenBLAS and OpenMP threads busy-wait after work; on a machine with few cores that
-slows the next few steps of whichever library runs next by up to 3x, which a step-by-step
-alternation would count). A breakdown by phase (forward, backward, optimizer step) follows.
-Results go to
+Both run in this one process with the same thread count (every BLAS and OpenMP pool through
+threadpoolctl, torch.set_num_threads, numba.set_num_threads: benchmarks.common.limit_threads),
+alternating, after warm-up; figures are medians. They alternate in blocks: after switching
+library, a few untimed steps let the other library's worker threads stop spinning (OpenBLAS and
+OpenMP threads busy-wait after work; on a machine with few cores that slows the next few steps of
+whichever library runs next by up to 3x, which a step-by-step alternation would count). A
+breakdown by phase (forward, backward, optimizer step) follows. Results go to
 benchmarks/results/<date>-<host>-mlp.json (not for --quick unless --out is given).
 """
 
@@ -34,41 +34,10 @@ import numpy as np  # noqa: E402
 
 import gradtensor as gt  # noqa: E402
 import gradtensor.nn.functional as F  # noqa: E402
-from benchmarks.common import fmt_time, load_kernels_blas, machine, save  # noqa: E402
+from benchmarks.common import fmt_time, limit_threads, machine, save  # noqa: E402
 from gradtensor import nn, optim  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
-
-
-_limiter: Any = None  # threadpoolctl's limit, held for the whole run
-
-
-def limit_threads(n: int) -> dict[str, Any]:
-    """n threads for the BLAS libraries (threadpoolctl), PyTorch and Numba; returns what each
-    now uses."""
-    global _limiter
-    record: dict[str, Any] = {"requested": n}
-    record["kernels_blas"] = load_kernels_blas()  # loaded first, so that the limit reaches it
-    try:
-        import threadpoolctl
-
-        _limiter = threadpoolctl.threadpool_limits(n, user_api="blas")
-        record["blas"] = [
-            {k: p.get(k) for k in ("internal_api", "prefix", "version", "num_threads")}
-            for p in threadpoolctl.threadpool_info()
-            if p.get("user_api") == "blas"
-        ]
-    except ImportError:
-        record["blas"] = "threadpoolctl is not installed: BLAS threads are its default"
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        torch.set_num_threads(n)
-        record["torch"] = torch.get_num_threads()
-    import numba  # the kernels' parallel passes
-
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    record["numba"] = numba.get_num_threads()
-    return record
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -183,8 +183,7 @@ def limit_threads(n: int) -> dict[str, Any]:
     numba.set_num_threads.
     """
     global _limits
-    record: dict[str, Any] = {"requested": n}
-    load_kernels_blas()
+    record: dict[str, Any] = {"requested": n, "kernels_blas": load_kernels_blas()}
     try:
         import threadpoolctl
 
