@@ -32,7 +32,7 @@ import numpy as np
 __all__ = ["NAME", "matmul", "select"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-_THREADING = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3}
+_THREADING = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3, "TBB": 4}
 _INT_MAX = 2**31 - 1  # MKL's LP64 interface: 32-bit dimensions
 
 
