@@ -120,15 +120,10 @@ def keys_of(cases: list[dict]) -> list[str]:
 
 
 def label(run: dict, key: str) -> str:
-    return run.get("implementations", {}).get(key) or {
-        "gradtensor-nokernels": "gradtensor, kernels off",
-        "numpy": "NumPy by hand",
-        "cupy": "CuPy by hand",
-        "torch": "PyTorch",
-        "jax": "JAX (no jit)",
-        "jax-jit": "JAX jit",
-        "autograd": "HIPS autograd",
-    }.get(key, key)
+    """The name a run gave an implementation, else the harness's own name for it."""
+    from benchmarks.references import LABELS
+
+    return run.get("implementations", {}).get(key) or LABELS.get(key, key)
 
 
 def cell(case: dict, key: str, value: str) -> str:
