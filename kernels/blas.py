@@ -29,7 +29,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["NAME", "matmul", "select"]
+__all__ = ["NAME", "cblas_gemm", "matmul", "select", "set_threads_local"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADING = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3, "TBB": 4}
@@ -78,17 +78,22 @@ def _load_mkl() -> tuple[Any, str, str] | None:
     return None
 
 
-def _compiled_gemm(lib: Any, name: str, real: Any, np_real: Any) -> Any:
-    """cblas_<name>(row-major, ...) called from compiled code on arrays.
-
-    Called from Python through ctypes, the call and the three `ndarray.ctypes.data` lookups cost
-    about 10 us, as much as a 128x256x256 sgemm takes; compiled, about 1 us. nogil, as ctypes
-    would: other Python threads run while MKL works.
-    """
+def _cblas_gemm(lib: Any, name: str, real: Any) -> Any:
+    """cblas_<name> as a ctypes function; compiled code takes it as an argument and calls it."""
     # order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
     ptr, i = ctypes.c_void_p, ctypes.c_int
     proto = ctypes.CFUNCTYPE(None, i, i, i, i, i, i, real, ptr, i, ptr, i, real, ptr, i)
-    cblas = proto((name, lib))
+    return proto((name, lib))
+
+
+def _compiled_gemm(cblas: Any, np_real: Any) -> Any:
+    """out = a @ b through `cblas` (a _cblas_gemm), called from compiled code.
+
+    Called from Python through ctypes, the call and the three `ndarray.ctypes.data` lookups cost
+    about 10 us, as much as a 128x256x256 sgemm takes; compiled, about 1 us (the function is a
+    constant here: taken as an argument, typing it adds 1.7 us a call). nogil, as ctypes
+    would: other Python threads run while MKL works.
+    """
     one, zero, row_major = np_real(1), np_real(0), _ROW_MAJOR
 
     @numba.njit(nogil=True)
@@ -123,6 +128,11 @@ NAME = _MKL_NAME  # the BLAS matmul uses now: "mkl <version>" or "numpy"
 OPENMP: str | None = None
 _GEMM: dict[np.dtype, Any] = {}  # dtype -> compiled GEMM, for the BLAS in use
 _COMPILED: dict[np.dtype, Any] = {}
+_CBLAS: dict[np.dtype, Any] = {}  # dtype -> cblas_?gemm (ctypes), for the BLAS in use
+_MKL_CBLAS: dict[np.dtype, Any] = {}
+# MKL_Set_Num_Threads_Local(n) -> previous: makes MKL's calls on the calling thread use n
+# threads (0: back to the global count). None unless MKL is in use.
+set_threads_local: Any = None
 
 
 def select(name: str) -> str:
@@ -130,20 +140,26 @@ def select(name: str) -> str:
 
     For side-by-side measurements: `prev = blas.select("numpy"); ...; blas.select(prev)`.
     """
-    global NAME, OPENMP
+    global NAME, OPENMP, set_threads_local
     prev = NAME
     if name.startswith("mkl") and _MKL is not None:
         if not _COMPILED:
-            _COMPILED[np.dtype(np.float32)] = _compiled_gemm(
-                _MKL, "cblas_sgemm", ctypes.c_float, np.float32
-            )
-            _COMPILED[np.dtype(np.float64)] = _compiled_gemm(
-                _MKL, "cblas_dgemm", ctypes.c_double, np.float64
-            )
+            for np_real, real, fn in (
+                (np.float32, ctypes.c_float, "cblas_sgemm"),
+                (np.float64, ctypes.c_double, "cblas_dgemm"),
+            ):
+                cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(_MKL, fn, real)
+                _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, np_real)
         _GEMM.update(_COMPILED)
+        _CBLAS.update(_MKL_CBLAS)
+        set_threads_local = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(
+            ("MKL_Set_Num_Threads_Local", _MKL)
+        )
         NAME, OPENMP = _MKL_NAME, _MKL_OPENMP
     elif name == "numpy":
         _GEMM.clear()
+        _CBLAS.clear()
+        set_threads_local = None
         NAME, OPENMP = "numpy", None
     else:
         raise ValueError(
@@ -154,6 +170,12 @@ def select(name: str) -> str:
 
 
 select(NAME)
+
+
+def cblas_gemm(dtype: np.dtype) -> Any | None:
+    """cblas_?gemm of the BLAS in use for `dtype`, for compiled kernels to call; None when that
+    BLAS is NumPy's (which compiled code cannot reach)."""
+    return _CBLAS.get(dtype)
 
 
 def _operand(a: np.ndarray) -> tuple[int, int] | None:

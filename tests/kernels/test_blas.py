@@ -62,14 +62,22 @@ def test_what_blas_cannot_take_goes_to_numpy():
 @pytest.mark.skipif(
     not _mkl_installed(), reason="needs the optional `mkl` wheel on Linux (libmkl_rt.so)"
 )
+@pytest.mark.skipif(
+    os.environ.get("GRADTENSOR_BLAS", "").strip().lower() == "numpy",
+    reason="GRADTENSOR_BLAS=numpy asks for NumPy's BLAS",
+)
 def test_mkl_is_used_when_installed():
     assert blas.NAME.startswith("mkl ")
+    assert blas.cblas_gemm(np.dtype(np.float32)) is not None
+    assert blas.set_threads_local is not None
 
 
 def test_select_switches_between_what_is_there():
     prev = blas.select("numpy")
     try:
         assert blas.NAME == "numpy"
+        assert blas.cblas_gemm(np.dtype(np.float32)) is None  # compiled code cannot reach it
+        assert blas.set_threads_local is None
         a = np.arange(6, dtype=np.float32).reshape(2, 3)
         np.testing.assert_array_equal(blas.matmul(a, a.T, np.empty((2, 2), np.float32)), a @ a.T)
         with pytest.raises(ValueError, match="blas.select: 'openblas' is not available here"):

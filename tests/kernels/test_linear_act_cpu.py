@@ -277,11 +277,24 @@ def test_import_is_light():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_warmup_compiles_every_signature():
+def test_warmup_compiles_every_signature(monkeypatch):
     kcpu.warmup()
-    # Two dtypes, one C-contiguous signature each: nothing else should ever be compiled.
-    assert len(kcpu._forward_rows.signatures) == 2
-    assert len(kcpu._backward_rows.signatures) == 2
+    dispatchers = [getattr(kcpu, n) for n in dir(kcpu) if hasattr(getattr(kcpu, n), "signatures")]
+    compiled = {d: len(d.signatures) for d in dispatchers}
+    # Whole arrays and row blocks, serial and parallel, both dtypes, every activation, a
+    # transposed weight: after warmup nothing may compile inside a timed region.
+    for parallel in (None, 0):
+        monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", parallel)
+        for shape in [(6, 4, 3), (300, 4, 3)]:
+            if shape[0] > 6:
+                monkeypatch.setattr(kcpu, "BLOCK_BYTES", 100 * 7 * 8)
+                monkeypatch.setattr(kcpu, "_MIN_BLOCK_ROWS", 1)
+            for dtype in DTYPES:
+                x, w, b, gy = inputs(shape, dtype)
+                for name in kernels.ACTIVATIONS:
+                    run_both(kcpu, x, w, b, gy, name)
+                    run_both(kcpu, x, np.ascontiguousarray(w.T).T, None, gy, name)
+    assert {d: len(d.signatures) for d in dispatchers} == compiled
     assert math.isfinite(float(kcpu.linear_act_forward(*_fwd_args().values())[0].sum()))
 
 
@@ -297,3 +310,93 @@ def test_backward_without_input_grad_skips_gx():
     )
     assert gx is None and gb is None
     np.testing.assert_array_equal(gw, full[1])
+
+
+needs_cblas = pytest.mark.skipif(
+    kernels.blas.cblas_gemm(np.dtype(np.float32)) is None,
+    reason="row blocks call the BLAS from compiled code, which needs the `mkl` extra; "
+    "on NumPy's BLAS every layer runs on whole arrays",
+)
+
+
+def _small_blocks(monkeypatch, rows, n_in, n_out, itemsize, parallel):
+    """Blocks of `rows` rows, so that tiny layers take the row-block path (last block ragged)."""
+    monkeypatch.setattr(kcpu, "BLOCK_BYTES", rows * (n_in + n_out) * itemsize)
+    monkeypatch.setattr(kcpu, "_MIN_BLOCK_ROWS", 1)
+    monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", 0 if parallel else None)
+
+
+@needs_cblas
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", kernels.ACTIVATIONS)
+def test_row_blocks_match_reference(monkeypatch, name, dtype, parallel):
+    x, w, b, gy = inputs((130, 37, 19), dtype)
+    _small_blocks(monkeypatch, 7, 37, 19, np.dtype(dtype).itemsize, parallel)
+    assert kcpu._blocking(x, 19)[1] == 7
+    check_against_reference(x, w, b, gy, name, run_both(kcpu, x, w, b, gy, name))
+    check_against_reference(x, w, None, gy, name, run_both(kcpu, x, w, None, gy, name))
+
+
+@needs_cblas
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("name", ["identity", "relu", "gelu"])
+def test_row_blocks_transposed_weight_and_no_input_grad(monkeypatch, name, parallel):
+    x, w, b, gy = inputs((64, 5, 9), np.float32)
+    _small_blocks(monkeypatch, 4, 5, 9, 4, parallel)
+    w_t = np.ascontiguousarray(w.T).T  # an F-ordered weight: BLAS reads it the other way round
+    y, aux = kcpu.linear_act_forward(x, w_t, b, name)
+    gx, gw, gb = kcpu.linear_act_backward(gy, x, w_t, aux, name)
+    check_against_reference(x, w, b, gy, name, (y, aux, gx, gw, gb))
+    no_gx = kcpu.linear_act_backward(gy, x, w_t, aux, name, input_grad=False)
+    assert no_gx[0] is None
+    np.testing.assert_array_equal(no_gx[1], gw)
+    np.testing.assert_array_equal(no_gx[2], gb)
+
+
+@needs_cblas
+def test_row_block_spans_give_mkl_its_threads_back(monkeypatch):
+    x, w, b, gy = inputs((64, 5, 9), np.float32)
+    _small_blocks(monkeypatch, 4, 5, 9, 4, parallel=True)
+    y, aux = kcpu.linear_act_forward(x, w, b, "relu")
+    kcpu.linear_act_backward(gy, x, w, aux, "relu")
+    # The spans hold MKL to one thread on each worker, the calling thread among them; afterwards
+    # the calling thread must be back on MKL's global count (a local setting of 0).
+    assert kernels.blas.set_threads_local(0) == 0
+
+
+@needs_cblas
+def test_which_layers_run_in_row_blocks():
+    def block(batch, n_in, n_out, dtype=np.float32):
+        found = kcpu._blocking(np.empty((batch, n_in), dtype), n_out)
+        return None if found is None else found[1]
+
+    assert block(65536, 64, 64) == kcpu.BLOCK_BYTES // (128 * 4)  # skinny and tall: blocks
+    assert block(65536, 64, 64, np.float64) == kcpu.BLOCK_BYTES // (128 * 8)
+    assert block(8192, 256, 256) is not None
+    assert block(256, 1024, 1024) is None  # blocks would be under 128 rows: gW costs more
+    assert block(1500, 64, 64) is None  # under two blocks: nothing to gain
+    assert block(65536, 64, 0) is None
+    assert kcpu._blocking(np.empty((64, 65536), np.float32).T, 64) is None  # F-ordered x
+
+
+def test_numpy_blas_runs_whole_arrays():
+    prev = kernels.blas.select("numpy")
+    try:
+        assert kcpu._blocking(np.empty((65536, 64), np.float32), 64) is None
+    finally:
+        kernels.blas.select(prev)
+
+
+@needs_cblas
+def test_row_block_spans_with_more_threads_than_rows_to_share(monkeypatch):
+    x, w, b, gy = inputs((9, 5, 3), np.float64)
+    _small_blocks(monkeypatch, 1, 5, 3, 8, parallel=True)
+    monkeypatch.setattr(kcpu, "_chunks", lambda size: 4)  # spans of 3, 3, 3 and 0 rows
+    y, aux = kcpu.linear_act_forward(x, w, b, "tanh")
+    # NumPy hands a freed small buffer to the next allocation of its size: the four spans' gW
+    # would start as this garbage, and the empty span must not leave it in the sum.
+    garbage = np.full((4, 3, 5), np.nan)
+    del garbage
+    gx, gw, gb = kcpu.linear_act_backward(gy, x, w, aux, "tanh")
+    check_against_reference(x, w, b, gy, "tanh", (y, aux, gx, gw, gb))
