@@ -172,6 +172,15 @@ def select(name: str) -> str:
 select(NAME)
 
 
+# Below this many multiply-adds NumPy's matmul is as fast or faster: a call into MKL costs 3 to 4
+# us here, NumPy's about 1 (1 thread, float32, us, MKL / NumPy): 2x4x4 3.9/1.1, 32x32x32 3.9/3.2,
+# 256x16x16 5.8/3.1, 64x64x16 6.8/2.6, 48x48x48 6.8/5.4, 2x256x256 7.9/7.2; from 2**18 on MKL
+# mostly won: 64x64x64 7.2/8.3, 8x256x256 16.5/44.4, 256x64x10 10.0/11.1 (4x256x256 15.5/7.0
+# was the exception). NumPy's OpenBLAS runs these sizes on one thread, so none of its threads
+# wake to spin beside the kernels' own.
+SMALL_MACS = 1 << 17
+
+
 def cblas_gemm(dtype: np.dtype) -> Any | None:
     """cblas_?gemm of the BLAS in use for `dtype`, for compiled kernels to call; None when that
     BLAS is NumPy's (which compiled code cannot reach)."""
@@ -193,6 +202,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     gemm = _GEMM.get(out.dtype)
     m, k = a.shape
     n = b.shape[1]
+    if m * n * k < SMALL_MACS:
+        return np.matmul(a, b, out=out)
     fa, fb = _operand(a), _operand(b)
     if (
         gemm is None

@@ -440,11 +440,12 @@ def _run_forward(z, bias, act, y):
 def _run_backward(gy, aux, act, gz):
     """Fill gz and return the float64 column sums of gz."""
     nchunks = _chunks(gy.size)
-    partial = np.zeros((nchunks, gy.shape[1]), np.float64)
     if nchunks == 1:
-        _backward_rows(gy, aux, act, gz, partial[0], 0, gy.shape[0])
-    else:
-        _backward_parallel(gy, aux, act, gz, partial)
+        gb = np.zeros(gy.shape[1], np.float64)
+        _backward_rows(gy, aux, act, gz, gb, 0, gy.shape[0])
+        return gb
+    partial = np.zeros((nchunks, gy.shape[1]), np.float64)
+    _backward_parallel(gy, aux, act, gz, partial)
     return partial.sum(axis=0)
 
 
@@ -627,21 +628,18 @@ def _backward_blocked(gy, x, weight, aux, act, bias, input_grad, gemm, block):
     n_out, n_in = weight.shape
     nchunks = _chunks(gy.size)
     gx = np.empty(x.shape if input_grad else (0, n_in), x.dtype)
-    gw = np.empty((nchunks, n_out, n_in), x.dtype)
-    gb = np.zeros((nchunks, n_out), np.float64)
     gz = np.empty((nchunks, 0 if act == IDENTITY else block, n_out), x.dtype)
     w, tw, ldw = _weight_operand(weight)
     if nchunks == 1:
-        _backward_span(gemm, gy, x, w, tw, ldw, aux, act, gz[0], gx, gw[0], gb[0], 0,
-                       gy.shape[0], block, input_grad, bias)  # fmt: skip
-    else:
+        gw, gb = np.empty((n_out, n_in), x.dtype), np.zeros(n_out, np.float64)
+        _backward_span(gemm, gy, x, w, tw, ldw, aux, act, gz[0], gx, gw, gb, 0, gy.shape[0],
+                       block, input_grad, bias)  # fmt: skip
+    else:  # each span sums its own gW and gb
+        gws, gbs = np.empty((nchunks, n_out, n_in), x.dtype), np.zeros((nchunks, n_out))
         _backward_spans(gemm, blas.set_threads_local, gy, x, w, tw, ldw, aux, act, gz, gx,
-                        gw, gb, block, input_grad, bias)  # fmt: skip
-    return (
-        gx if input_grad else None,
-        gw[0] if nchunks == 1 else gw.sum(axis=0),
-        gb.sum(axis=0).astype(x.dtype) if bias else None,
-    )
+                        gws, gbs, block, input_grad, bias)  # fmt: skip
+        gw, gb = gws.sum(axis=0), gbs.sum(axis=0)
+    return gx if input_grad else None, gw, (gb.astype(x.dtype) if bias else None)
 
 
 def warmup() -> None:

@@ -203,8 +203,9 @@ def _linear_grad(
         gx, gw, gb = linear_backward_arrays(
             xp, g2, x2, w.data, a, activation, b is not None, needs[0]
         )
+    # A reshaped view would make the engine copy gx before adopting it as x.grad.
     return (
-        Tensor._make(gx.reshape(x.shape)) if needs[0] else None,
+        Tensor._make(gx if gx.shape == x.shape else gx.reshape(x.shape)) if needs[0] else None,
         Tensor._make(gw) if needs[1] else None,
         Tensor._make(gb) if b is not None and needs[2] else None,
     )

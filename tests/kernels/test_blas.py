@@ -21,6 +21,12 @@ def _mkl_installed():
     return True
 
 
+@pytest.fixture(autouse=True)
+def _every_size_to_blas(monkeypatch):
+    """Tiny operands exercise the BLAS path too, not only the small-size shortcut."""
+    monkeypatch.setattr(blas, "SMALL_MACS", 0)
+
+
 def _layout(a, order):
     """a itself (C) or a transposed view of a C-contiguous copy of a.T (F)."""
     return np.ascontiguousarray(a) if order == "C" else np.ascontiguousarray(a.T).T
@@ -57,6 +63,20 @@ def test_what_blas_cannot_take_goes_to_numpy():
     sq = rng.standard_normal((4, 4)).astype(np.float32)
     want = sq @ sq
     np.testing.assert_allclose(blas.matmul(sq, sq.copy(), sq), want, rtol=1e-5)  # out is an input
+
+
+def test_small_products_go_to_numpy(monkeypatch):
+    monkeypatch.setattr(blas, "SMALL_MACS", 1 << 17)
+
+    def refuse(*args):
+        raise AssertionError("a small product reached the BLAS")
+
+    monkeypatch.setitem(blas._GEMM, np.dtype(np.float32), refuse)
+    a, b = np.ones((32, 64), np.float32), np.ones((64, 63), np.float32)  # 129024 MACs
+    np.testing.assert_array_equal(blas.matmul(a, b, np.empty((32, 63), np.float32)), a @ b)
+    big = np.ones((64, 64), np.float32)
+    with pytest.raises(AssertionError, match="reached the BLAS"):
+        blas.matmul(big, big, np.empty((64, 64), np.float32))
 
 
 @pytest.mark.skipif(
