@@ -479,3 +479,56 @@ def test_to_cuda_without_a_gpu_says_why():
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         lin.to("cuda")
     assert lin.weight.data is w  # nothing moved
+
+
+def _ce_both(logits, target, **kw):
+    """cross_entropy (one op) and the composite it stands for: values and input gradients."""
+    got = []
+    for fn in (F.cross_entropy, lambda x, t, **k: F.nll_loss(F.log_softmax(x, axis=1), t, **k)):
+        x = gt.tensor(logits, dtype=logits.dtype, requires_grad=True)
+        loss = fn(x, gt.tensor(target), **kw)
+        loss.backward(gt.ones_like(loss) if loss.ndim else None)
+        got.append((loss.detach().numpy(), x.grad.numpy()))
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_is_the_composite(dtype, reduction):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((7, 5)).astype(dtype)
+    logits[1, 2] = -np.inf  # a class ruled out
+    logits[2] *= 1e4  # far past exp's range
+    target = np.array([0, 1, 4, -100, 2, 3, -100])
+    (v, g), (cv, cg) = _ce_both(logits, target, reduction=reduction)
+    assert v.dtype == dtype and g.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(v, cv, rtol=tol, atol=tol)
+    np.testing.assert_allclose(g, cg, rtol=tol, atol=tol)
+    assert not g[3].any() and not g[6].any()  # ignored rows get no gradient
+
+
+def test_cross_entropy_edge_cases():
+    # Every target ignored: a mean of nothing is 0, as the composite gives, with zero gradient.
+    (v, g), (cv, cg) = _ce_both(np.ones((2, 3)), np.array([-100, -100]))
+    assert v == cv == 0 and not g.any() and not cg.any()
+    # An empty batch.
+    (v, g), _ = _ce_both(np.ones((0, 3)), np.zeros(0, np.int64), reduction="sum")
+    assert v == 0 and g.shape == (0, 3)
+    # ignore_index other than -100, and a target that is out of range but ignored.
+    (v, g), (cv, cg) = _ce_both(np.eye(3), np.array([0, 9, 2]), ignore_index=9)
+    np.testing.assert_allclose(v, cv)
+    np.testing.assert_allclose(g, cg)
+
+
+def test_cross_entropy_gradient_of_gradient():
+    # create_graph=True goes through the composite's derivative, which is itself differentiable.
+    x = gt.tensor([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5]], dtype=np.float64, requires_grad=True)
+    loss = F.cross_entropy(x, gt.tensor([2, 0]))
+    (gx,) = gt.autograd.grad(loss, [x], create_graph=True)
+    (gg,) = gt.autograd.grad((gx * gx).sum(), [x])
+    xc = gt.tensor(x.detach().numpy(), dtype=np.float64, requires_grad=True)
+    (gxc,) = gt.autograd.grad(F.nll_loss(F.log_softmax(xc, axis=1), gt.tensor([2, 0])), [xc],
+                              create_graph=True)  # fmt: skip
+    (ggc,) = gt.autograd.grad((gxc * gxc).sum(), [xc])
+    np.testing.assert_allclose(gg.numpy(), ggc.numpy(), rtol=1e-12, atol=1e-14)

@@ -37,6 +37,7 @@ from .elementwise import (
 )
 from .fused import ACTIVATIONS, kernels_enabled, linear, use_kernels
 from .linalg import matmul
+from .loss import cross_entropy_op as _cross_entropy_op  # noqa: F401  (registers the op)
 from .reduce import (
     all,
     any,
