@@ -132,6 +132,11 @@ _CBLAS: dict[np.dtype, Any] = {}  # dtype -> cblas_?gemm (ctypes), for the BLAS 
 _MKL_CBLAS: dict[np.dtype, Any] = {}
 # MKL_Set_Num_Threads_Local(n) -> previous: makes MKL's calls on the calling thread use n
 # threads (0: back to the global count). None unless MKL is in use.
+_MKL_SET_LOCAL = (
+    None
+    if _MKL is None
+    else ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(("MKL_Set_Num_Threads_Local", _MKL))
+)
 set_threads_local: Any = None
 
 
@@ -152,9 +157,7 @@ def select(name: str) -> str:
                 _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, np_real)
         _GEMM.update(_COMPILED)
         _CBLAS.update(_MKL_CBLAS)
-        set_threads_local = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(
-            ("MKL_Set_Num_Threads_Local", _MKL)
-        )
+        set_threads_local = _MKL_SET_LOCAL
         NAME, OPENMP = _MKL_NAME, _MKL_OPENMP
     elif name == "numpy":
         _GEMM.clear()

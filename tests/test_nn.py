@@ -532,3 +532,8 @@ def test_cross_entropy_gradient_of_gradient():
                               create_graph=True)  # fmt: skip
     (ggc,) = gt.autograd.grad((gxc * gxc).sum(), [xc])
     np.testing.assert_allclose(gg.numpy(), ggc.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_without_classes_says_so():
+    with pytest.raises(IndexError, match=r"cross_entropy: target classes must lie in \[0, 0\)"):
+        F.cross_entropy(gt.ones(2, 0), gt.tensor([-100, -100]))
