@@ -542,6 +542,12 @@ def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
     return gemm, block
 
 
+def _span_count(out: np.ndarray, block: int) -> int:
+    """How many threads share a row-blocked layer: no more than it has whole blocks, since each
+    span beyond those would only add a partial gW to sum."""
+    return min(_chunks(out.size), out.shape[0] // block)
+
+
 def _weight_operand(w: np.ndarray) -> tuple[np.ndarray, int, int]:
     """(C-ordered array, transpose flag, leading dimension) that make BLAS read a (Out, In) w as
     w.T. An F-ordered w is passed as its C-ordered transpose: one array type for the kernels."""
@@ -575,7 +581,7 @@ def linear_act_forward(
     else:
         gemm, block = blocks
         w, tw, ldw = _weight_operand(weight)
-        nchunks = _chunks(z.size)
+        nchunks = _span_count(z, block)
         if nchunks == 1:
             _forward_span(gemm, x, w, tw, ldw, b, act, z, y, 0, z.shape[0], block)
         else:
@@ -626,7 +632,7 @@ def linear_act_backward(
 
 def _backward_blocked(gy, x, weight, aux, act, bias, input_grad, gemm, block):
     n_out, n_in = weight.shape
-    nchunks = _chunks(gy.size)
+    nchunks = _span_count(gy, block)
     gx = np.empty(x.shape if input_grad else (0, n_in), x.dtype)
     gz = np.empty((nchunks, 0 if act == IDENTITY else block, n_out), x.dtype)
     w, tw, ldw = _weight_operand(weight)

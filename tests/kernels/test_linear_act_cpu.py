@@ -400,3 +400,11 @@ def test_row_block_spans_with_more_threads_than_rows_to_share(monkeypatch):
     del garbage
     gx, gw, gb = kcpu.linear_act_backward(gy, x, w, aux, "tanh")
     check_against_reference(x, w, b, gy, "tanh", (y, aux, gx, gw, gb))
+
+
+def test_row_block_spans_are_no_more_than_the_blocks(monkeypatch):
+    monkeypatch.setattr(kcpu, "_chunks", lambda size: 64)  # a 64-thread machine
+    assert kcpu._span_count(np.empty((4096, 64), np.float32), 1024) == 4
+    assert kcpu._span_count(np.empty((4096 * 64, 64), np.float32), 1024) == 64
+    monkeypatch.setattr(kcpu, "_chunks", lambda size: 1)
+    assert kcpu._span_count(np.empty((4096, 64), np.float32), 1024) == 1
