@@ -130,13 +130,18 @@ _GEMM: dict[np.dtype, Any] = {}  # dtype -> compiled GEMM, for the BLAS in use
 _COMPILED: dict[np.dtype, Any] = {}
 _CBLAS: dict[np.dtype, Any] = {}  # dtype -> cblas_?gemm (ctypes), for the BLAS in use
 _MKL_CBLAS: dict[np.dtype, Any] = {}
+
+
 # MKL_Set_Num_Threads_Local(n) -> previous: makes MKL's calls on the calling thread use n
 # threads (0: back to the global count). None unless MKL is in use.
-_MKL_SET_LOCAL = (
-    None
-    if _MKL is None
-    else ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(("MKL_Set_Num_Threads_Local", _MKL))
-)
+def _mkl_set_local() -> Any:
+    try:
+        return ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(("MKL_Set_Num_Threads_Local", _MKL))
+    except AttributeError:  # an MKL without it: the kernels then keep their row blocks serial
+        return None
+
+
+_MKL_SET_LOCAL = None if _MKL is None else _mkl_set_local()
 set_threads_local: Any = None
 
 

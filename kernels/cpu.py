@@ -545,6 +545,8 @@ def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
 def _span_count(out: np.ndarray, block: int) -> int:
     """How many threads share a row-blocked layer: no more than it has whole blocks, since each
     span beyond those would only add a partial gW to sum."""
+    if blas.set_threads_local is None:  # MKL's threads could not be held to one per span
+        return 1
     return min(_chunks(out.size), out.shape[0] // block)
 
 
@@ -670,7 +672,7 @@ def warmup() -> None:
         gz, gw, gb = np.empty((2, 2, 2), dtype), np.empty((2, 2, 3), dtype), np.zeros((2, 2))
         _forward_span(gemm, x, w, tw, ldw, b, RELU, z, z, 0, 4, 2)
         _backward_span(gemm, z, x, w, tw, ldw, z, RELU, z, x, gw[0], gb[0], 0, 4, 2, True, True)
-        if parallel:
+        if parallel and blas.set_threads_local is not None:
             one = blas.set_threads_local
             _forward_spans(gemm, one, x, w, tw, ldw, b, RELU, z, z, 2, 2)
             _backward_spans(gemm, one, z, x, w, tw, ldw, z, RELU, gz, x, gw, gb, 2, True, True)

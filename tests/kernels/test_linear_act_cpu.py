@@ -408,3 +408,13 @@ def test_row_block_spans_are_no_more_than_the_blocks(monkeypatch):
     assert kcpu._span_count(np.empty((4096 * 64, 64), np.float32), 1024) == 64
     monkeypatch.setattr(kcpu, "_chunks", lambda size: 1)
     assert kcpu._span_count(np.empty((4096, 64), np.float32), 1024) == 1
+
+
+@needs_cblas
+def test_row_blocks_stay_serial_without_mkls_per_thread_setting(monkeypatch):
+    monkeypatch.setattr(kernels.blas, "set_threads_local", None)
+    monkeypatch.setattr(kcpu, "_chunks", lambda size: 8)
+    assert kcpu._span_count(np.empty((4096, 64), np.float32), 1024) == 1
+    x, w, b, gy = inputs((64, 5, 9), np.float32)
+    _small_blocks(monkeypatch, 4, 5, 9, 4, parallel=True)
+    check_against_reference(x, w, b, gy, "relu", run_both(kcpu, x, w, b, gy, "relu"))
