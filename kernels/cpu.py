@@ -570,28 +570,29 @@ def linear_act_forward(
     x, weight = _blasable(x), _blasable(weight)
     n_out = weight.shape[0]
     z = np.empty((x.shape[0], n_out), x.dtype)
-    blocks = None if act == IDENTITY and bias is None else _blocking(x, n_out)
-    if blocks is None:
-        blas.matmul(x, weight.T, z)
-        if act == IDENTITY and bias is None:
-            return z, None
+    if act == IDENTITY and bias is None:
+        return blas.matmul(x, weight.T, z), None
     b = np.zeros(n_out, x.dtype) if bias is None else np.ascontiguousarray(bias)
     keeps_z = AUX_KIND[activation] == "preactivation"
     y = np.empty_like(z) if keeps_z else z
+    blocks = _blocking(x, n_out)
     if blocks is None:
+        blas.matmul(x, weight.T, z)
         _run_forward(z, b, act, y)
     else:
-        gemm, block = blocks
-        w, tw, ldw = _weight_operand(weight)
-        nchunks = _span_count(z, block)
-        if nchunks == 1:
-            _forward_span(gemm, x, w, tw, ldw, b, act, z, y, 0, z.shape[0], block)
-        else:
-            _forward_spans(gemm, blas.set_threads_local, x, w, tw, ldw, b, act, z, y, block,
-                           nchunks)  # fmt: skip
+        _forward_blocked(x, weight, b, act, z, y, *blocks)
     if act == IDENTITY:
         return y, None
     return y, (z if keeps_z else y)
+
+
+def _forward_blocked(x, weight, b, act, z, y, gemm, block):
+    w, tw, ldw = _weight_operand(weight)
+    nchunks = _span_count(z, block)
+    if nchunks == 1:
+        _forward_span(gemm, x, w, tw, ldw, b, act, z, y, 0, z.shape[0], block)
+    else:
+        _forward_spans(gemm, blas.set_threads_local, x, w, tw, ldw, b, act, z, y, block, nchunks)
 
 
 def linear_act_backward(
