@@ -400,10 +400,10 @@ class Tensor:
     def _inplace(self, op: Any, other: Any, symbol: str, **params: Any) -> Tensor:
         """Change this tensor's data in place; in a graph, the op is recorded and this tensor
         takes the op's node as its own, and its version goes up so stale saved copies are caught."""
-        from .autograd.engine import _Mode
+        from .autograd.engine import grad_mode
 
         other_grad = isinstance(other, Tensor) and other.requires_grad
-        if _Mode.enabled and (self.requires_grad or other_grad):
+        if grad_mode.enabled and (self.requires_grad or other_grad):
             if self.requires_grad and self._node is None:
                 raise RuntimeError(
                     f"{symbol}: a leaf tensor that requires grad cannot be changed in place "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gradtensor as gt
+import gradtensor.nn.functional as F
 
 
 def test_gradients_accumulate_across_backward_calls():
@@ -236,6 +237,40 @@ def test_modifying_a_saved_output_is_caught():
         y[0] = 5.0
     with pytest.raises(RuntimeError, match="exp"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_inplace_on_a_fused_layers_output_is_caught(activation, kernels):
+    # These activations' derivatives read the layer's output, so changing it must be refused.
+    x = gt.randn(4, 3)
+    w = gt.randn(5, 3, requires_grad=True)
+    with gt.use_kernels(kernels):
+        h = F.linear(x, w, gt.zeros(5), activation=activation)
+        h += 1
+        with pytest.raises(RuntimeError, match="linear.*modified by an in-place operation"):
+            h.sum().backward()
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", None])
+def test_inplace_on_a_fused_layers_output_is_fine_when_it_was_not_kept(activation, kernels):
+    x = gt.randn(4, 3, dtype=gt.float64)
+    w = gt.randn(5, 3, dtype=gt.float64, requires_grad=True)
+    with gt.use_kernels(kernels):
+        h = F.linear(x, w, activation=activation)
+        h += 1
+        h.sum().backward()
+        expected = gt.grad(F.linear(x, w, activation=activation).sum(), w)[0]
+    np.testing.assert_allclose(w.grad.numpy(), expected.numpy(), rtol=1e-12)
+
+
+def test_mlp_hidden_layer_output_changed_in_place_is_caught():
+    model = gt.nn.MLP([3, 8, 2])
+    h = model.layers[0](gt.randn(4, 3))
+    h *= 2
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        model.layers[1](h).sum().backward()
 
 
 def test_inplace_on_an_input_the_op_did_not_save_is_fine():

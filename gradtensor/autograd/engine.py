@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,13 +23,19 @@ from .. import tensor as _tensor_mod
 _ndarray = backend.np.ndarray
 
 
-class _Mode:
-    enabled = True  # read on every op: a class attribute is the cheapest global to look up
+class _GradMode(threading.local):
+    """Whether ops record themselves on the tape, per thread (as in PyTorch): a `no_grad` block or
+    a running backward in one thread never switches recording off in another."""
+
+    enabled = True  # the class attribute is every thread's starting value
+
+
+grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record themselves on the tape."""
-    return _Mode.enabled
+    """Whether ops record themselves on the tape (in the calling thread)."""
+    return grad_mode.enabled
 
 
 class _GradModeContext:
@@ -37,23 +44,23 @@ class _GradModeContext:
     mode = True
 
     def __enter__(self) -> None:
-        self.prev = _Mode.enabled
-        _Mode.enabled = self.mode
+        self.prev = grad_mode.enabled
+        grad_mode.enabled = self.mode
 
     def __exit__(self, *exc: Any) -> None:
-        _Mode.enabled = self.prev
+        grad_mode.enabled = self.prev
 
     def __call__(self, fn: Callable) -> Callable:
         mode = self.mode
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            prev = _Mode.enabled
-            _Mode.enabled = mode
+            prev = grad_mode.enabled
+            grad_mode.enabled = mode
             try:
                 return fn(*args, **kwargs)
             finally:
-                _Mode.enabled = prev
+                grad_mode.enabled = prev
 
         return wrapper
 
@@ -75,8 +82,8 @@ class set_grad_enabled(_GradModeContext):
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
-        self.prev = _Mode.enabled
-        _Mode.enabled = self.mode
+        self.prev = grad_mode.enabled
+        grad_mode.enabled = self.mode
 
     def __enter__(self) -> None:
         pass  # already switched by the constructor; __exit__ restores the mode from before
@@ -295,8 +302,8 @@ def backward(
     # With `inputs`, only the part of the graph that leads to them needs to run.
     useful = None if capture is None else _leading_to(list(pending), leaf_pos, out_pos)
 
-    prev_mode = _Mode.enabled
-    _Mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
+    prev_mode = grad_mode.enabled
+    grad_mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
     push, pop = heapq.heappush, heapq.heappop
     try:
         while heap:
@@ -338,7 +345,7 @@ def backward(
                 else:
                     deliver_leaf(e, g)
     finally:
-        _Mode.enabled = prev_mode
+        grad_mode.enabled = prev_mode
     if capture is not None and raw:
         capture = [None if c is None else wrap(c) for c in capture]
     return capture
@@ -563,7 +570,7 @@ class Function:
         Tensor = _tensor_mod.Tensor
         ctx = _Context()
         ctx._name = cls.__name__
-        record = _Mode.enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = grad_mode.enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():
             out = cls.forward(ctx, *args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from typing import Any
 
@@ -85,15 +86,24 @@ def linear_backward_arrays(
 # -- kernel dispatch --------------------------------------------------------------------------
 
 
-class _KernelState:
+class _KernelSwitch(threading.local):
+    """Whether the kernels are on, per thread, like grad mode: `use_kernels(False)` in one thread
+    leaves every other thread as it was."""
+
     enabled = os.environ.get("GRADTENSOR_KERNELS", "1").strip().lower() not in ("0", "false", "no")
+
+
+_switch = _KernelSwitch()
+
+
+class _KernelState:
     module: Any = None
     checked = False
 
 
 def active_kernels() -> Any:
     """gradtensor's `kernels` package, or None if it is off or a foreign `kernels` was found."""
-    if not _KernelState.enabled:
+    if not _switch.enabled:
         return None
     if not _KernelState.checked:
         _KernelState.checked = True
@@ -116,17 +126,18 @@ def active_kernels() -> Any:
 
 
 class use_kernels:
-    """Turn fused kernels on or off: `gt.use_kernels(False)` or `with gt.use_kernels(False):`."""
+    """Turn fused kernels on or off in the calling thread: `gt.use_kernels(False)`, or
+    `with gt.use_kernels(False):` to restore the previous setting on exit."""
 
     def __init__(self, enabled: bool = True):
-        self.prev = _KernelState.enabled
-        _KernelState.enabled = bool(enabled)
+        self.prev = _switch.enabled
+        _switch.enabled = bool(enabled)
 
     def __enter__(self) -> None:
         pass
 
     def __exit__(self, *exc: Any) -> None:
-        _KernelState.enabled = self.prev
+        _switch.enabled = self.prev
 
 
 def kernels_enabled() -> bool:
@@ -179,9 +190,9 @@ def _linear(xp, x, w, b, *, activation):
 def _linear_grad(
     g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tuple, activation: str, aux: Any
 ) -> tuple:
-    from ..autograd.engine import _Mode, grad
+    from ..autograd.engine import grad, grad_mode
 
-    if _Mode.enabled:
+    if grad_mode.enabled:
         # create_graph: rebuild the layer from primitives and differentiate that, so the result
         # is itself differentiable.
         from ..nn.functional import linear_composite

@@ -53,11 +53,11 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
-    from ..autograd.engine import _Mode, grad
+    from ..autograd.engine import grad, grad_mode
 
     if not needs[0]:
         return None, None
-    if _Mode.enabled:
+    if grad_mode.enabled:
         # create_graph: differentiate the composite, whose derivative is itself differentiable.
         from ..nn.functional import log_softmax, nll_loss
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import backend
-from ..autograd.engine import Meta, Node, SavedOutput, _Mode, _modified_error, check_grad_shape
+from ..autograd.engine import Meta, Node, SavedOutput, _modified_error, check_grad_shape, grad_mode
 from ..tensor import Tensor, _to_tensor
 
 _np = backend.np
@@ -129,6 +129,10 @@ class Primitive:
                 nxt.append(None)
                 ins.append(a)
                 versions.append(0)
+            elif type(a) is _ndarray or backend.is_cuda_array(a):
+                if not any(isinstance(b, Tensor) for b in args):
+                    return self._on_arrays(backend.array_module(a), args, params)
+                return self(*self._convert(args), **params)
             else:
                 return self(*self._convert(args), **params)
         if on_gpu:
@@ -155,22 +159,40 @@ class Primitive:
             # A view shares memory with its base, so it shares the version counter too: an
             # in-place change through either is seen by whatever saved the other.
             y._version, y._view = args[0]._version, True
-        if requires and _Mode.enabled and self.differentiable:
+        if requires and grad_mode.enabled and self.differentiable:
             if not save:
                 # Only shapes are needed: keeping the tensors would keep their memory alive.
                 ins = [
                     Meta(t.data.shape, t.data.dtype, dev) if isinstance(t, Tensor) else t
                     for t in ins
                 ]
+            keeps_y = self.save_output
             if aux is not None:
                 params = dict(params, aux=aux)
+                # A residual that is the output's own memory (relu's mask read from y) makes the
+                # output saved: its version is then checked like any saved tensor's.
+                keeps_y = keeps_y or _aliases(xp, out, aux)
             y.requires_grad = True
             y._node = node = Node(self, ins, None, params, nxt)
             if save:
                 node.versions = versions
                 node.arrays = arrays
-            node.output = SavedOutput(y) if self.save_output else Meta(out.shape, out.dtype, dev)
+            node.output = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
         return y
+
+    def _on_arrays(self, xp: Any, args: tuple, params: dict) -> Any:
+        """The op on plain arrays, nothing recorded: arrays in, array out.
+
+        This is what lets one derivative rule serve both speeds: in a plain backward the engine
+        hands it arrays and every op it calls runs here; under create_graph it gets Tensors.
+        """
+        try:
+            out = self.fwd(xp, *args, **params)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise _op_error(self.name, exc, args) from None
+        if self.aux:
+            out = out[0]
+        return out if type(out) is _ndarray or backend.is_cuda_array(out) else xp.asarray(out)
 
     def _convert(self, args: tuple) -> list:
         """Operands that are neither Tensors nor Python scalars become constant tensors."""
@@ -193,12 +215,18 @@ class Primitive:
         (dev,) = devs
         return backend.xp_of_device(dev), dev
 
-    def _check_versions(self, node: Node) -> None:
+    def _check_versions(self, node: Node, raw: bool = False) -> Any:
+        """Check that nothing saved was changed in place; return what stands for the output
+        (a Tensor, or its array when `raw`, if the derivative reads it)."""
         versions = node.versions
         if versions is not None:
             for t, v in zip(node.inputs, versions):
                 if isinstance(t, Tensor) and t._version[0] != v:
                     raise _modified_error(self.name, t.shape, v, t._version[0])
+        out = node.output
+        if type(out) is SavedOutput:  # unpack and array raise if y was changed in place
+            return out.unpack(self.name) if self.save_output and not raw else out.array(self.name)
+        return out
 
     def _fit(self, i: int, gi: Any, shape: tuple) -> Any:
         """Sum a broadcast gradient back to its input's shape; any other mismatch is a bug."""
@@ -210,10 +238,9 @@ class Primitive:
 
     def backward(self, node: Node, gouts: list) -> list:
         """Gradients for the node's inputs (Tensors) from the gradient of its output."""
-        self._check_versions(node)
+        y = self._check_versions(node)
         g = gouts[0]
         ins = node.inputs
-        y = node.output.unpack(self.name) if self.save_output else node.output
         params = node.params
         if self.joint_vjp is not None:
             needs = tuple(e is not None for e in node.next)
@@ -235,8 +262,7 @@ class Primitive:
         and CuPy arrays share with Tensors: with nothing to record, the engine runs the same
         formula on the plain arrays, skipping a Tensor per intermediate result.
         """
-        self._check_versions(node)
-        y = node.output.array(self.name) if self.save_output else node.output
+        y = self._check_versions(node, raw=True)
         ins = node.inputs
         xs = node.arrays if self.save_inputs else ins  # unsaved inputs: only their shapes
         params = node.params
@@ -317,6 +343,13 @@ def composite(name: str | None = None, *, samples: list[Sample] | None = None) -
         return fn
 
     return register
+
+
+def _aliases(xp: Any, out: Any, aux: Any) -> bool:
+    """Whether any array among an op's residuals shares memory with its output."""
+    if isinstance(aux, tuple):
+        return any(_aliases(xp, out, a) for a in aux)
+    return hasattr(aux, "shape") and xp.may_share_memory(out, aux)
 
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
