@@ -240,11 +240,17 @@ class Module:
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> IncompatibleKeys:
-        """Copy values into the parameters in place (they keep their identity).
+        """Copy values into the parameters and buffers in place (they keep their identity).
 
-        strict=True: a missing or unexpected key raises KeyError naming it. A value whose shape
-        differs raises ValueError in either mode, and nothing is changed when anything fails.
+        Values may be Tensors, NumPy (or CuPy) arrays or nested lists of numbers. Each is checked
+        and converted before anything is written: its shape must match (ValueError), its dtype
+        must convert to the target's by NumPy's same_kind rule (TypeError: int or float into a
+        float parameter is fine, float into an int buffer is not), and it moves to the target's
+        device. So when anything fails, every parameter and buffer is left as it was.
+
+        strict=True: a missing or unexpected key raises KeyError naming it.
         """
+        owner = type(self).__name__
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state_dict).__name__}")
         targets = self._state_targets()
@@ -256,22 +262,21 @@ class Module:
                 parts.append(f"missing keys {missing}")
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
-            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
-        arrays = {}
-        for key, t in targets.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if tuple(arr.shape) != t.shape:
-                raise ValueError(
-                    f"load_state_dict for {type(self).__name__}: {key!r} has shape "
-                    f"{tuple(arr.shape)} in the state dict but {t.shape} in the module"
-                )
-            arrays[key] = arr
-        for key, arr in arrays.items():
+            raise KeyError(f"load_state_dict for {owner}: " + "; ".join(parts))
+        staged = {
+            key: _converted(state_dict[key], t, f"load_state_dict for {owner}: {key!r}")
+            for key, t in targets.items()
+            if key in state_dict
+        }
+        # A value that views one of our own arrays (a permuted state dict, say) must not be
+        # overwritten before it is read: copy it first.
+        ours = {id(_root(t.data)) for t in targets.values()}
+        for key, arr in staged.items():
+            if id(_root(arr)) in ours:
+                staged[key] = arr.copy()
+        for key, arr in staged.items():
             t = targets[key]
-            t.data[...] = backend.to_device(arr, t.device)
+            t.data[...] = arr  # same shape, dtype and device: this cannot fail halfway
             t._version[0] += 1  # an in-place change, as far as saved graphs are concerned
         return IncompatibleKeys(missing, unexpected)
 
@@ -314,3 +319,42 @@ class Module:
         if not self._modules:
             return f"{head}({', '.join(lines)})"
         return head + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _root(a: Any) -> Any:
+    """The array that owns a view's memory."""
+    while getattr(a, "base", None) is not None and hasattr(a.base, "shape"):
+        a = a.base
+    return a
+
+
+def _converted(value: Any, t: Tensor, where: str) -> Any:
+    """value as an array of t's shape, dtype and device, ready to copy into t; raises naming
+    `where` when it cannot be."""
+    if isinstance(value, Tensor):
+        arr = value.data
+    elif backend.is_cuda_array(value):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged nested lists, say
+            raise ValueError(f"{where} cannot be made into an array: {exc}") from None
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{where} is a {type(value).__name__} of dtype {arr.dtype}; expected numbers "
+            "(a Tensor, an array or nested lists)"
+        )
+    if tuple(arr.shape) != t.shape:
+        raise ValueError(
+            f"{where} has shape {tuple(arr.shape)} in the state dict but {t.shape} in the module"
+        )
+    if not np.can_cast(arr.dtype, t.dtype, casting="same_kind"):
+        raise TypeError(
+            f"{where} has dtype {arr.dtype} in the state dict but {t.dtype} in the module, "
+            "and that conversion would lose information (NumPy's same_kind rule)"
+        )
+    if not getattr(t.data.flags, "writeable", True):
+        raise ValueError(f"{where}: the module's array is read-only")
+    arr = backend.to_device(arr, t.device)
+    return arr if arr.dtype == t.dtype else arr.astype(t.dtype)

@@ -227,42 +227,76 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyperparameters and state saved by `state_dict()` from a like optimizer."""
+        """Restore hyperparameters and state saved by `state_dict()` from a like optimizer.
+
+        Everything is checked and converted first (state tensors, or NumPy arrays, to their
+        parameter's shape, device and floating dtype; hyperparameters by the optimizer's own
+        rules), so a load that fails raises ValueError and leaves the optimizer as it was.
+        """
         name = type(self).__name__
-        try:
-            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"{name}.load_state_dict: expected a dict with 'state' and "
-                "'param_groups' (as made by state_dict())"
-            ) from None
+
+        def fail(why: str) -> ValueError:
+            return ValueError(f"{name}.load_state_dict: {why}")
+
+        def index(idx: Any, where: str) -> int:
+            if isinstance(idx, bool) or not hasattr(idx, "__index__"):
+                raise fail(f"{where} has parameter index {idx!r}, which is not an int")
+            return idx.__index__()
+
+        if not (isinstance(state_dict, dict) and {"param_groups", "state"} <= state_dict.keys()):
+            raise fail("expected a dict with 'state' and 'param_groups' (as made by state_dict())")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+            isinstance(g, dict) and isinstance(g.get("params"), (list, tuple)) for g in saved_groups
+        ):
+            raise fail("'param_groups' must be a list of dicts, each with a list of 'params'")
+        if not isinstance(saved_state, dict):
+            raise fail(f"'state' must be a dict, not a {type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
-                f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
-                f"parameter groups, this optimizer {len(self.param_groups)}"
+            raise fail(
+                f"the saved state has {len(saved_groups)} parameter groups, "
+                f"this optimizer {len(self.param_groups)}"
             )
         by_index: dict[int, Tensor] = {}
         for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(mine["params"]) != len(saved["params"]):
-                raise ValueError(
-                    f"{name}.load_state_dict: parameter group {i} has {len(saved['params'])} "
-                    f"parameters in the saved state but {len(mine['params'])} here"
+                raise fail(
+                    f"parameter group {i} has {len(saved['params'])} parameters in the saved "
+                    f"state but {len(mine['params'])} here"
                 )
             for idx, p in zip(saved["params"], mine["params"], strict=True):
-                by_index[int(idx)] = p
+                k = index(idx, f"parameter group {i}")
+                if k in by_index:
+                    raise fail(f"parameter index {k} appears more than once in 'param_groups'")
+                by_index[k] = p
         new_state: dict[Tensor, dict[str, Any]] = {}
         for idx, s in saved_state.items():
-            p = by_index.get(int(idx))
+            p = by_index.get(index(idx, "'state'"))
             if p is None:
-                raise ValueError(
-                    f"{name}.load_state_dict: state for parameter index {idx}, "
-                    "which no parameter group has"
-                )
-            new_state[p] = {k: self._restore(v, p, name, k) for k, v in s.items()}
+                raise fail(f"state for parameter index {idx}, which no parameter group has")
+            if not isinstance(s, dict):
+                raise fail(f"the state of parameter {idx} is a {type(s).__name__}, not a dict")
+            restored = {}
+            for k, v in s.items():
+                if isinstance(v, backend.array_types()):  # an array saved on its own
+                    if v.dtype.kind not in "biuf":
+                        raise fail(f"state {k!r} of parameter {idx} has dtype {v.dtype}")
+                    v = Tensor._make(v)
+                restored[k] = self._restore(v, p, name, k)
+            new_state[p] = restored
         groups = []
-        for mine, saved in zip(self.param_groups, saved_groups, strict=True):
+        for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             g = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
+            for key, default in self.defaults.items():
+                if key not in g:
+                    if default is required:
+                        raise fail(f"parameter group {i} lacks the hyperparameter {key!r}")
+                    g[key] = default  # a hyperparameter newer than the checkpoint
             g["params"] = mine["params"]
+            try:
+                self._check_hyper(g)
+            except (TypeError, KeyError, IndexError) as exc:
+                raise fail(f"parameter group {i} has unusable hyperparameters ({exc})") from None
             groups.append(g)
         self.param_groups = groups
         self.state = new_state
