@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import numbers
 import os
 import struct
 import zlib
@@ -32,8 +33,17 @@ def stratified_split(
     y: np.ndarray, test_size: float = 0.2, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train_indices, test_indices), with each class split in the same proportion."""
-    if not 0 < test_size < 1:
-        raise ValueError(f"stratified_split: test_size must be in (0, 1), got {test_size}")
+    if (
+        isinstance(test_size, bool)
+        or not isinstance(test_size, numbers.Real)
+        or not 0 < test_size < 1
+    ):
+        raise ValueError(f"stratified_split: test_size must be in (0, 1), got {test_size!r}")
+    y = np.asarray(y)  # a list compared with `==` below would give one bool, not a mask
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(
+            f"stratified_split: y must be a non-empty 1-D array of labels, got shape {y.shape}"
+        )
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     # Each class gives floor(count * test_size) samples, and the few left to reach
@@ -82,45 +92,63 @@ def _find(folder: str, stem: str) -> str:
     raise FileNotFoundError(f"load_mnist: neither {stem} nor {stem}.gz is in {folder!r}")
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_idx(path: str, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+    """An IDX file of unsigned bytes whose items (images, or scalar labels) have `item_shape`."""
+    ndim = 1 + len(item_shape)
+    header = 4 + 4 * ndim
+    what = "images" if magic == _IMAGES_MAGIC else "labels"
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+            head = f.read(header)
+            if len(head) < header:
+                raise ValueError(
+                    f"load_mnist: {path!r} is too short ({len(head)} bytes) to be an IDX file"
+                )
+            got = struct.unpack(">i", head[:4])[0]
+            if got != magic:
+                raise ValueError(
+                    f"load_mnist: {path!r} has magic number {got}, expected {magic} ({what})"
+                )
+            dims = struct.unpack(f">{ndim}i", head[4:])
+            if any(d < 0 for d in dims):
+                raise ValueError(f"load_mnist: {path!r} declares negative dimensions {dims}")
+            if dims[1:] != item_shape:
+                raise ValueError(
+                    f"load_mnist: {path!r} holds {what} of shape {dims[1:]}; "
+                    f"MNIST's are {item_shape}"
+                )
+            expected = math.prod(dims)
+            # At most one byte more than the header declares: a wrong header, or a gzip bomb,
+            # costs no more memory than a right one.
+            body = _read_at_most(f, expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"load_mnist: cannot read {path!r}: {exc}") from None
+    if len(body) != expected:
+        size = f"more than {header + expected}" if len(body) > expected else header + len(body)
+        raise ValueError(
+            f"load_mnist: {path!r} holds {size} bytes, but its header (dimensions {dims}) says "
+            f"{header + expected}: the file is truncated or corrupt"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-def _read_idx(path: str, magic: int, ndim: int) -> np.ndarray:
-    raw = _read_bytes(path)
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"load_mnist: {path!r} is too short ({len(raw)} bytes) to be an IDX file")
-    got = struct.unpack(">i", raw[:4])[0]
-    if got != magic:
-        raise ValueError(
-            f"load_mnist: {path!r} has magic number {got}, expected {magic} "
-            f"({'images' if magic == _IMAGES_MAGIC else 'labels'})"
-        )
-    dims = struct.unpack(f">{ndim}i", raw[4:header])
-    expected = header + math.prod(dims)
-    if len(raw) != expected:
-        raise ValueError(
-            f"load_mnist: {path!r} holds {len(raw)} bytes, but its header "
-            f"(dimensions {dims}) says {expected}: the file is truncated or corrupt"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+def _read_at_most(f: Any, n: int) -> bytearray:
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(min(n - len(out), 1 << 20))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def _load_mnist_part(folder: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     img_path = _find(folder, f"{prefix}-images-idx3-ubyte")
     lbl_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
-    images = _read_idx(img_path, _IMAGES_MAGIC, 3)
-    labels = _read_idx(lbl_path, _LABELS_MAGIC, 1)
+    images = _read_idx(img_path, _IMAGES_MAGIC, (28, 28))
+    labels = _read_idx(lbl_path, _LABELS_MAGIC, ())
     if len(images) != len(labels):
         raise ValueError(
             f"load_mnist: {img_path!r} has {len(images)} images but {lbl_path!r} "
@@ -139,6 +167,8 @@ def load_mnist(path: str | os.PathLike) -> Split:
     Files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
     t10k-labels-idx1-ubyte, each optionally with .gz.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_mnist: path must be a folder path, got a {type(path).__name__}")
     folder = os.fspath(path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(
@@ -175,17 +205,33 @@ class DataLoader:
         self.X, self.y = self._array(X, "X"), self._array(y, "y")
         if len(self.X) != len(self.y):
             raise ValueError(f"DataLoader: X has {len(self.X)} samples but y has {len(self.y)}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, numbers.Integral)
+            or batch_size < 1
+        ):
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"DataLoader: seed must be an int or None, got {seed!r}")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.device = backend.device(device)
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     @staticmethod
     def _array(a: Any, name: str) -> Any:
         arr = a.data if isinstance(a, Tensor) else a
-        if not hasattr(arr, "shape"):
-            arr = np.asarray(arr)
+        if not (hasattr(arr, "shape") and hasattr(arr, "dtype")):
+            try:
+                arr = np.asarray(arr)
+            except (ValueError, TypeError) as exc:  # ragged nested lists, say
+                raise ValueError(
+                    f"DataLoader: {name} cannot be made into an array: {exc}"
+                ) from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(
+                f"DataLoader: {name} has dtype {arr.dtype}; batches become tensors, which hold "
+                "bool, integer or floating-point numbers"
+            )
         if arr.ndim == 0:
             raise ValueError(f"DataLoader: {name} must have a first (sample) axis, got a scalar")
         return arr

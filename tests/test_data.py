@@ -4,6 +4,7 @@ written here (good ones, gzipped and raw, and broken ones)."""
 import builtins
 import gzip
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -218,3 +219,109 @@ def test_load_mnist_count_mismatch_and_bad_labels(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_labels(np.full(12, 10)))
     with pytest.raises(ValueError, match="label 10"):
         load_mnist(tmp_path)
+
+
+# -- corner cases: clear errors naming the function and what was given ---------------------------
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (np.array(["a", "b", "c"]), TypeError, r"DataLoader: X has dtype <U1"),
+        ([{"a": 1}, {"b": 2}, {"c": 3}], TypeError, r"DataLoader: X has dtype object"),
+        (np.array([1, "a", None], dtype=object), TypeError, r"DataLoader: X has dtype object"),
+        (np.array(["2024-01-01"] * 3, dtype="datetime64[D]"), TypeError, "datetime64"),
+        ([[1.0, 2.0], [3.0], [4.0]], ValueError, r"DataLoader: X cannot be made into an array"),
+        (5.0, ValueError, r"DataLoader: X must have a first \(sample\) axis"),
+    ],
+    ids=["str", "dicts", "object", "datetime", "ragged", "scalar"],
+)
+def test_dataloader_refuses_data_tensors_cannot_hold(X, error, message):
+    with pytest.raises(error, match=message):
+        DataLoader(X, np.arange(3), batch_size=2)
+
+
+def test_dataloader_refuses_string_labels():
+    with pytest.raises(TypeError, match=r"DataLoader: y has dtype <U3"):
+        DataLoader(np.zeros((2, 3)), ["cat", "dog"], batch_size=2)
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, 2.0, "4", None, True])
+def test_dataloader_batch_size_must_be_a_positive_int(batch_size):
+    X, y = _dataset(6)
+    with pytest.raises(ValueError, match=r"DataLoader: batch_size must be a positive int, got "):
+        DataLoader(X, y, batch_size=batch_size)
+
+
+def test_dataloader_accepts_numpy_ints_and_checks_the_seed():
+    X, y = _dataset(6)
+    loader = DataLoader(X, y, batch_size=np.int64(4))
+    assert loader.batch_size == 4 and type(loader.batch_size) is int
+    assert [len(yb) for _, yb in loader] == [4, 2]
+    assert len(DataLoader(X, y, batch_size=2, shuffle=True, seed=np.int32(3))) == 3
+    with pytest.raises(TypeError, match="DataLoader: seed must be an int or None, got 'abc'"):
+        DataLoader(X, y, batch_size=2, shuffle=True, seed="abc")
+    with pytest.raises(ValueError, match="X has 6 samples but y has 4"):
+        DataLoader(gt.tensor(X), y[:4], batch_size=2)
+
+
+def test_stratified_split_takes_lists_and_refuses_what_it_cannot_split():
+    labels = [0] * 50 + [1] * 30 + [2] * 20  # a plain list: split by class like an array
+    tr, te = stratified_split(labels, test_size=0.2, seed=0)
+    assert np.bincount(np.asarray(labels)[te]).tolist() == [10, 6, 4]
+    assert sorted(np.concatenate([tr, te]).tolist()) == list(range(100))
+    with pytest.raises(ValueError, match=r"stratified_split: y must be a non-empty 1-D .*\(0,\)"):
+        stratified_split(np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"stratified_split: y must be .*\(2, 3\)"):
+        stratified_split(np.zeros((2, 3)))
+    for bad in ("0.2", None, True, float("nan")):
+        with pytest.raises(ValueError, match="stratified_split: test_size must be in"):
+            stratified_split(labels, test_size=bad)
+
+
+def test_load_mnist_refuses_images_that_are_not_28_by_28(tmp_path):
+    _write_mnist(tmp_path, gz=False)
+    rng = np.random.default_rng(1)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(
+        _idx_images(rng.integers(0, 256, size=(12, 32, 32)))
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte.*images of shape \(32, 32\); MNIST's are \(28, 28\)",
+    ):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_refuses_headers_that_disagree_with_the_data(tmp_path):
+    _write_mnist(tmp_path, gz=False)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    body = path.read_bytes()[16:]
+    path.write_bytes(struct.pack(">iiii", 2051, 1000, 28, 28) + body)  # says 1000, holds 5
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte' holds 3936 bytes, .* 784016"):
+        load_mnist(tmp_path)
+    path.write_bytes(struct.pack(">iiii", 2051, 4, 28, 28) + body)  # says 4, holds 5
+    with pytest.raises(ValueError, match=r"holds more than 3152 bytes, .* says 3152"):
+        load_mnist(tmp_path)
+    path.write_bytes(struct.pack(">iiii", 2051, -1, 28, -28) + body)
+    with pytest.raises(ValueError, match=r"declares negative dimensions \(-1, 28, -28\)"):
+        load_mnist(tmp_path)
+    with pytest.raises(TypeError, match="load_mnist: path must be a folder path, got a int"):
+        load_mnist(3)
+
+
+def test_load_mnist_reads_no_more_than_the_header_declares(tmp_path):
+    """A gzip member that inflates far beyond its header is refused without inflating it all."""
+    _write_mnist(tmp_path, gz=True)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    junk = bytes(64 << 20)
+    path.write_bytes(gzip.compress(_idx_labels(np.zeros(12)) + junk, compresslevel=1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ValueError, match="train-labels-idx1-ubyte.gz' holds more than 20 bytes"
+        ):
+            load_mnist(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
