@@ -369,14 +369,39 @@ class Tensor:
     def __ge__(self, other: Any) -> Tensor:
         return _ops.greater_equal(self, other)
 
+    # Bitwise, as in PyTorch and NumPy: on bool tensors these are the logical operations.
     def __invert__(self) -> Tensor:
-        return _ops.logical_not(self)
+        return _ops.bitwise_not(self)
 
     def __and__(self, other: Any) -> Tensor:
-        return _ops.logical_and(self, other)
+        return _ops.bitwise_and(self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _ops.bitwise_and(other, self)
 
     def __or__(self, other: Any) -> Tensor:
-        return _ops.logical_or(self, other)
+        return _ops.bitwise_or(self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _ops.bitwise_or(other, self)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _ops.bitwise_xor(self, other)
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return _ops.bitwise_xor(other, self)
+
+    def __lshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_right_shift(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return _ops.getitem(self, index)
@@ -393,6 +418,21 @@ class Tensor:
 
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(_ops.divide, other, "/=")
+
+    def __iand__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_and, other, "&=")
+
+    def __ior__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_or, other, "|=")
+
+    def __ixor__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_xor, other, "^=")
+
+    def __ilshift__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_left_shift, other, "<<=")
+
+    def __irshift__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_right_shift, other, ">>=")
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._inplace(_ops.setitem, value, "__setitem__", index=index)
@@ -439,7 +479,13 @@ class Tensor:
         if out.data is not self.data:
             self.data[...] = out.data
         if out._node is not None:
+            old, old_idx = self._node, self._idx
+            ref = old.retained.get(old_idx) if old is not None and old.retained else None
             self._node, self._idx, self.requires_grad = out._node, out._idx, True
+            if ref is not None and ref() is self:
+                # retain_grad() follows the tensor: its .grad is that of the value it now holds.
+                del old.retained[old_idx]
+                self.retain_grad()
         self._version[0] += 1
         return self
 
@@ -514,6 +560,16 @@ def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
             f"{op}: operands are on different devices, {dev} and "
             f"{backend.device_of_array(a)}; move one with .to(device)"
         )
+    if isinstance(a, (list, tuple)) and _holds_tensor(a):
+        # Stacked as an op, so that gradients reach every tensor in the list (NumPy reads
+        # np.mean([a, b]) as the mean of the stacked arrays).
+        parts = [e if isinstance(e, Tensor) else _to_tensor(e, op, dev) for e in a]
+        shapes = {p.shape for p in parts}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{op}: a list of tensors must hold one shape to be stacked, got {sorted(shapes)}"
+            )
+        return _ops.stack(parts)
     if dev is not None and dev.type == "cuda":
         raise RuntimeError(
             f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
@@ -524,6 +580,12 @@ def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{op}: cannot use a {type(a).__name__} as an operand ({exc})") from None
     return t
+
+
+def _holds_tensor(seq: list | tuple) -> bool:
+    return any(
+        isinstance(e, Tensor) or (isinstance(e, (list, tuple)) and _holds_tensor(e)) for e in seq
+    )
 
 
 def _shape(shape: tuple) -> tuple[int, ...]:

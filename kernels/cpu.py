@@ -611,7 +611,9 @@ def linear_act_backward(
     """
     act = check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
     x, weight = _blasable(x), _blasable(weight)
-    gy = np.ascontiguousarray(gy)
+    # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes gy
+    # as its own output.
+    gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()
     aux = gy if act == IDENTITY else np.ascontiguousarray(aux)
     blocks = _blocking(x, weight.shape[0])
     if blocks is not None:

@@ -451,3 +451,47 @@ def test_retained_grad_is_its_own_copy():
     h.sum().backward()
     h.grad += 5
     assert x.grad.tolist() == [1.0, 1.0]
+
+
+# -- gradients handed out own their memory ----------------------------------------------------
+
+
+def test_grad_results_own_their_memory():
+    x = gt.ones(3, requires_grad=True)
+    y = gt.ones(3, requires_grad=True)
+    v = gt.tensor([1.0, 2.0, 3.0])
+    gx, gy = gt.grad(x + y, [x, y], v)  # add hands the caller's v to both inputs
+    gx += 1
+    np.testing.assert_array_equal(gy.numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(v.numpy(), [1.0, 2.0, 3.0])
+    (g,) = gt.grad(x.sum(), x)  # a broadcast, read-only view inside
+    g += 1
+    np.testing.assert_array_equal(g.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_retain_grad_follows_an_in_place_change():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    t = x * 2
+    t.retain_grad()
+    t *= 3
+    (t * t).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), [12.0, 24.0])  # d(t^2)/dt of the new t, 2 * 6x
+    np.testing.assert_allclose(x.grad.numpy(), [72.0, 144.0])
+
+
+def test_where_with_a_condition_that_requires_grad():
+    c = gt.tensor([1.0, -1.0, 0.0], requires_grad=True)
+    a = gt.ones(3, requires_grad=True)
+    gt.where(c, a, 0).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 0.0])
+    assert c.grad is None
+
+
+def test_backward_through_infinities_raises_no_numpy_warning():
+    # pytest turns warnings into errors: a derivative that meets 0 * inf must select, silently.
+    x = gt.tensor([0.0, 1.0], dtype=gt.float64, requires_grad=True)
+    gt.relu(x * 1).backward(gt.tensor([np.inf, np.inf], dtype=gt.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, np.inf])
+    x.grad = None
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])

@@ -138,3 +138,42 @@ def test_dispatch_takes_the_kernels_for_every_float_input_it_can():
         assert _path(F.linear(gt.randn(3, 8), w, activation="gelu")) == "arrays"
     # Mixed dtypes and integer inputs are not the kernels' to take.
     assert _path(F.linear(gt.randn(3, 8, dtype=gt.float64), w, activation="relu")) == "arrays"
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_one_sample_mlp_with_a_mean_loss(kernels):
+    # The mean's gradient is a read-only (1, 1) broadcast view: the kernels must take it.
+    with gt.use_kernels(kernels):
+        model = gt.nn.MLP([3, 8, 1])
+        model(gt.randn(1, 3)).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
+def test_empty_axes_in_a_linear_layer(shape, act, kernels):
+    n, k, m = shape
+    x = gt.randn(n, k, dtype=gt.float64, requires_grad=True)
+    w = gt.randn(m, k, dtype=gt.float64, requires_grad=True)
+    b = gt.randn(m, dtype=gt.float64, requires_grad=True)
+    with gt.use_kernels(kernels):
+        y = F.linear(x, w, b, activation=act)
+        y.sum().backward()
+    z = x.detach().numpy() @ w.detach().numpy().T + b.detach().numpy()
+    np.testing.assert_allclose(y.detach().numpy(), fused._act_forward(np, z, act)[0])
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape and b.grad.shape == b.shape
+    if n == 0:  # no rows: nothing reaches the weights
+        assert not w.grad.numpy().any() and not b.grad.numpy().any()
+
+
+def test_read_only_inputs_reach_the_kernels():
+    xa = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    wa = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    xa.flags.writeable = wa.flags.writeable = False
+    w = gt.from_numpy(wa).requires_grad_()
+    F.linear(gt.from_numpy(xa), w, activation="relu").mean().backward()
+    with gt.use_kernels(False):
+        w2 = gt.tensor(wa, requires_grad=True)
+        F.linear(gt.tensor(xa), w2, activation="relu").mean().backward()
+    np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), rtol=1e-6)

@@ -391,3 +391,23 @@ def test_a_subclass_with_only_an_array_update_still_steps():
     p.grad = gt.tensor(np.array([0.5, -0.1, 0.0], np.float32))
     SignSGD([p], lr=0.25).step()
     np.testing.assert_array_equal(p.data, np.array([0.75, -1.75, 3.0], np.float32))
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (lambda: gt.ones(1), ValueError, r"shape \(1,\)"),
+        (lambda: gt.ones(3, dtype=gt.float64), TypeError, "dtype float64"),
+        (lambda: np.ones(3, np.float32), TypeError, "is a ndarray"),
+    ],
+)
+def test_step_refuses_a_gradient_that_does_not_fit_and_changes_nothing(bad, error, match):
+    good = nn.Parameter(gt.ones(2))
+    p = nn.Parameter(gt.ones(3))
+    opt = optim.Adam([good, p], lr=0.1)
+    good.grad = gt.ones(2)
+    p.grad = bad()
+    with pytest.raises(error, match=f"Adam.step: the .grad of parameter 1 .*{match}"):
+        opt.step()
+    np.testing.assert_array_equal(good.detach().numpy(), [1.0, 1.0])
+    assert opt.state.get(good) in (None, {})

@@ -240,3 +240,94 @@ def test_dlpack_with_pytorch_shares_memory_both_ways():
 
 def test_cpu_tensor_has_no_cuda_array_interface():
     assert not hasattr(gt.ones(2), "__cuda_array_interface__")
+
+
+# -- bitwise operators, lists of tensors, indexing and reductions at their edges --------------
+
+
+def test_bitwise_operators_on_integers_are_bitwise():
+    a = gt.tensor([1, -8, 32])
+    n = np.array([1, -8, 32])
+    for got, want in [
+        (a & a, n & n),
+        (a | 6, n | 6),
+        (a ^ 3, n ^ 3),
+        (~a, ~n),
+        (a << 2, n << 2),
+        (a >> 1, n >> 1),
+        (5 & a, 5 & n),
+        (5 | a, 5 | n),
+        (5 ^ a, 5 ^ n),
+    ]:
+        assert got.dtype == gt.int64
+        np.testing.assert_array_equal(got.numpy(), want)
+    b = gt.tensor([6, 3])
+    b &= gt.tensor([3, 1])
+    b |= 8
+    np.testing.assert_array_equal(b.numpy(), [10, 9])
+
+
+def test_bitwise_operators_on_bools_are_logical_and_floats_are_refused():
+    m = gt.tensor([True, False, True])
+    np.testing.assert_array_equal((m & gt.tensor([True, True, False])).numpy(), [1, 0, 0])
+    np.testing.assert_array_equal((~m).numpy(), [False, True, False])
+    np.testing.assert_array_equal((m ^ True).numpy(), [False, True, False])
+    with pytest.raises(TypeError, match="bitwise_and: only integer and bool operands.*float32"):
+        gt.ones(3) & 1
+    with pytest.raises(TypeError, match="bitwise_not.*float32"):
+        ~gt.ones(3)
+    with pytest.raises(TypeError, match="bitwise_left_shift: only integer operands.*bool"):
+        m << 1
+
+
+def test_reductions_of_a_list_of_tensors_keep_the_graph():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    m = gt.mean([x, x + 2])
+    assert m.requires_grad
+    assert m.item() == 2.5
+    m.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.5, 0.5])
+    s = gt.sum([[x, x], [x * 3, x]], axis=0)
+    assert s.shape == (2, 2) and s.requires_grad
+    with pytest.raises(ValueError, match="max: a list of tensors must hold one shape"):
+        gt.max([x, gt.ones(3)])
+
+
+def test_boolean_mask_of_the_wrong_length_is_refused():
+    x = gt.ones(10, 11)
+    with pytest.raises(IndexError, match=r"boolean mask of shape \(2,\).*\(10,\)"):
+        x[gt.tensor([True, False])]
+    with pytest.raises(IndexError, match=r"boolean mask of shape \(10,\).*\(11,\)"):
+        x[..., np.ones(10, bool)]
+    mask = np.arange(11) % 2 == 0
+    assert x[:, mask].shape == (10, 6)
+    assert x[np.ones((10, 11), bool)].shape == (110,)
+    assert x[None, np.ones(10, bool)].shape == (1, 10, 11)
+
+
+def test_matmul_with_a_number_and_transpose_of_a_0d_tensor():
+    with pytest.raises(ValueError, match=r"matmul: operands must be at least 1-D.*\(3,\) and \(\)"):
+        gt.matmul(gt.ones(3), 2.0)
+    t = gt.tensor(1.5)
+    assert gt.transpose(t, ()).item() == 1.5 and t.transpose().shape == ()
+    with pytest.raises(ValueError, match="transpose: axes"):
+        gt.ones(2, 3).transpose(())
+
+
+@pytest.mark.parametrize("fn", ["mean", "var", "std", "mse"])
+def test_float16_reductions_accumulate_in_float32(fn):
+    x = gt.ones(100_000, dtype=gt.float16) * 3
+    if fn == "mse":
+        out = gt.nn.functional.mse_loss(x, gt.zeros(100_000, dtype=gt.float16))
+        want = 9.0
+    else:
+        out = getattr(x, fn)()
+        want = {"mean": 3.0, "var": 0.0, "std": 0.0}[fn]
+    assert out.dtype == gt.float16
+    assert out.item() == want
+
+
+def test_float16_sum_is_accumulated_in_float32():
+    x = gt.full((4096,), 0.1, dtype=gt.float16)
+    exact = 4096 * float(np.float16(0.1))
+    assert abs(x.sum().item() - exact) <= 0.5  # float16 running sums stall near 256

@@ -266,18 +266,21 @@ def backward(
             if not raw:
                 leaf.grad = g
                 return
-            # `.grad` must own its memory: one gradient array can reach several leaves (x + y
-            # hands the same array to both) or be a read-only broadcast view, and an in-place
-            # change to one `.grad` must not show up anywhere else. A fresh, writable array seen
-            # for the first time is kept as it is; anything else is copied.
-            key = id(g)
-            if g.base is not None or key in handed_out or not _writable(g):
-                g = g.copy()
-            else:
-                handed_out.add(key)
-            leaf.grad = wrap(g)
+            leaf.grad = wrap(own(g))
         else:
             leaf.grad = leaf.grad + (wrap(g) if raw else g)
+
+    def own(g: Any) -> Any:
+        # A gradient handed out (`.grad`, grad()'s results) must own its memory: one array can
+        # reach several leaves (x + y hands the same array to both), be the caller's own
+        # gradient passed through, or be a read-only broadcast view, and an in-place change to
+        # one must not show up anywhere else. A fresh, writable array seen for the first time is
+        # kept as it is; anything else is copied.
+        key = id(g)
+        if g.base is not None or key in handed_out or not _writable(g):
+            return g.copy()
+        handed_out.add(key)
+        return g
 
     # Nodes run in reverse creation order. Creation order is a topological order (an op is
     # recorded after its inputs), so when a node is popped, every node that consumes its outputs
@@ -305,50 +308,57 @@ def backward(
     prev_mode = grad_mode.enabled
     grad_mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
     push, pop = heapq.heappush, heapq.heappop
+    # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
+    # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
     try:
-        while heap:
-            node = pop(heap)[1]
-            gouts = pending.pop(node)
-            if capture is not None or node.retained:
-                _deliver_retained(node, gouts, capture, out_pos, create_graph)
-            if useful is not None and node not in useful:
-                continue
-            if node.inputs is None:
-                raise RuntimeError(
-                    f"{node.fn.name}: trying to backward through the graph a second time, but its "
-                    "saved tensors were already freed; pass retain_graph=True to the first "
-                    "backward() if you need to go through it again"
-                )
-            fn = node.fn
-            if not raw:
-                grads = fn.backward(node, gouts)
-            elif fn.arrays:
-                grads = fn.backward_raw(node, gouts[0])  # the derivative runs on arrays
-            else:
-                grads = fn.backward(node, [None if g is None else wrap(g) for g in gouts])
-                grads = [None if g is None else g.data for g in grads]
-            if not retain_graph:
-                # Drop what was saved, so its memory goes as soon as the node has run.
-                node.inputs = node.output = node.params = node.versions = node.arrays = None
-                if type(node.fn) is _FunctionBackward:
-                    node.fn.release()
-            for e, g in zip(node.next, grads):
-                if e is None or g is None:
+        with _quiet_fp():
+            while heap:
+                node = pop(heap)[1]
+                gouts = pending.pop(node)
+                if capture is not None or node.retained:
+                    _deliver_retained(node, gouts, capture, out_pos, create_graph)
+                if useful is not None and node not in useful:
                     continue
-                if type(e) is tuple:
-                    child, idx = e
-                    slot = pending.get(child)
-                    if slot is None:
-                        slot = pending[child] = [None] * child.n_out
-                        push(heap, (-child.seq, child))
-                    slot[idx] = g if slot[idx] is None else add(slot[idx], g)
+                if node.inputs is None:
+                    raise RuntimeError(
+                        f"{node.fn.name}: trying to backward through the graph a second time, but "
+                        "its saved tensors were already freed; pass retain_graph=True to the "
+                        "first backward() if you need to go through it again"
+                    )
+                fn = node.fn
+                if not raw:
+                    grads = fn.backward(node, gouts)
+                elif fn.arrays:
+                    grads = fn.backward_raw(node, gouts[0])  # the derivative runs on arrays
                 else:
-                    deliver_leaf(e, g)
+                    grads = fn.backward(node, [None if g is None else wrap(g) for g in gouts])
+                    grads = [None if g is None else g.data for g in grads]
+                if not retain_graph:
+                    # Drop what was saved, so its memory goes as soon as the node has run.
+                    node.inputs = node.output = node.params = node.versions = node.arrays = None
+                    if type(node.fn) is _FunctionBackward:
+                        node.fn.release()
+                for e, g in zip(node.next, grads):
+                    if e is None or g is None:
+                        continue
+                    if type(e) is tuple:
+                        child, idx = e
+                        slot = pending.get(child)
+                        if slot is None:
+                            slot = pending[child] = [None] * child.n_out
+                            push(heap, (-child.seq, child))
+                        slot[idx] = g if slot[idx] is None else add(slot[idx], g)
+                    else:
+                        deliver_leaf(e, g)
     finally:
         grad_mode.enabled = prev_mode
     if capture is not None and raw:
-        capture = [None if c is None else wrap(c) for c in capture]
+        capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
+
+
+def _quiet_fp() -> Any:
+    return backend.np.errstate(all="ignore")
 
 
 def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:

@@ -17,15 +17,15 @@ from ..ops import (
     ACTIVATIONS,
     erf,
     exp,
+    isfinite,
     linear,
-    log1p,
     logsumexp,
     relu,
     sigmoid,
     tanh,
     where,
 )
-from ..ops import abs as _abs
+from ..ops import softplus as _softplus
 from ..ops.loss import cross_entropy_op
 from ..ops.registry import Sample, composite
 from ..tensor import Tensor, _to_tensor
@@ -71,10 +71,11 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
 
 
-@composite(samples=_ACT + [Sample((4,), domain=(-40.0, 40.0))])
-def softplus(x: Tensor) -> Tensor:
-    """log(1 + exp(x)), written so that no exp overflows: max(x, 0) + log1p(exp(-|x|))."""
-    return relu(x) + log1p(exp(-_abs(x)))
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch)."""
+    bx = x if beta == 1 else x * beta
+    y = _softplus(bx) if beta == 1 else _softplus(bx) / beta
+    return where(bx > threshold, x, y)
 
 
 @composite(samples=_ACT)
@@ -85,8 +86,13 @@ def silu(x: Tensor) -> Tensor:
 
 @composite(samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((5,), domain=(-50, 50))])
 def log_softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
-    """x - logsumexp(x): log-probabilities, stable for any magnitude of x."""
+    """x - logsumexp(x): log-probabilities, stable and precise for any magnitude of x."""
     axis = dim if dim is not None else axis
+    if x.size:
+        # x - max(x) first, exactly: x - logsumexp(x) would round at the scale of x (a float32
+        # logit of 1e4 carries an error of 1e-3). A constant shift changes no derivative.
+        m = x.detach().max(axis=axis, keepdims=True)
+        x = x - where(isfinite(m), m, 0)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
@@ -188,14 +194,14 @@ def cross_entropy(
     ]
 )
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Sigmoid + binary cross-entropy in one stable formula: max(x,0) - x*t + log1p(exp(-|x|))."""
+    """Sigmoid + binary cross-entropy in one stable formula: softplus(x) - x * t."""
     target = _as_operand(target, input)
     if target.shape != input.shape:
         raise ValueError(
             f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
             f"shape {target.shape} differ"
         )
-    loss = relu(input) - input * target + log1p(exp(-_abs(input)))
+    loss = _softplus(input) - input * target
     return _reduce("binary_cross_entropy_with_logits", loss, reduction)
 
 

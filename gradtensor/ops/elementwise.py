@@ -116,7 +116,16 @@ def relu(xp, x):
     return xp.maximum(x, 0)
 
 
-relu.defvjp(lambda g, y, x: g * (x > 0))
+relu.defvjp(lambda g, y, x: where(x > 0, g, 0))  # select: an infinite g at a dead unit gives 0
+
+
+@primitive(arrays=True, save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
+def softplus(xp, x):
+    """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+softplus.defvjp(lambda g, y, x: g * sigmoid(x))  # one derivative, so softplus'(0) is 1/2
 
 
 @primitive(save="x", samples=UNARY)
@@ -171,7 +180,8 @@ def divide(xp, a, b):
     return a / b
 
 
-divide.defvjp(lambda g, y, a, b: g / b, lambda g, y, a, b: -g * a / (b * b))
+# (a / b) / b, not a / (b * b): b * b underflows to 0 for tiny b where the quotient is finite.
+divide.defvjp(lambda g, y, a, b: g / b, lambda g, y, a, b: -g * (a / b) / b)
 
 
 def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
@@ -196,7 +206,14 @@ def power(xp, a, b):
     return a**b
 
 
-power.defvjp(lambda g, y, a, b: g * b * a ** (b - 1), _power_grad_exponent)
+def _power_grad_base(g: Any, y: Any, a: Any, b: Any) -> Any:
+    if type(b) in (int, float) and b != 0:
+        return g * b * a ** (b - 1)
+    # b * a^(b-1) is 0 * inf at a = 0, b = 0; the derivative of a^0 is 0 everywhere.
+    return where(b == 0, 0, g * b * a ** (b - 1))
+
+
+power.defvjp(_power_grad_base, _power_grad_exponent)
 
 
 def _max_side(g: Tensor, a: Any, b: Any) -> Tensor:
@@ -287,3 +304,30 @@ logical_or = _not_differentiable("logical_or", lambda xp, a, b: xp.logical_or(a,
 logical_not = _not_differentiable("logical_not", lambda xp, a: xp.logical_not(a))
 isnan = _not_differentiable("isnan", lambda xp, a: xp.isnan(a))
 isfinite = _not_differentiable("isfinite", lambda xp, a: xp.isfinite(a))
+
+
+# -- bitwise: integer and bool tensors (bools: and/or/xor/not are the logical ones) ----------
+
+
+_SCALAR_KIND = {bool: "b", int: "i", float: "f"}
+
+
+def _bitwise(name: str, fn: Any, kinds: str = "biu") -> Any:
+    def fwd(xp, *operands):
+        for a in operands:
+            kind = a.dtype.kind if hasattr(a, "dtype") else _SCALAR_KIND.get(type(a), "O")
+            if kind not in kinds:
+                what = a.dtype if hasattr(a, "dtype") else type(a).__name__
+                allowed = "integer and bool" if "b" in kinds else "integer"
+                raise TypeError(f"{name}: only {allowed} operands are allowed, not {what}")
+        return fn(xp, *operands)
+
+    return primitive(name, differentiable=False)(fwd)
+
+
+bitwise_and = _bitwise("bitwise_and", lambda xp, a, b: xp.bitwise_and(a, b))
+bitwise_or = _bitwise("bitwise_or", lambda xp, a, b: xp.bitwise_or(a, b))
+bitwise_xor = _bitwise("bitwise_xor", lambda xp, a, b: xp.bitwise_xor(a, b))
+bitwise_not = _bitwise("bitwise_not", lambda xp, a: xp.invert(a))
+bitwise_left_shift = _bitwise("bitwise_left_shift", lambda xp, a, b: xp.left_shift(a, b), "iu")
+bitwise_right_shift = _bitwise("bitwise_right_shift", lambda xp, a, b: xp.right_shift(a, b), "iu")

@@ -176,7 +176,7 @@ def _linear(xp, x, w, b, *, activation):
     if b is not None and (b.ndim != 1 or b.shape[0] != w.shape[0]):
         raise ValueError(f"linear: bias of shape {b.shape} does not match weight {w.shape}")
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
+    x2 = x.reshape(math.prod(lead), x.shape[-1])  # not -1: an axis may be empty
     k = active_kernels()
     if k is not None and _qualifies(x2, w, b, activation):
         y, aux = k.linear_act_forward(x2, w, b, activation)
@@ -202,8 +202,9 @@ def _linear_grad(
         got = iter(grad(out, ins, g, create_graph=True))
         return tuple(next(got) if n else None for n in needs)
     xp = backend.array_module(g.data)
-    g2 = g.data.reshape(-1, w.shape[0])
-    x2 = x.data.reshape(-1, x.shape[-1])
+    rows = math.prod(x.shape[:-1])
+    g2 = g.data.reshape(rows, w.shape[0])
+    x2 = x.data.reshape(rows, x.shape[-1])
     path, a = aux
     # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
     if path == "kernel":

@@ -22,9 +22,9 @@ from .registry import Sample, primitive, unbroadcast
 )
 def matmul(xp, a, b):
     """Matrix product, `a @ b`, NumPy's rules for 1-D and batched operands."""
-    if a.ndim == 0 or b.ndim == 0:
+    if xp.ndim(a) == 0 or xp.ndim(b) == 0:  # a Python number is 0-D too
         raise ValueError(
-            f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}"
+            f"matmul: operands must be at least 1-D, got shapes {xp.shape(a)} and {xp.shape(b)}"
         )
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if a.shape[-1] != k_b:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _to_tensor
 from .elementwise import exp, sqrt, where
 from .registry import Sample, composite, primitive
 
@@ -83,7 +83,8 @@ def _reduction(prim: Any, doc: str) -> Any:
         dim: Any = None,
         keepdim: Any = None,
     ) -> Tensor:
-        axis, keepdims = axis_args(name, _as_tensor(x), axis, keepdims, dim, keepdim)
+        x = _as_tensor(x, name)
+        axis, keepdims = axis_args(name, x, axis, keepdims, dim, keepdim)
         return prim(x, axis=axis, keepdims=keepdims)
 
     api.__name__ = api.__qualname__ = name
@@ -96,6 +97,8 @@ def _reduction(prim: Any, doc: str) -> Any:
 
 @primitive("sum", save="", samples=REDUCE)
 def _sum(xp, x, *, axis, keepdims):
+    if x.dtype == np.float16:  # accumulate in float32, as NumPy's mean and PyTorch's sum do
+        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
     return xp.sum(x, axis=axis, keepdims=keepdims)
 
 
@@ -116,18 +119,24 @@ def mean(
     x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
 ) -> Tensor:
     """Arithmetic mean over `axis`."""
-    x = _as_tensor(x)
+    x = _as_tensor(x, "mean")
     axis, keepdims = axis_args("mean", x, axis, keepdims, dim, keepdim)
+    if x.dtype == np.float16:  # a float16 sum of 65,536 ones is already inf
+        return mean(x.astype(np.float32), axis, keepdims).astype(np.float16)
     return _sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
 def _variance(
     op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, keepdim: Any, correction: Any
 ) -> Tensor:
-    x = _as_tensor(x)
+    x = _as_tensor(x, op)
     axis, keepdims = axis_args(op, x, axis, keepdims, dim, keepdim)
     if correction is not None:
         ddof = correction
+    if x.dtype == np.float16:  # squares and sums in float32, as for mean
+        return _variance(op, x.astype(np.float32), axis, keepdims, ddof, None, None, None).astype(
+            np.float16
+        )
     n = _count(x.shape, axis)
     d = x - _sum(x, axis=axis, keepdims=True) / n
     return _sum(d * d, axis=axis, keepdims=keepdims) / builtins.max(n - ddof, 0)
@@ -160,7 +169,11 @@ def std(
     correction: Any = None,
 ) -> Tensor:
     """Standard deviation over `axis` (ddof as in `var`)."""
-    return sqrt(_variance("std", x, axis, keepdims, ddof, dim, keepdim, correction))
+    v = _variance("std", x, axis, keepdims, ddof, dim, keepdim, correction)
+    # sqrt'(0) is infinite and var'(x) is 0 at a constant x: their product must be 0, not NaN, so
+    # zero variances take a constant branch (NaN, from ddof >= n, still goes through sqrt).
+    nonzero = v != 0
+    return where(nonzero, sqrt(where(nonzero, v, 1)), 0)
 
 
 # -- max / min --------------------------------------------------------------------------------
@@ -302,9 +315,9 @@ def _position_op(name: str, fn_name: str) -> Any:
             axis = dim
         if keepdim is not None:
             keepdims = keepdim
-        t = _as_tensor(x)
+        x = _as_tensor(x, name)
         if axis is not None:
-            (axis,) = normalize_axis(name, t.ndim, axis) or (None,)
+            (axis,) = normalize_axis(name, x.ndim, axis) or (None,)
         return op(x, axis=axis, keepdims=keepdims)
 
     api.__name__ = name
@@ -322,7 +335,8 @@ def _truth_op(name: str) -> Any:
         return getattr(xp, name)(x, axis=axis, keepdims=keepdims)
 
     def api(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-        axis = normalize_axis(name, _as_tensor(x).ndim, axis)
+        x = _as_tensor(x, name)
+        axis = normalize_axis(name, x.ndim, axis)
         return op(x, axis=axis, keepdims=keepdims)
 
     api.__name__ = name
@@ -333,9 +347,5 @@ any = _truth_op("any")
 all = _truth_op("all")
 
 
-def _as_tensor(x: Any) -> Tensor:
-    if isinstance(x, Tensor):
-        return x
-    from ..tensor import tensor
-
-    return tensor(x)
+def _as_tensor(x: Any, op: str) -> Tensor:
+    return x if isinstance(x, Tensor) else _to_tensor(x, op, None)

@@ -129,11 +129,9 @@ class Primitive:
                 nxt.append(None)
                 ins.append(a)
                 versions.append(0)
-            elif type(a) is _ndarray or backend.is_cuda_array(a):
-                if not any(isinstance(b, Tensor) for b in args):
-                    return self._on_arrays(backend.array_module(a), args, params)
-                return self(*self._convert(args), **params)
             else:
+                if all(_is_plain(b) for b in args):
+                    return self._on_arrays(args, params)
                 return self(*self._convert(args), **params)
         if on_gpu:
             xp, dev = self._gpu_device(args)
@@ -180,12 +178,13 @@ class Primitive:
             node.output = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
         return y
 
-    def _on_arrays(self, xp: Any, args: tuple, params: dict) -> Any:
+    def _on_arrays(self, args: tuple, params: dict) -> Any:
         """The op on plain arrays, nothing recorded: arrays in, array out.
 
         This is what lets one derivative rule serve both speeds: in a plain backward the engine
         hands it arrays and every op it calls runs here; under create_graph it gets Tensors.
         """
+        xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
         try:
             out = self.fwd(xp, *args, **params)
         except (ValueError, TypeError, IndexError) as exc:
@@ -248,7 +247,7 @@ class Primitive:
         else:
             vjps = self.vjps
             grads = [
-                None if e is None else vjps[i](g, y, *ins, **params)
+                None if e is None or vjps[i] is None else vjps[i](g, y, *ins, **params)
                 for i, e in enumerate(node.next)
             ]
         return [
@@ -269,7 +268,7 @@ class Primitive:
         vjps = self.vjps
         grads = []
         for i, e in enumerate(node.next):
-            if e is None:
+            if e is None or vjps[i] is None:  # None: an input with no derivative (where's cond)
                 grads.append(None)
                 continue
             gi = vjps[i](gd, y, *xs, **params) if params else vjps[i](gd, y, *xs)
@@ -345,6 +344,16 @@ def composite(name: str | None = None, *, samples: list[Sample] | None = None) -
     return register
 
 
+def _is_plain(a: Any) -> bool:
+    """An array, a NumPy scalar, a Python scalar or None: what an op runs on without Tensors."""
+    return (
+        a is None
+        or type(a) in _SCALARS
+        or isinstance(a, (_ndarray, _np.generic))
+        or backend.is_cuda_array(a)
+    )
+
+
 def _aliases(xp: Any, out: Any, aux: Any) -> bool:
     """Whether any array among an op's residuals shares memory with its output."""
     if isinstance(aux, tuple):
@@ -372,4 +381,6 @@ def _op_error(name: str, exc: Exception, tensors: list) -> Exception:
     if "broadcast" in msg:
         shapes = " and ".join(str(t.shape) for t in tensors if isinstance(t, Tensor))
         return ValueError(f"{name}: shapes {shapes} cannot be broadcast together")
+    if msg.startswith(f"{name}: "):  # already ours: it names the op and what it was given
+        return type(exc)(msg)
     return type(exc)(f"{name}: {msg} (inputs: {desc})")

@@ -73,7 +73,7 @@ _transpose.defvjp(_transpose_grad)
 def transpose(x: Tensor, *axes: Any) -> Tensor:
     """Permute axes (reverse them when none are given): `x.transpose(1, 0, 2)`."""
     axes = _shape_arg(axes) if axes else None
-    if axes is not None:
+    if axes is not None and (axes or x.ndim):  # () is the one permutation of a 0-d tensor's axes
         ndim = x.ndim
         norm = normalize_axis("transpose", ndim, axes)
         if len(axes) != ndim or norm is None or len(norm) != ndim:
@@ -246,19 +246,37 @@ def _index_key(key: Any, like: Tensor) -> Any:
     """
     items = key if isinstance(key, tuple) else (key,)
     dev = like.device if isinstance(like, Tensor) else backend.CPU
+    items = [k.data if isinstance(k, Tensor) else np.asarray(k) if isinstance(k, list) else k
+             for k in items]  # fmt: skip
+    arrays = backend.array_types()
+    masks = [isinstance(k, arrays) and k.dtype == bool and k.ndim > 0 for k in items]
+    # The axes each item indexes: a mask as many as it has, None and ... none of their own.
+    used = builtins.sum(
+        k.ndim if m else 0 if k is None or k is Ellipsis else 1 for k, m in zip(items, masks)
+    )
+    shape = tuple(getattr(like, "shape", ()))
+    dim = 0
     out = []
-    for k in items:
-        if isinstance(k, Tensor):
-            k = k.data
-        elif isinstance(k, list):
-            k = np.asarray(k)
-        if isinstance(k, backend.array_types()):
-            k = backend.to_device(k, dev)
-            if k.dtype == bool:
-                out.extend(backend.array_module(k).nonzero(k))
-                continue
-            if k.dtype.kind not in "iu":
-                raise IndexError(f"getitem: index arrays must be integer or bool, not {k.dtype}")
+    for k, mask in zip(items, masks):
+        if k is Ellipsis:
+            dim += len(shape) - used
+        elif k is not None:
+            dim += k.ndim if mask else 1
+        if not isinstance(k, arrays):
+            out.append(k)
+            continue
+        k = backend.to_device(k, dev)
+        if mask:
+            axes = shape[dim - k.ndim : dim]
+            if tuple(k.shape) != axes:
+                raise IndexError(
+                    f"getitem: a boolean mask of shape {tuple(k.shape)} does not match the "
+                    f"axes {axes} it indexes in a tensor of shape {shape}"
+                )
+            out.extend(backend.array_module(k).nonzero(k))
+            continue
+        if k.dtype.kind not in "iub":
+            raise IndexError(f"getitem: index arrays must be integer or bool, not {k.dtype}")
         out.append(k)
     return tuple(out)
 

@@ -147,6 +147,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._check_grads()  # before any state changes: a bad gradient updates nothing
         jobs = []  # (parameter, its arrays, this step's scalars)
         for group in self.param_groups:
             for p in group["params"]:
@@ -167,6 +168,23 @@ class Optimizer:
             else:
                 self._apply(*arrays, *self._buffers(p, 2), h)
         return loss
+
+    def _check_grads(self) -> None:
+        name = f"{type(self).__name__}.step"
+        for group in self.param_groups:
+            for i, p in enumerate(group["params"]):
+                g = p.grad
+                if g is None:
+                    continue
+                where = f"parameter {i} of its group (shape {p.shape}, {p.dtype}, {p.device})"
+                if not isinstance(g, Tensor):
+                    raise TypeError(f"{name}: the .grad of {where} is a {type(g).__name__}")
+                if g.shape != p.shape:
+                    raise ValueError(f"{name}: the .grad of {where} has shape {g.shape}")
+                if g.dtype != p.dtype:
+                    raise TypeError(f"{name}: the .grad of {where} has dtype {g.dtype}")
+                if g.device != p.device:
+                    raise RuntimeError(f"{name}: the .grad of {where} is on {g.device}")
 
     def _prepare(
         self, p: Tensor, group: dict[str, Any], state: dict[str, Any]
