@@ -7,6 +7,10 @@
 tensor([2., 4., 6.], dtype=float32)
 """
 
+import builtins
+
+import numpy as _np
+
 from . import autograd, backend, cuda, nn, ops, testing
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, device
@@ -44,7 +48,11 @@ bool = bool_  # noqa: A001  (gt.bool, as torch.bool)
 
 def manual_seed(seed: int) -> None:
     """Seed gradtensor's random generators (randn, rand, dropout, init)."""
-    backend.manual_seed(seed)
+    if isinstance(seed, builtins.bool) or not isinstance(seed, (int, _np.integer)):
+        raise TypeError(f"manual_seed: the seed must be an int, not {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"manual_seed: the seed must be non-negative, got {seed}")
+    backend.manual_seed(int(seed))
 
 
 def from_dlpack(obj: object) -> Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backend
 from .backend import CPU, Device
+from .errors import public
 
 # ----------------------------------------------------------------------------------------------
 # dtypes: NumPy's dtype objects, so they work with NumPy, CuPy and Numba alike.
@@ -220,6 +221,17 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
+
+    def __format__(self, spec: str) -> str:
+        """`f"{loss:.4f}"`: a one-element tensor formats as its number (as in PyTorch)."""
+        if self.size == 1 and self.ndim == 0 or (spec and self.size == 1):
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(
+                f"format: only a one-element tensor takes a format spec ({spec!r}); this one "
+                f"has shape {self.shape}"
+            )
+        return str(self)
 
     def __repr__(self) -> str:
         data = backend.to_device(self.data, CPU)
@@ -592,8 +604,8 @@ def _shape(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"shape {shape}: sizes must be non-negative integers")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"the shape {shape} must be made of non-negative integers")
     return tuple(int(n) for n in shape)
 
 
@@ -686,6 +698,8 @@ def arange(
     """Evenly spaced values, as `numpy.arange`: `gt.arange(5)`, `gt.arange(0, 1, 0.25)`."""
     if stop is None:
         start, stop = 0, start
+    if step == 0:
+        raise ValueError("the step must not be zero")
     ints = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
     dt = as_dtype(dtype) if dtype is not None else (int64 if ints else _Defaults.float_dtype)
     _check_requires_grad("arange", dt, requires_grad)
@@ -713,10 +727,13 @@ def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: An
     return _random(backend.random_uniform, shape, dtype, requires_grad, device)
 
 
-def randint(low: int, high: int, size: tuple, device: Any = None) -> Tensor:
-    """Random integers in [low, high)."""
+def randint(low: int, high: int, size: Any, device: Any = None) -> Tensor:
+    """Random integers in [low, high): `gt.randint(0, 10, (2, 3))`."""
+    if high <= low:
+        raise ValueError(f"the range [{low}, {high}) is empty")
+    size = _shape(size if isinstance(size, (tuple, list)) else (size,))
     dev = backend.device(device)
-    return Tensor._make(backend.rng(dev).integers(low, high, size=_shape(size)).astype(int64))
+    return Tensor._make(backend.rng(dev).integers(low, high, size=size).astype(int64))
 
 
 def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
@@ -728,6 +745,13 @@ def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: An
     t.requires_grad = requires_grad
     return t
 
+
+# Their errors name them (the first argument of a constructor is not a tensor).
+for _name in (
+    "tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+    "full_like", "arange", "eye", "randn", "rand", "randint", "set_default_dtype",
+):  # fmt: skip
+    globals()[_name] = public(_name, globals()[_name], tensor_first=False)
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor from here)
 

@@ -188,3 +188,78 @@ def test_stable_functions_at_large_magnitudes_in_float32():
         F.softplus(x).detach().numpy(), [0, 9.357623e-14, np.log(2), 30, 1e4], rtol=1e-6
     )
     np.testing.assert_allclose(F.sigmoid(x).detach().numpy()[[0, 4]], [0.0, 1.0])
+
+
+# -- every public function names itself when given bad input ----------------------------------
+
+_p = gt.nn.Parameter(gt.ones(3))
+NAMED_ERRORS = [
+    ("tensor", lambda: gt.tensor(np.array([object()]))),
+    ("tensor", lambda: gt.tensor("abc")),
+    ("tensor", lambda: gt.tensor(np.ones(2, complex))),
+    ("tensor", lambda: gt.tensor([[1, 2], [3]])),
+    ("tensor", lambda: gt.tensor([1.0], dtype="foo")),
+    ("zeros", lambda: gt.zeros(-1)),
+    ("zeros", lambda: gt.zeros(2.5)),
+    ("ones", lambda: gt.ones("a")),
+    ("full", lambda: gt.full((2,), "x")),
+    ("arange", lambda: gt.arange("a")),
+    ("arange", lambda: gt.arange(0, 5, 0)),
+    ("eye", lambda: gt.eye(-1)),
+    ("eye", lambda: gt.eye(2.5)),
+    ("randn", lambda: gt.randn(-1)),
+    ("randn", lambda: gt.randn(2, dtype=gt.int64)),
+    ("randint", lambda: gt.randint(5, 1, (2,))),
+    ("randint", lambda: gt.randint(0, 5, "a")),
+    ("manual_seed", lambda: gt.manual_seed("a")),
+    ("manual_seed", lambda: gt.manual_seed(-1)),
+    ("set_default_dtype", lambda: gt.set_default_dtype(object)),
+    ("from_numpy", lambda: gt.from_numpy([1])),
+    ("sum", lambda: gt.ones(2, 2).sum(axis=True)),
+    ("sum", lambda: gt.ones(2, 2).sum(axis="a")),
+    ("reshape", lambda: gt.ones(4).reshape("a")),
+    ("getitem", lambda: gt.ones(3)[1.5]),
+    ("getitem", lambda: gt.ones(3)[0, 0]),
+    ("concatenate", lambda: gt.cat([gt.ones(2, 3), gt.ones(3, 2)])),
+    ("concatenate", lambda: gt.cat("ab")),
+    ("clip", lambda: gt.clip(gt.ones(3), "a", 1)),
+    ("softmax", lambda: F.softmax(gt.ones(2), 5)),
+    ("gelu", lambda: F.gelu("abc")),
+    ("mse_loss", lambda: F.mse_loss(gt.ones(2), "ab")),
+    ("dropout", lambda: F.dropout(gt.ones(2), "a")),
+    ("linear", lambda: F.linear(gt.ones(0, 3), gt.ones(2, 4))),
+    ("expand_dims", lambda: gt.expand_dims("abc", 0)),
+    ("copy", lambda: gt.copy(object())),
+    ("abs", lambda: gt.abs(np.full(3, "x"))),
+    ("SGD", lambda: gt.optim.SGD([_p], lr="a")),
+    ("SGD", lambda: gt.optim.SGD([{"params": [_p], "lr": "x"}], lr=0.1)),
+    ("Adam", lambda: gt.optim.Adam([_p], betas="ab")),
+    ("backward", lambda: gt.ones(2, requires_grad=True).sum().backward("a")),
+    ("grad", lambda: gt.grad(5, gt.ones(2, requires_grad=True))),
+    ("grad", lambda: gt.grad(gt.ones(2, requires_grad=True).sum(), "a")),
+    ("format", lambda: f"{gt.ones(2):.2f}"),
+]
+
+
+@pytest.mark.parametrize("name,call", NAMED_ERRORS, ids=[f"{n}-{i}" for i, (n, _) in
+                                                         enumerate(NAMED_ERRORS)])  # fmt: skip
+def test_bad_input_errors_name_the_function_once(name, call):
+    with pytest.raises((TypeError, ValueError, IndexError, RuntimeError)) as info:
+        call()
+    msg = str(info.value)
+    assert msg.startswith(f"{name}: ") or msg.startswith(f"{name}."), msg
+    assert not msg.startswith(f"{name}: {name}"), msg
+
+
+def test_a_0d_tensor_takes_a_format_spec():
+    assert f"{gt.tensor(0.123456):.3f}" == "0.123"
+    assert f"{gt.tensor([2.5]):.1f}" == "2.5"
+    assert f"{gt.ones(2)}" == str(gt.ones(2))
+
+
+def test_grad_hint_names_its_own_keyword():
+    x = gt.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="grad_outputs="):
+        gt.grad(x * 2, x)
+    with pytest.raises(RuntimeError, match="gradient="):
+        (x * 2).backward()

@@ -431,12 +431,10 @@ def grad(
     >>> x = gt.tensor(3.0, requires_grad=True); gt.grad(x * x, x)
     (tensor(6., dtype=float32),)
     """
-    Tensor = _tensor_mod.Tensor
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    outputs = _tensors("outputs", outputs)
+    inputs = _tensors("inputs", inputs)
     for i, t in enumerate(inputs):
-        if not isinstance(t, Tensor) or not t.requires_grad:
+        if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} is not a tensor that requires grad")
     grads = _root_grads("grad", outputs, grad_outputs)
     if retain_graph is None:
@@ -451,6 +449,15 @@ def grad(
         if g is not None and not create_graph:
             result[i] = g.detach()
     return tuple(result)
+
+
+def _tensors(what: str, ts: Any) -> list:
+    """grad()'s outputs or inputs: a Tensor or a sequence of Tensors."""
+    if isinstance(ts, _tensor_mod.Tensor):
+        return [ts]
+    if isinstance(ts, (list, tuple)) and all(isinstance(t, _tensor_mod.Tensor) for t in ts):
+        return list(ts)
+    raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got {ts!r:.80}")
 
 
 def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
@@ -471,14 +478,21 @@ def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
             )
         if g is None:
             if t.size != 1:
+                keyword = "gradient" if op == "backward" else "grad_outputs"
                 raise RuntimeError(
                     f"{op}: the gradient can be implied only for a scalar output, but output {i} "
-                    f"has shape {t.shape}; pass `gradient=` with that shape"
+                    f"has shape {t.shape}; pass `{keyword}=` with that shape"
                 )
             g = _tensor_mod.ones_like(t)
         else:
             if not isinstance(g, Tensor):
-                g = _tensor_mod.tensor(g, dtype=t.dtype, device=t.device)
+                try:
+                    g = _tensor_mod.tensor(g, dtype=t.dtype, device=t.device)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(
+                        f"{op}: the gradient given for output {i} must be a tensor or array of "
+                        f"numbers, not a {type(g).__name__}"
+                    ) from exc
             if g.shape != t.shape:
                 raise ValueError(
                     f"{op}: gradient of shape {g.shape} given for output {i} of shape {t.shape}"

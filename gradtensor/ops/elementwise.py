@@ -6,10 +6,18 @@ import math
 from typing import Any
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, get_default_dtype
 from .registry import Sample, primitive
 
 UNARY = [Sample((3, 4)), Sample(()), Sample((2, 1, 3))]
+
+
+def _as_float(x: Any) -> Any:
+    """Integer and bool inputs of float maths are computed in the default float dtype, as in
+    PyTorch (NumPy would choose float16 for bool and float64 for int64)."""
+    return x.astype(get_default_dtype()) if x.dtype.kind in "biu" else x
+
+
 POSITIVE = [Sample((3, 4), domain=(0.5, 2.0)), Sample((), domain=(0.5, 2.0))]
 BINARY = [
     Sample((3, 4), (3, 4)),
@@ -47,7 +55,7 @@ def sign(xp, x):
 
 @primitive(arrays=True, save="y", samples=UNARY)
 def exp(xp, x):
-    return xp.exp(x)
+    return xp.exp(_as_float(x))
 
 
 exp.defvjp(lambda g, y, x: g * y)
@@ -55,7 +63,7 @@ exp.defvjp(lambda g, y, x: g * y)
 
 @primitive(arrays=True, save="x", samples=POSITIVE)
 def log(xp, x):
-    return xp.log(x)
+    return xp.log(_as_float(x))
 
 
 log.defvjp(lambda g, y, x: g / x)
@@ -63,7 +71,7 @@ log.defvjp(lambda g, y, x: g / x)
 
 @primitive(arrays=True, save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
 def log1p(xp, x):
-    return xp.log1p(x)
+    return xp.log1p(_as_float(x))
 
 
 log1p.defvjp(lambda g, y, x: g / (1 + x))
@@ -71,7 +79,7 @@ log1p.defvjp(lambda g, y, x: g / (1 + x))
 
 @primitive(arrays=True, save="y", samples=POSITIVE)
 def sqrt(xp, x):
-    return xp.sqrt(x)
+    return xp.sqrt(_as_float(x))
 
 
 sqrt.defvjp(lambda g, y, x: g / (2 * y))
@@ -79,7 +87,7 @@ sqrt.defvjp(lambda g, y, x: g / (2 * y))
 
 @primitive(save="x", samples=UNARY)
 def sin(xp, x):
-    return xp.sin(x)
+    return xp.sin(_as_float(x))
 
 
 sin.defvjp(lambda g, y, x: g * cos(x))
@@ -87,7 +95,7 @@ sin.defvjp(lambda g, y, x: g * cos(x))
 
 @primitive(save="x", samples=UNARY)
 def cos(xp, x):
-    return xp.cos(x)
+    return xp.cos(_as_float(x))
 
 
 cos.defvjp(lambda g, y, x: -g * sin(x))
@@ -95,7 +103,7 @@ cos.defvjp(lambda g, y, x: -g * sin(x))
 
 @primitive(arrays=True, save="y", samples=UNARY)
 def tanh(xp, x):
-    return xp.tanh(x)
+    return xp.tanh(_as_float(x))
 
 
 tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the output
@@ -104,6 +112,7 @@ tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the o
 @primitive(arrays=True, save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
 def sigmoid(xp, x):
     # exp of a non-positive number only, so that no input overflows (x = -1e4 included).
+    x = _as_float(x)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -122,6 +131,7 @@ relu.defvjp(lambda g, y, x: where(x > 0, g, 0))  # select: an infinite g at a de
 @primitive(arrays=True, save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
 def softplus(xp, x):
     """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
+    x = _as_float(x)
     return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
@@ -131,7 +141,7 @@ softplus.defvjp(lambda g, y, x: g * sigmoid(x))  # one derivative, so softplus'(
 @primitive(save="x", samples=UNARY)
 def erf(xp, x):
     """The error function (the exact GELU is built on it)."""
-    return backend.erf(x)
+    return backend.erf(_as_float(x))
 
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)

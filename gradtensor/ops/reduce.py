@@ -29,7 +29,9 @@ def normalize_axis(op: str, ndim: int, axis: Any) -> tuple[int, ...] | None:
     axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
     out = []
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, int):
+        if isinstance(a, (bool, np.bool_)):  # True would silently mean axis 1
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
+        if not isinstance(a, int):
             if hasattr(a, "__index__"):
                 a = a.__index__()
             else:

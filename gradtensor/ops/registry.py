@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import backend
 from ..autograd.engine import Meta, Node, SavedOutput, _modified_error, check_grad_shape, grad_mode
+from ..errors import USER_ERRORS, names, public, renamed
 from ..tensor import Tensor, _to_tensor
 
 _np = backend.np
@@ -96,9 +97,9 @@ class Primitive:
 
     def api(self, wrapper: Callable) -> Callable:
         """Mark `wrapper` as the public function for this op (the test harness calls it)."""
-        self.call = wrapper
         wrapper.__doc__ = wrapper.__doc__ or self.__doc__
-        return wrapper
+        self.call = public(self.name, wrapper)
+        return self.call
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
         # The hot path of the library: every op of every step comes through here, so it is
@@ -110,6 +111,7 @@ class Primitive:
         ins = []
         versions = []
         requires = on_gpu = False
+        n_plain = 0
         for a in args:
             if isinstance(a, Tensor):
                 d = a.data
@@ -129,18 +131,22 @@ class Primitive:
                 nxt.append(None)
                 ins.append(a)
                 versions.append(0)
+                n_plain += 1
             else:
                 if all(_is_plain(b) for b in args):
                     return self._on_arrays(args, params)
                 return self(*self._convert(args), **params)
+        if n_plain == len(args):  # numbers only: they become tensors, as lists would
+            args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
+            return self(*args, **params)
         if on_gpu:
             xp, dev = self._gpu_device(args)
         else:
             xp, dev = _np, _CPU
         try:
             out = self.fwd(xp, *arrays, **params)
-        except (ValueError, TypeError, IndexError) as exc:
-            raise _op_error(self.name, exc, args) from None
+        except USER_ERRORS as exc:
+            raise _op_error(self.name, exc, args) from exc
         aux = None
         if self.aux:
             out, aux = out
@@ -187,8 +193,8 @@ class Primitive:
         xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
         try:
             out = self.fwd(xp, *args, **params)
-        except (ValueError, TypeError, IndexError) as exc:
-            raise _op_error(self.name, exc, args) from None
+        except USER_ERRORS as exc:
+            raise _op_error(self.name, exc, args) from exc
         if self.aux:
             out = out[0]
         return out if type(out) is _ndarray or backend.is_cuda_array(out) else xp.asarray(out)
@@ -332,14 +338,16 @@ class Composite:
 
 
 def composite(name: str | None = None, *, samples: list[Sample] | None = None) -> Callable:
-    """Register a composite function with the test harness; returns the function unchanged."""
+    """Register a composite function with the test harness; returns it as a public function
+    (whose errors name it, see `public`)."""
 
     def register(fn: Callable) -> Callable:
         op_name = name or fn.__name__
         if op_name in REGISTRY:
             raise ValueError(f"composite: an op named {op_name!r} is already registered")
-        REGISTRY[op_name] = Composite(fn, op_name, samples or [])
-        return fn
+        call = public(op_name, fn)
+        REGISTRY[op_name] = Composite(call, op_name, samples or [])
+        return call
 
     return register
 
@@ -374,13 +382,13 @@ def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     return g
 
 
-def _op_error(name: str, exc: Exception, tensors: list) -> Exception:
-    """Turn an array library's error into one that names the op and what it was given."""
-    desc = ", ".join(f"{t.shape} {t.dtype}" if isinstance(t, Tensor) else repr(t) for t in tensors)
+def _op_error(name: str, exc: Exception, operands: Any) -> Exception:
+    """Turn an error from inside an op into one that names the op and what it was given."""
     msg = str(exc)
-    if "broadcast" in msg:
-        shapes = " and ".join(str(t.shape) for t in tensors if isinstance(t, Tensor))
+    if "broadcast" in msg and not names(msg, name):
+        shapes = " and ".join(str(t.shape) for t in operands if isinstance(t, Tensor))
         return ValueError(f"{name}: shapes {shapes} cannot be broadcast together")
-    if msg.startswith(f"{name}: "):  # already ours: it names the op and what it was given
-        return type(exc)(msg)
-    return type(exc)(f"{name}: {msg} (inputs: {desc})")
+    desc = ", ".join(
+        f"{t.shape} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__ for t in operands
+    )
+    return renamed(name, exc, f" (inputs: {desc})")

@@ -15,6 +15,7 @@ refuses to backpropagate through them.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -127,6 +128,9 @@ class Optimizer:
                 )
             group.setdefault(key, default)
         group["params"] = params
+        for key, value in group.items():
+            if key != "params" and not _is_hyper_value(value):
+                raise TypeError(f"{name}: {key} must be a number, got {value!r}")
         self._check_hyper(group)
         self.param_groups.append(group)
 
@@ -341,3 +345,10 @@ def _follow_device(p: Tensor, state: dict[str, Any]) -> None:
             type(v.data) is not type(d) or (backend.is_cuda_array(d) and v.data.device != d.device)
         ):
             state[k] = Tensor._make(backend.to_device(v.data, p.device))
+
+
+def _is_hyper_value(v: Any) -> bool:
+    """A number, a flag, None, or a tuple of numbers (Adam's betas): what a hyperparameter is."""
+    if isinstance(v, (tuple, list)):
+        return all(_is_hyper_value(x) and not isinstance(x, (tuple, list)) for x in v)
+    return v is None or isinstance(v, (bool, numbers.Real))
