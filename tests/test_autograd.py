@@ -495,3 +495,24 @@ def test_backward_through_infinities_raises_no_numpy_warning():
     x.grad = None
     (x**0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_fused_relu_layer_under_an_infinite_gradient(kernels):
+    x = gt.tensor([[1.0, -1.0]])
+    w = gt.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    with gt.use_kernels(kernels):
+        y = F.linear(x, w, activation="relu")  # the second unit is dead
+        y.backward(gt.tensor([[np.inf, np.inf]]))
+    np.testing.assert_array_equal(w.grad.numpy(), [[np.inf, -np.inf], [0.0, 0.0]])
+
+
+def test_zero_initialised_logistic_regression_steps_the_right_way():
+    # BCE-with-logits at logit 0: d/db mean(softplus(b) - b * t) = 0.5 - mean(t).
+    t = gt.tensor([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    b = gt.zeros(1, requires_grad=True)
+    F.binary_cross_entropy_with_logits(b * gt.ones(8), t).backward()
+    assert b.grad.item() == pytest.approx(0.5 - 3 / 8)
+    z = gt.zeros(3, requires_grad=True)
+    F.softplus(z).sum().backward()
+    np.testing.assert_array_equal(z.grad.numpy(), [0.5, 0.5, 0.5])

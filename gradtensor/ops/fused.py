@@ -54,7 +54,7 @@ def _act_backward(xp: Any, g: Any, aux: Any, act: str) -> Any:
     if act == "identity":
         return g
     if act == "relu":
-        return g * (aux > 0)
+        return xp.where(aux > 0, g, 0)  # select: an infinite g at a dead unit gives 0
     if act == "sigmoid":
         return g * aux * (1 - aux)
     if act == "tanh":
