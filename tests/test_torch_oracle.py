@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gradtensor as gt
+import gradtensor.nn.functional as F
 from gradtensor.ops import REGISTRY
 from gradtensor.testing import sample_call
 
@@ -223,3 +224,16 @@ def test_values_and_gradients_match_pytorch(name, i):
             np.testing.assert_allclose(
                 gv, tv, rtol=1e-9, atol=1e-12, err_msg=f"{name}: gradient of input {k}"
             )
+
+
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 5.0), (0.5, 3.0)])
+def test_softplus_beta_and_threshold_match_pytorch(beta, threshold):
+    x0 = np.linspace(-30.0, 30.0, 25)
+    x = gt.tensor(x0, dtype=gt.float64, requires_grad=True)
+    y = F.softplus(x, beta, threshold)
+    y.sum().backward()
+    xt = torch.tensor(x0, requires_grad=True)
+    yt = TF.softplus(xt, beta, threshold)
+    yt.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-15)
