@@ -9,6 +9,7 @@ NumPy-vs-CuPy specifics itself. CuPy is imported lazily, on the first request fo
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,8 @@ def cuda_unavailable_reason() -> str | None:
     try:
         n = cp.cuda.runtime.getDeviceCount()
     except Exception as exc:
+        if getattr(exc, "status", None) == 100:  # cudaErrorNoDevice: CuPy's way of saying none
+            return "no CUDA GPU is present"
         return f"the CUDA driver reported an error ({exc})"
     if n == 0:
         return "no CUDA GPU is present"
@@ -118,7 +121,16 @@ def xp_of_device(dev: Device) -> Any:
 
 
 def is_cuda_array(a: Any) -> bool:
-    return _cupy is not None and isinstance(a, _cupy.ndarray)
+    if _cupy is not None:
+        return isinstance(a, _cupy.ndarray)
+    # A CuPy array can exist before anyone asked gradtensor for CUDA: whoever made it imported
+    # CuPy, so importing it here costs nothing (and NumPy arrays never get this far).
+    return type(a) is not np.ndarray and "cupy" in sys.modules and _late_cupy_check(a)
+
+
+def _late_cupy_check(a: Any) -> bool:
+    cp = _import_cupy()
+    return cp is not None and isinstance(a, cp.ndarray)
 
 
 def array_module(a: Any) -> Any:
@@ -133,6 +145,8 @@ def device_of_array(a: Any) -> Device:
 
 
 def array_types() -> tuple[type, ...]:
+    if _cupy is None and "cupy" in sys.modules:
+        _import_cupy()
     return (np.ndarray,) if _cupy is None else (np.ndarray, _cupy.ndarray)
 
 
@@ -157,61 +171,69 @@ def to_device(a: Any, dev: Device) -> Any:
 
 
 def synchronize(dev: Device | None = None) -> None:
-    """Wait for all queued work on a CUDA device (a no-op on the CPU)."""
-    if _cupy is not None and (dev is None or dev.type == "cuda"):
-        _cupy.cuda.Device(0 if dev is None else dev.index).synchronize()
+    """Wait for all queued work on a CUDA device (a no-op on the CPU, and without a GPU)."""
+    if dev is None:
+        if cuda_unavailable_reason() is not None:  # CuPy may be installed with no GPU
+            return
+        dev = Device("cuda")
+    if dev.type == "cuda":
+        _cupy.cuda.Device(dev.index).synchronize()
 
 
 def scatter_add(out: Any, index: Any, values: Any) -> None:
-    """out[index] += values, adding up repeated indices (NumPy's add.at, CuPy's scatter_add)."""
-    if is_cuda_array(out):
-        import cupyx
-
-        cupyx.scatter_add(out, index, values)
-    else:
-        np.add.at(out, index, values)
+    """out[index] += values, adding up repeated indices (add.at, in NumPy and in CuPy >= 12,
+    which deprecates ndarray.scatter_add and cupyx.scatter_add for it)."""
+    array_module(out).add.at(out, index, values)
 
 
 # ----------------------------------------------------------------------------------------------
-# Random numbers: one seeded generator per device kind, so `manual_seed` makes runs repeatable.
+# Random numbers: one seeded generator for the CPU and one per GPU, so `manual_seed` makes runs
+# repeatable. A GPU's generator is made on its first draw: making it allocates on the device,
+# which must not happen in `manual_seed` on a machine with CuPy but no usable GPU.
 
 _np_rng = np.random.default_rng(0)
-_cp_rng: Any = None
+_cp_rngs: dict[int, Any] = {}  # device index -> CuPy generator (its state lives on that GPU)
 _cp_seed = 0
 
 
 def manual_seed(seed: int) -> None:
     """Seed every generator gradtensor draws from (CPU, and CUDA when it is used)."""
-    global _np_rng, _cp_rng, _cp_seed
+    global _np_rng
     _np_rng = np.random.default_rng(seed)
-    _cp_seed, _cp_rng = seed, None
-    if _cupy is not None:
-        _cp_rng = _cupy.random.default_rng(seed)
+    manual_seed_cuda(seed)
 
 
 def manual_seed_cuda(seed: int) -> None:
-    global _cp_rng, _cp_seed
-    _cp_seed, _cp_rng = seed, None
-    if _cupy is not None:
-        _cp_rng = _cupy.random.default_rng(seed)
+    global _cp_seed
+    _cp_seed = seed
+    _cp_rngs.clear()
 
 
 def rng(dev: Device) -> Any:
-    """The random generator for arrays on `dev`."""
-    global _cp_rng
+    """The random generator for arrays on `dev` (draw from it with `dev` current)."""
     if dev.type == "cpu":
         return _np_rng
-    if _cp_rng is None:
-        _cp_rng = _cupy.random.default_rng(_cp_seed)
-    return _cp_rng
+    gen = _cp_rngs.get(dev.index)
+    if gen is None:
+        with _cupy.cuda.Device(dev.index):
+            gen = _cp_rngs[dev.index] = _cupy.random.default_rng(_cp_seed)
+    return gen
+
+
+def _draw(dev: Device, method: str, shape: tuple[int, ...], dtype: Any) -> Any:
+    if dev.type == "cpu":
+        return getattr(_np_rng, method)(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
+    with _cupy.cuda.Device(dev.index):
+        draw = getattr(rng(dev), method)(shape, dtype=_rng_dtype(dtype))
+        return draw.astype(dtype, copy=False)
 
 
 def random_normal(shape: tuple[int, ...], dtype: Any, dev: Device) -> Any:
-    return rng(dev).standard_normal(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
+    return _draw(dev, "standard_normal", shape, dtype)
 
 
 def random_uniform(shape: tuple[int, ...], dtype: Any, dev: Device) -> Any:
-    return rng(dev).random(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
+    return _draw(dev, "random", shape, dtype)
 
 
 def _rng_dtype(dtype: Any) -> Any:
@@ -230,6 +252,8 @@ def erf(a: Any) -> Any:
     if is_cuda_array(a):
         from cupyx.scipy.special import erf as cp_erf
 
+        if a.dtype == np.float16:  # CuPy's erf table maps float16 to float64 ('e->d')
+            return cp_erf(a.astype(np.float32)).astype(np.float16)
         return cp_erf(a)
     global _erf_cpu
     if _erf_cpu is None:
