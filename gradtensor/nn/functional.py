@@ -127,7 +127,10 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def _class_targets(op: str, logits: Tensor, target: Any) -> Any:
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if isinstance(target, Tensor):
+        t = target.data
+    else:
+        t = target if backend.is_cuda_array(target) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, not {t.dtype}")
     if logits.ndim != 2 or t.ndim != 1 or t.shape[0] != logits.shape[0]:

@@ -198,6 +198,8 @@ def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
     # d(a^b)/db = a^b log a, defined for a > 0; elsewhere (where it is undefined or the limit is 0)
     # it is taken as 0, and log is never evaluated on a non-positive number.
     pos = a > 0
+    if type(a) in (int, float):  # a number base has a number for its log, on no device
+        return where(pos, g * y * math.log(a if pos else 1), 0)
     return where(pos, g * y * log(where(pos, a, 1)), 0)
 
 
@@ -290,9 +292,10 @@ def clip(x: Tensor, a_min: Any = None, a_max: Any = None) -> Tensor:
     if a_min is None and a_max is None:
         raise ValueError("clip: at least one of a_min and a_max must be given")
     if isinstance(a_min, Tensor) or isinstance(a_max, Tensor):
-        # Tensor bounds: the bounds get gradients too, through maximum/minimum.
-        y = x if a_min is None else maximum(x, a_min)
-        return y if a_max is None else minimum(y, a_max)
+        # Tensor bounds get gradients too. Selects, not maximum/minimum: as in PyTorch, x keeps
+        # its whole gradient where it equals a bound, and a_max wins where a_min > a_max.
+        y = x if a_min is None else where(x < a_min, a_min, x)
+        return y if a_max is None else where(y > a_max, a_max, y)
     return _clip(x, a_min=a_min, a_max=a_max)
 
 

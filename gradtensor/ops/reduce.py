@@ -190,9 +190,16 @@ def _extreme_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool)
 
 
 def _reduce_nonempty(op: str, xp: Any, fn: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    if x.size == 0:
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
+    if x.size == 0 and _count(x.shape, axis) == 0:  # an empty axis is reduced: no identity
+        raise ValueError(f"{op}: cannot reduce an empty axis of a tensor of shape {x.shape}")
+    if x.size == 0:  # only kept axes are empty: an empty result, as NumPy and PyTorch give
+        return xp.empty(kept_shape(x.shape, axis) if keepdims else _reduced(x.shape, axis), x.dtype)
     return fn(x, axis=axis, keepdims=keepdims)
+
+
+def _reduced(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The shape a reduction with keepdims=False gives."""
+    return () if axis is None else tuple(n for i, n in enumerate(shape) if i not in axis)
 
 
 @primitive("max", save="xy", samples=REDUCE)
@@ -222,6 +229,9 @@ min = _reduction(_min, "Smallest value over `axis`.")
 
 @primitive("logsumexp", save="xy", samples=REDUCE + [Sample((2, 3), domain=(-1e3, 1e3), axis=1)])
 def _logsumexp(xp, x, *, axis, keepdims):
+    if x.size == 0:  # the log of an empty sum is -inf (and nothing at all if the result is empty)
+        shape = kept_shape(x.shape, axis) if keepdims else _reduced(x.shape, axis)
+        return xp.full(shape, -xp.inf, x.dtype)
     # Shift by the maximum so that exp never overflows; an all -inf slice keeps a shift of 0.
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)

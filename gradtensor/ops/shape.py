@@ -4,6 +4,7 @@ composites built on them (squeeze, expand_dims, flatten, swapaxes, stack, split)
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any
 
 import numpy as np
@@ -158,7 +159,8 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     (e,) = normalize_axis("flatten", x.ndim, end_dim)
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1 :])
+    merged = math.prod(x.shape[s : e + 1])  # not -1: it is ambiguous when an axis is empty
+    return reshape(x, x.shape[:s] + (merged,) + x.shape[e + 1 :])
 
 
 # -- concatenate / stack / split --------------------------------------------------------------
