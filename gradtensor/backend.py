@@ -8,6 +8,7 @@ NumPy-vs-CuPy specifics itself. CuPy is imported lazily, on the first request fo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from typing import Any
@@ -158,6 +159,13 @@ def asarray(data: Any, dtype: Any, dev: Device) -> Any:
         return np.asarray(data, dtype=dtype)
     with _cupy.cuda.Device(dev.index):
         return _cupy.asarray(data, dtype=dtype)
+
+
+def on(dev: Device) -> Any:
+    """A context in which new arrays are made on `dev` (CuPy allocates on the current GPU)."""
+    if dev.type == "cpu":
+        return contextlib.nullcontext()
+    return _cupy.cuda.Device(dev.index)
 
 
 def to_device(a: Any, dev: Device) -> Any:

@@ -248,14 +248,17 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.X)
-        order = None
+        ox = oy = None
         if self.shuffle:
             rng = self._rng if self._rng is not None else backend.rng(backend.CPU)
             order = rng.permutation(n)
-            xp = backend.array_module(self.X)
-            if xp is not np:
-                order = xp.asarray(order)
+            # The order on each array's own device: X and y may live apart.
+            ox = backend.to_device(order, backend.device_of_array(self.X))
+            oy = backend.to_device(order, backend.device_of_array(self.y))
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             stop = min(start + self.batch_size, n)
-            idx = slice(start, stop) if order is None else order[start:stop]
-            yield self._batch(self.X, idx), self._batch(self.y, idx)
+            if ox is None:
+                ix = iy = slice(start, stop)
+            else:
+                ix, iy = ox[start:stop], oy[start:stop]
+            yield self._batch(self.X, ix), self._batch(self.y, iy)

@@ -532,7 +532,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
     """A new tensor holding a copy of `data`: `gt.tensor([[1.0, 2.0]], requires_grad=True)`."""
     if isinstance(data, Tensor):
         data = data.data
-        dev = backend.device(device) if device is not None else backend.device_of_array(data)
+    if device is None and backend.is_cuda_array(data):
+        dev = backend.device_of_array(data)  # a GPU array stays on its GPU, as a tensor does
     else:
         dev = backend.device(device)
         if not backend.is_cuda_array(data):
@@ -545,7 +546,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
     dt = _infer_dtype(data, dtype)
     _check_requires_grad("tensor", dt, requires_grad)
     arr = backend.asarray(data, dt, dev)
-    if arr is data or (type(arr) is np.ndarray and np.may_share_memory(arr, data)):
+    if arr is data or (type(arr) is type(data) is np.ndarray and np.may_share_memory(arr, data)):
         arr = arr.copy()
     t = Tensor._make(arr)
     t.requires_grad = bool(requires_grad)
@@ -616,7 +617,8 @@ def _filled(
     _check_requires_grad("tensor", dt, requires_grad)
     dev = backend.device(device)
     xp = backend.xp_of_device(dev)
-    t = Tensor._make(fill(xp, _shape(shape), dt))
+    with backend.on(dev):
+        t = Tensor._make(fill(xp, _shape(shape), dt))
     t.requires_grad = requires_grad
     return t
 
@@ -704,7 +706,8 @@ def arange(
     dt = as_dtype(dtype) if dtype is not None else (int64 if ints else _Defaults.float_dtype)
     _check_requires_grad("arange", dt, requires_grad)
     dev = backend.device(device)
-    t = Tensor._make(backend.xp_of_device(dev).arange(start, stop, step, dtype=dt))
+    with backend.on(dev):
+        t = Tensor._make(backend.xp_of_device(dev).arange(start, stop, step, dtype=dt))
     t.requires_grad = requires_grad
     return t
 
@@ -733,7 +736,8 @@ def randint(low: int, high: int, size: Any, device: Any = None) -> Tensor:
         raise ValueError(f"the range [{low}, {high}) is empty")
     size = _shape(size if isinstance(size, (tuple, list)) else (size,))
     dev = backend.device(device)
-    return Tensor._make(backend.rng(dev).integers(low, high, size=size).astype(int64))
+    with backend.on(dev):
+        return Tensor._make(backend.rng(dev).integers(low, high, size=size).astype(int64))
 
 
 def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any) -> Tensor:

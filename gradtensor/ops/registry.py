@@ -133,8 +133,13 @@ class Primitive:
                 versions.append(0)
                 n_plain += 1
             else:
-                if all(_is_plain(b) for b in args):
+                if all(_is_plain(b) for b in args):  # no Tensor: arrays in, array out
                     return self._on_arrays(args, params)
+                if isinstance(a, _np.generic):
+                    # Next to a Tensor a NumPy number is a number, as in PyTorch (and CuPy takes
+                    # it): float32 * np.float64(2) stays float32, on whichever device.
+                    args = [b.item() if isinstance(b, _np.generic) else b for b in args]
+                    return self(*args, **params)
                 return self(*self._convert(args), **params)
         if n_plain == len(args):  # numbers only: they become tensors, as lists would
             args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
@@ -150,7 +155,7 @@ class Primitive:
         aux = None
         if self.aux:
             out, aux = out
-        if type(out) is not _ndarray and not (on_gpu and backend.is_cuda_array(out)):
+        if type(out) is not _ndarray and not backend.is_cuda_array(out):
             out = xp.asarray(out)  # NumPy returns scalars from 0-d operations
         y = _new(Tensor)
         y.data = out
