@@ -423,6 +423,11 @@ def _parallel_min() -> int | None:
 
 def _chunks(size: int) -> int:
     """How many row chunks a pass over `size` elements is split into (1 means serial)."""
+    # A small pass is serial whatever the layer: asking Numba for its threading layer raises (a
+    # costly exception) on every call until a parallel region has run.
+    smallest = _AUTO_MIN_ELEMENTS if PARALLEL_MIN_ELEMENTS == "auto" else PARALLEL_MIN_ELEMENTS
+    if smallest is None or size < smallest:
+        return 1
     limit = _parallel_min()
     if limit is None or size < limit:
         return 1

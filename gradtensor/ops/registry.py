@@ -180,7 +180,7 @@ class Primitive:
                 params = dict(params, aux=aux)
                 # A residual that is the output's own memory (relu's mask read from y) makes the
                 # output saved: its version is then checked like any saved tensor's.
-                keeps_y = keeps_y or _aliases(xp, out, aux)
+                keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
             y._node = node = Node(self, ins, None, params, nxt)
             if save:
@@ -367,11 +367,18 @@ def _is_plain(a: Any) -> bool:
     )
 
 
-def _aliases(xp: Any, out: Any, aux: Any) -> bool:
-    """Whether any array among an op's residuals shares memory with its output."""
-    if isinstance(aux, tuple):
-        return any(_aliases(xp, out, a) for a in aux)
-    return hasattr(aux, "shape") and xp.may_share_memory(out, aux)
+def _aliases(out: Any, aux: Any) -> bool:
+    """Whether an array among an op's residuals is its output's memory (the same buffer: an op's
+    residuals are its output, views of it, or arrays of their own)."""
+    buffer = _buffer(out)
+    for a in aux if type(aux) is tuple else (aux,):
+        if _aliases(out, a) if type(a) is tuple else hasattr(a, "base") and _buffer(a) is buffer:
+            return True
+    return False
+
+
+def _buffer(a: Any) -> Any:
+    return a if a.base is None else a.base
 
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
