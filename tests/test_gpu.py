@@ -240,3 +240,36 @@ def test_constructors_and_draws_land_on_the_gpu_asked_for():
         gt.randint(0, 5, (2,), device="cuda:1"),
     ):
         assert t.device == gt.device("cuda:1"), t
+
+
+def test_a_training_step_never_waits_for_the_gpu():
+    import cupy
+
+    if not hasattr(cupy, "sync_count"):
+        pytest.skip("counting host syncs needs the CuPy stand-in")
+    F = gt.nn.functional
+    model = gt.nn.MLP([20, 32, 32, 5]).to("cuda")
+    opt = gt.optim.Adam(model.parameters(), lr=1e-3)
+    X = gt.randn(64, 20, device="cuda")
+    y = gt.randint(0, 5, (64,), device="cuda")
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        gt.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    step()  # the first step makes the optimizer's state
+    cupy.reset_sync_count()
+    for _ in range(3):
+        step()
+    assert cupy.sync_count() == 0, dict(cupy.SYNCS)
+
+
+def test_an_out_of_range_class_on_the_gpu_gives_nan_not_a_stall():
+    logits = gt.randn(3, 4, device="cuda", requires_grad=True)
+    loss = gt.nn.functional.cross_entropy(logits, gt.tensor([0, 7, 1], device="cuda"))
+    loss.backward()
+    assert np.isnan(loss.item())
+    g = logits.grad.cpu().numpy()
+    assert np.isnan(g[1]).all() and np.isfinite(g[[0, 2]]).all()

@@ -411,3 +411,16 @@ def test_step_refuses_a_gradient_that_does_not_fit_and_changes_nothing(bad, erro
         opt.step()
     np.testing.assert_array_equal(good.detach().numpy(), [1.0, 1.0])
     assert opt.state.get(good) in (None, {})
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_float16_adam_steps_where_the_gradient_is_zero(cls):
+    # eps = 1e-8 is 0 in float16: a zero gradient would make the step 0 / 0.
+    p = nn.Parameter(gt.tensor([1.0, 2.0, 3.0], dtype=gt.float16))
+    opt = cls([p], lr=0.1, weight_decay=0.0)
+    for _ in range(3):
+        p.grad = gt.tensor([0.5, 0.0, -0.5], dtype=gt.float16)
+        opt.step()
+    got = p.detach().numpy()
+    assert np.isfinite(got).all() and got.dtype == np.float16
+    assert got[1] == 2.0 and got[0] < 1.0 and got[2] > 3.0

@@ -49,15 +49,16 @@ def clip_grad_norm_(
         total = xp.linalg.norm(
             xp.stack([xp.asarray(n, dtype=grads[0].dtype) for n in norms]), norm_type
         )
-    total_f = float(total)
-    if error_if_nonfinite and not math.isfinite(total_f):
+    if error_if_nonfinite and not math.isfinite(float(total)):  # the one check that syncs a GPU
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-            f"{total_f}, "
+            f"{float(total)}, "
             "so they cannot be clipped; pass error_if_nonfinite=False to skip this check"
         )
-    coef = float(max_norm) / (total_f + 1e-6)
-    if coef < 1:
+    coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0).astype(grads[0].dtype)
+    # On the GPU the scale stays there (reading it would stall each step), so every gradient is
+    # scaled, by 1 when within the norm (exact); on the CPU only when clipping.
+    if xp is not backend.np or coef < 1:
         for g in grads:
             xp.multiply(g.data, coef, out=g.data)
     return Tensor._make(xp.asarray(total, dtype=grads[0].dtype))

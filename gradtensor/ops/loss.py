@@ -30,7 +30,13 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     n, c = x.shape
     keep = target != ignore_index
     cls = xp.where(keep, target, 0)  # ignored rows read class 0, then count for nothing
-    if n and (int(cls.min()) < 0 or int(cls.max()) >= c):
+    bad = None
+    if xp is not backend.np:
+        # Checked on the device: reading the verdict would stall the GPU every step. A class out
+        # of range makes its row's loss and gradient NaN (PyTorch's GPU kernels assert instead).
+        bad = (cls < 0) | (cls >= c)
+        cls = xp.where(bad, 0, cls)
+    elif n and (int(cls.min()) < 0 or int(cls.max()) >= c):
         valid = target[keep]
         got = f"{int(valid.min())}..{int(valid.max())}" if valid.size else "no class at all"
         raise IndexError(f"target classes must lie in [0, {c}); got {got}")
@@ -41,6 +47,8 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     rows = xp.arange(n)
     losses = xp.where(keep, -logp[rows, cls], x.dtype.type(0))
+    if bad is not None:
+        losses = xp.where(bad, x.dtype.type("nan"), losses)
     count = None
     if reduction == "none":
         y = losses
@@ -49,7 +57,7 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     else:  # the mean over the targets that count; ignored ones contribute nothing
         count = xp.maximum(keep.sum(), 1).astype(x.dtype)
         y = losses.sum() / count
-    return y, (logp, keep, rows, cls, count)
+    return y, (logp, keep, rows, cls, count, bad)
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
@@ -63,14 +71,17 @@ def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore
 
         out = nll_loss(log_softmax(x, axis=1), target, reduction, ignore_index)
         return grad(out, [x], g, create_graph=True)[0], None
-    logp, keep, rows, cls, count = aux
+    logp, keep, rows, cls, count, bad = aux
     xp = backend.array_module(logp)
     gx = xp.exp(logp)
     gx[rows, cls] -= 1
     gd = g.data  # a scalar, or one value per row for reduction="none"
     if count is not None:
         gd = gd / count
-    gx *= xp.where(keep, gd, 0).astype(gx.dtype)[:, None]
+    scale = xp.where(keep, gd, 0)
+    if bad is not None:
+        scale = xp.where(bad, xp.nan, scale)
+    gx *= scale.astype(gx.dtype)[:, None]
     return Tensor._make(gx), None
 
 

@@ -200,6 +200,12 @@ class Adam(Optimizer):
         if vmax is not None:
             xp.maximum(vmax, v, out=vmax)
             v = vmax
+        if d.dtype == xp.float16:
+            # eps (1e-8) is 0 in float16, and 0 / 0 where v is 0: the step is formed in float32,
+            # as fused GPU optimizers do, and rounded once.
+            den = xp.sqrt(v.astype(xp.float32)) / h["bc2_sqrt"] + h["eps"]
+            xp.add(d, (m.astype(xp.float32) * -h["step_size"] / den).astype(d.dtype), out=d)
+            return
         xp.sqrt(v, out=t)  # denominator: sqrt(v) / sqrt(1 - b2^t) + eps
         xp.divide(t, h["bc2_sqrt"], out=t)
         xp.add(t, h["eps"], out=t)
