@@ -75,7 +75,7 @@ class Primitive:
         self.aux = aux  # forward returns (y, aux): residuals only the derivative reads
         self.samples = samples
         self.view = view
-        self.arrays = arrays  # its vjps use only operators, so they also run on plain arrays
+        self.arrays = arrays  # its vjps also run on plain arrays
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
@@ -308,8 +308,9 @@ def primitive(
 
     save: what the derivative reads besides shapes: "x" (inputs), "y" (output), "xy", or "" (none),
     so an input the derivative never reads may be changed in place after the op without error.
-    arrays: the derivatives use only arithmetic operators (and .sum/.reshape), so when no graph is
-    being recorded they run on plain arrays; the Tensor path still serves create_graph=True.
+    arrays: the derivatives also run on plain arrays (operators, .sum/.reshape, and primitives,
+    which given arrays return arrays), so when no graph is being recorded they run on the arrays;
+    the Tensor path still serves create_graph=True.
     """
     if save not in ("", "x", "y", "xy"):
         raise ValueError(f"primitive: save must be '', 'x', 'y' or 'xy', not {save!r}")
