@@ -268,9 +268,10 @@ class Primitive:
     def backward_raw(self, node: Node, gd: Any) -> list:
         """Input gradients as arrays, from the output's gradient as an array (`arrays=True`).
 
-        The derivative formulas of `arrays=True` ops use only arithmetic operators, which NumPy
-        and CuPy arrays share with Tensors: with nothing to record, the engine runs the same
-        formula on the plain arrays, skipping a Tensor per intermediate result.
+        The derivative formulas of `arrays=True` ops use operators, which NumPy and CuPy arrays
+        share with Tensors, and primitives, which given arrays return arrays: with nothing to
+        record, the engine runs the same formula on the plain arrays, skipping a Tensor per
+        intermediate result.
         """
         y = self._check_versions(node, raw=True)
         ins = node.inputs
