@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from torch_compare import as_numpy, mismatch
+from torch_compare import as_numpy, mismatch, torch_activation
 
 import gradtensor as gt
 from gradtensor.ops import REGISTRY
@@ -231,19 +231,8 @@ def _imul(z: Any, y: Any) -> None:
     z *= y
 
 
-_T_ACTS = {
-    None: lambda z: z,
-    "identity": lambda z: z,
-    "relu": torch.relu,
-    "gelu": TF.gelu,
-    "gelu_tanh": lambda z: TF.gelu(z, approximate="tanh"),
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-}
-
-
 def _t_linear(x: Any, w: Any, b: Any = None, *, activation: Any) -> Any:
-    return _T_ACTS[activation](TF.linear(x, w, b))
+    return torch_activation(activation)(TF.linear(x, w, b))
 
 
 def _scalar_op(op: Any) -> Any:
@@ -1065,7 +1054,7 @@ def _build_linear(b: _Builder, op: str) -> bool:
     act = b.one_of([None, "identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh"])
     bound = n_in * m.mag + (1.0 if len(args) == 3 else 0.0) + 1e-9
     with torch.no_grad():
-        ys = _T_ACTS[act](torch.linspace(-bound, bound, 1025, dtype=torch.float64))
+        ys = torch_activation(act)(torch.linspace(-bound, bound, 1025, dtype=torch.float64))
     lo, hi = float(ys.min()) - 1e-9, float(ys.max()) + 1e-9
     return b.add(op, tuple(args), {"activation": act}, m.shape[:-1] + (n_out,), lo, hi)
 

@@ -3,6 +3,7 @@ gradients on the registry's sample inputs (float64)."""
 
 import numpy as np
 import pytest
+from torch_compare import torch_activation
 
 import gradtensor as gt
 import gradtensor.nn.functional as F
@@ -62,17 +63,7 @@ def _setitem(x, v, index):
 
 
 def _linear(x, w, b=None, activation=None):
-    z = TF.linear(x, w, b)
-    act = {
-        None: lambda z: z,
-        "identity": lambda z: z,
-        "relu": torch.relu,
-        "gelu": TF.gelu,
-        "gelu_tanh": lambda z: TF.gelu(z, approximate="tanh"),
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-    }[activation]
-    return act(z)
+    return torch_activation(activation)(TF.linear(x, w, b))
 
 
 def _nll(x, t, reduction="mean", ignore_index=-100):

@@ -60,3 +60,19 @@ def mismatch(
     at = tuple(int(i) for i in k)
     head = f"{int(bad.sum())} of {bad.size} differ; first at {at}: {g[k]!r} vs PyTorch {w[k]!r}"
     return f"{head}\n    gradtensor: {_show(got)}\n    PyTorch:    {_show(want)}"
+
+
+def torch_activation(name: Any) -> Any:
+    """PyTorch's twin of one of F.linear's activations (None and "identity" are no activation)."""
+    import torch
+
+    tf = torch.nn.functional
+    return {
+        None: lambda z: z,
+        "identity": lambda z: z,
+        "relu": torch.relu,
+        "gelu": tf.gelu,
+        "gelu_tanh": lambda z: tf.gelu(z, approximate="tanh"),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+    }[name]
