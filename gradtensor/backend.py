@@ -73,6 +73,13 @@ def device(spec: str | Device | None = None) -> Device:
     return dev
 
 
+# The CuPy wheel must match the CUDA major the driver supports (`nvidia-smi` shows it).
+INSTALL_HINT = (
+    'install it with pip install "gradtensor[cuda12]" or "gradtensor[cuda13]", '
+    "whichever CUDA version nvidia-smi shows"
+)
+
+
 def _import_cupy() -> Any:
     global _cupy, _cupy_error
     if _cupy is None and _cupy_error is None:
@@ -81,7 +88,9 @@ def _import_cupy() -> Any:
 
             _cupy = cupy
         except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-            _cupy_error = f"CuPy could not be imported ({type(exc).__name__}: {exc})"
+            _cupy_error = (
+                f"CuPy could not be imported ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+            )
     return _cupy
 
 
@@ -89,7 +98,7 @@ def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used here, or None when it can."""
     cp = _import_cupy()
     if cp is None:
-        return _cupy_error or "CuPy is not installed"
+        return _cupy_error or f"CuPy is not installed; {INSTALL_HINT}"
     try:
         n = cp.cuda.runtime.getDeviceCount()
     except Exception as exc:

@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from . import backend
 
-# The CuPy wheel must match the CUDA major the driver supports (`nvidia-smi` shows it).
-INSTALL_HINT = (
-    'install it with pip install "gradtensor[cuda12]" or "gradtensor[cuda13]", '
-    "whichever CUDA version nvidia-smi shows"
-)
-
 
 def is_available() -> bool:
     """Whether a CUDA GPU can be used (CuPy installed, a GPU and a working driver present)."""
@@ -18,10 +12,7 @@ def is_available() -> bool:
 
 def unavailable_reason() -> str | None:
     """Why CUDA cannot be used here (with what to install when CuPy is missing), or None."""
-    reason = backend.cuda_unavailable_reason()
-    if reason is not None and "CuPy" in reason and "gradtensor[cuda" not in reason:
-        return f"{reason}; {INSTALL_HINT}"
-    return reason
+    return backend.cuda_unavailable_reason()
 
 
 def device_count() -> int:

@@ -87,7 +87,8 @@ def test_missing_cupy_names_the_extras(monkeypatch):
     from gradtensor import backend
 
     monkeypatch.setattr(backend, "_cupy", None)
-    monkeypatch.setattr(backend, "_cupy_error", "CuPy could not be imported (ImportError: x)")
+    monkeypatch.setattr(backend, "_cupy_error", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)  # what an environment without CuPy shows
     reason = gt.cuda.unavailable_reason()
     assert reason.startswith("CuPy could not be imported")
     assert '"gradtensor[cuda12]"' in reason and '"gradtensor[cuda13]"' in reason
