@@ -273,3 +273,13 @@ def test_an_out_of_range_class_on_the_gpu_gives_nan_not_a_stall():
     assert np.isnan(loss.item())
     g = logits.grad.cpu().numpy()
     assert np.isnan(g[1]).all() and np.isfinite(g[[0, 2]]).all()
+
+
+def test_load_state_dict_takes_gpu_arrays():
+    import cupy
+
+    model = gt.nn.Linear(3, 2).to("cuda")
+    state = {k: cupy.full(v.shape, 0.5, dtype=cupy.float32) for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert all(p.device == gt.device("cuda:0") for p in model.parameters())
+    assert model.weight.tolist() == [[0.5] * 3] * 2
