@@ -3,7 +3,8 @@
 `linear_act_forward` / `linear_act_backward` (linear + activation) dispatch on the array type:
 NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `sgd_update`, `adam_update` and
-`rmsprop_update` (one-pass optimizer updates, in place) take NumPy arrays (`kernels.optim_cpu`).
+`rmsprop_update` (one-pass optimizer updates, in place) dispatch the same way, to
+`kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA launch per parameter).
 Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
 no CuPy and touches no GPU.
 """
@@ -81,12 +82,14 @@ def linear_act_backward(
 
 
 def _optim(fn: str, param: Any) -> Any:
-    if not isinstance(param, np.ndarray):
-        raise ValueError(
-            f"{fn}: param must be a NumPy array (the optimizer kernels run on the CPU), got "
-            f"{type(param).__module__}.{type(param).__qualname__}"
-        )
-    return getattr(_module("kernels.optim_cpu"), fn)
+    if isinstance(param, np.ndarray):
+        return getattr(_module("kernels.optim_cpu"), fn)
+    if hasattr(type(param), "__cuda_array_interface__"):
+        return getattr(_module("kernels.optim_cuda"), fn)
+    raise ValueError(
+        f"{fn}: param must be a NumPy array or a CUDA array (CuPy), got "
+        f"{type(param).__module__}.{type(param).__qualname__}"
+    )
 
 
 def sgd_update(param: Any, grad: Any, momentum_buffer: Any | None, **hyper: Any) -> None:

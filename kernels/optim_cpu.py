@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from kernels import optim_math
+
 __all__ = ["adam_update", "rmsprop_update", "sgd_update"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -31,66 +33,51 @@ _OPTS = dict(cache=True, error_model="numpy")
 # float operand to a float32 array's dtype.
 
 
+# The per-element maths lives in kernels.optim_math (shared with the CUDA kernels); inlined into
+# each loop, so the loop vectorizes as if written out. Numba's cache keys on this file only: after
+# editing optim_math.py, touch this file (or clear __pycache__) so the cached loops are rebuilt.
+_sgd_step = njit(inline="always", **_OPTS)(optim_math.sgd)
+_adam_step = njit(inline="always", **_OPTS)(optim_math.adam)
+_rmsprop_step = njit(inline="always", **_OPTS)(optim_math.rmsprop)
+
+
 @njit(**_OPTS)
 def _sgd(p, g, buf, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
     for i in range(p.size):
-        gi = g[i]
-        if wd != 0:
-            gi = gi + p[i] * wd
+        pi, b = _sgd_step(
+            p[i], g[i], buf[i], neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf
+        )
         if has_buf:
-            if first:
-                b = gi
-            elif damp == 0:
-                b = buf[i] * mom + gi
-            else:
-                b = buf[i] * mom + gi * one_minus_damp
             buf[i] = b
-            gi = gi + b * mom if nesterov else b
-        p[i] = p[i] + gi * neg_lr
+        p[i] = pi
 
 
 @njit(**_OPTS)
 def _adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad):
     for i in range(p.size):
-        gi = g[i]
-        pi = p[i]
-        if wd != 0:
-            if decoupled:
-                pi = pi * decay
-            else:
-                gi = gi + pi * wd
-        mi = m[i] + (gi - m[i]) * c1
-        vi = v[i] * b2 + gi * c2 * gi
+        pi, mi, vi, most = _adam_step(
+            p[i], g[i], m[i], v[i], vmax[i], wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt,
+            decoupled, amsgrad,
+        )  # fmt: skip
         m[i] = mi
         v[i] = vi
         if amsgrad:
-            most = vmax[i]
-            if vi < most or most != most:  # np.maximum: a NaN on either side wins
-                vi = most
-            vmax[i] = vi
-        p[i] = pi + mi * neg_step / (np.sqrt(vi) / bc2_sqrt + eps)
+            vmax[i] = most
+        p[i] = pi
 
 
 @njit(**_OPTS)
 def _rmsprop(p, g, sq, ga, buf, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
     for i in range(p.size):
-        gi = g[i]
-        if wd != 0:
-            gi = gi + p[i] * wd
-        s = sq[i] * alpha + gi * c * gi
+        pi, s, a, b = _rmsprop_step(
+            p[i], g[i], sq[i], ga[i], buf[i], neg_lr, alpha, c, eps, wd, mom, centered, has_buf
+        )
         sq[i] = s
         if centered:
-            a = ga[i] + (gi - ga[i]) * c
             ga[i] = a
-            denom = np.sqrt(s - a * a) + eps
-        else:
-            denom = np.sqrt(s) + eps
         if has_buf:
-            b = buf[i] * mom + gi / denom
             buf[i] = b
-            p[i] = p[i] + b * neg_lr
-        else:
-            p[i] = p[i] + gi * neg_lr / denom
+        p[i] = pi
 
 
 def _flat(fn: str, named: dict[str, Any]) -> list[np.ndarray]:

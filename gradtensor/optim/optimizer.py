@@ -26,12 +26,21 @@ from ..tensor import Tensor
 
 
 def _fusable(arrays: list[Any]) -> bool:
-    """Whether the CPU kernels can update these arrays: host floats of one dtype, C-contiguous."""
+    """Whether the kernels can update these arrays: float32 or float64 of one dtype and shape,
+    C-contiguous, all on the host (the CPU kernels) or all CUDA arrays (the CUDA kernels)."""
     d = arrays[0]
-    if d.dtype.char not in "fd" or backend.is_cuda_array(d):  # float32 or float64 on the host
+    if d.dtype.char not in "fd":
         return False
+    # The class attribute, as `kernels` dispatches on it: reading the instance's can query a stream.
+    gpu = hasattr(type(d), "__cuda_array_interface__")
     return all(
-        a is None or (a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous)
+        a is None
+        or (
+            hasattr(type(a), "__cuda_array_interface__") == gpu
+            and a.dtype == d.dtype
+            and a.shape == d.shape
+            and a.flags.c_contiguous
+        )
         for a in arrays
     )
 
