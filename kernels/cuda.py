@@ -6,7 +6,11 @@ Two ways to the same result, chosen per shape by `use_path_b`:
   B: hand-written tiled GEMMs with the epilogue fused into them: bias + activation applied to
      the accumulators before the store, and act' applied while the gy tiles are loaded.
 All launches go to CuPy's current stream without a host synchronisation, so a sequence of calls
-can be captured in a CUDA graph. float16 is stored as float16 and computed in float32.
+can be captured in a CUDA graph. float16 is stored as float16 and computed in float32, both
+paths keeping the pre-activation in float32 until the single rounding at the store (as cuBLASLt's
+epilogues do). Every kernel walks its tiles with a grid stride, so `launch_sizes` can clamp any
+shape's grid to CUDA's limits; it is the one place launch geometry comes from, on a GPU and in
+the simulator alike.
 
 Under NUMBA_ENABLE_CUDASIM=1 the same kernels run in Numba's simulator on NumPy arrays (no CuPy,
 no GPU), which is how CI tests them.
@@ -38,6 +42,7 @@ from kernels._api import (
 __all__ = [
     "ACTIVATIONS",
     "SIMULATOR",
+    "launch_sizes",
     "linear_act_backward",
     "linear_act_forward",
     "use_path_b",
@@ -70,6 +75,9 @@ assert TILE * TILE_K % _NT == 0
 # Epilogue-kernel geometry (path A): 32 columns x 8 rows of threads.
 _EW_X, _EW_Y = (8, 4) if SIMULATOR else (32, 8)
 _MAX_ROW_BLOCKS = 4 if SIMULATOR else 256
+
+# CUDA's limits on gridDim.x and gridDim.y (gridDim.y, like z, stops at 65535).
+MAX_GRID = (2**31 - 1, 65535)
 
 
 def _compute_type(dtype: np.dtype) -> Any:
@@ -130,7 +138,10 @@ def _build(ct: Any) -> dict[str, Any]:
 
     @cuda.jit
     def epilogue_forward(z, bias, has_bias, code, keep_z, y):
-        """With keep_z: z += bias and y = act(z); without: z = act(z + bias), y unused."""
+        """With keep_z: z += bias and y = act(z); without: z = act(z + bias), y unused.
+
+        z may be float32 under a float16 y: the activation then sees the unrounded sum.
+        """
         # One array is never passed twice: the simulator copies each argument back separately.
         rows, cols = z.shape
         c0, r0 = cuda.grid(2)
@@ -152,25 +163,27 @@ def _build(ct: Any) -> dict[str, Any]:
         sums = cuda.shared.array((_EW_Y, _EW_X), ct)
         rows, cols = gy.shape
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        c = cuda.blockIdx.x * _EW_X + tx
-        acc = zero
-        if c < cols:
-            for r in range(cuda.blockIdx.y * _EW_Y + ty, rows, cuda.gridDim.y * _EW_Y):
-                g = act_grad(code, ct(gy[r, c]), ct(aux[r, c]))
-                if code != IDENTITY:
-                    gz[r, c] = g
-                acc += g
-        sums[ty, tx] = acc
-        cuda.syncthreads()
-        # Tree reduction over the block's rows; _EW_Y is a power of two.
-        step = _EW_Y // 2
-        while step > 0:
-            if ty < step:
-                sums[ty, tx] += sums[ty + step, tx]
+        for c0 in range(cuda.blockIdx.x * _EW_X, cols, cuda.gridDim.x * _EW_X):
+            c = c0 + tx
+            acc = zero
+            if c < cols:
+                for r in range(cuda.blockIdx.y * _EW_Y + ty, rows, cuda.gridDim.y * _EW_Y):
+                    g = act_grad(code, ct(gy[r, c]), ct(aux[r, c]))
+                    if code != IDENTITY:
+                        gz[r, c] = g
+                    acc += g
+            sums[ty, tx] = acc
             cuda.syncthreads()
-            step //= 2
-        if ty == 0 and c < cols:
-            partial[cuda.blockIdx.y, c] = sums[0, tx]
+            # Tree reduction over the block's rows; _EW_Y is a power of two. After its last
+            # barrier only sums[0, tx] is read, by its own writer, so the next column may reuse it.
+            step = _EW_Y // 2
+            while step > 0:
+                if ty < step:
+                    sums[ty, tx] += sums[ty + step, tx]
+                cuda.syncthreads()
+                step //= 2
+            if ty == 0 and c < cols:
+                partial[cuda.blockIdx.y, c] = sums[0, tx]
 
     # --- path B: tiled GEMMs with fused epilogues ---------------------------------------------
 
@@ -191,7 +204,7 @@ def _build(ct: Any) -> dict[str, Any]:
 
     @cuda.jit
     def gemm_forward(x, w, bias, has_bias, code, keep_z, y, z):
-        """y = act(x @ w.T + bias), and z = the pre-activation when keep_z; one tile a block."""
+        """y = act(x @ w.T + bias), and z = the pre-activation when keep_z; one tile at a time."""
         a_tile = cuda.shared.array((TILE_K, TILE), ct)
         b_tile = cuda.shared.array((TILE_K, TILE), ct)
         acc = cuda.local.array((REG, REG), ct)
@@ -199,35 +212,37 @@ def _build(ct: Any) -> dict[str, Any]:
         n = w.shape[0]
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * THREADS + tx
-        row0 = cuda.blockIdx.y * TILE
-        col0 = cuda.blockIdx.x * TILE
-        for i in range(REG):
-            for j in range(REG):
-                acc[i, j] = zero
-        for k0 in range(0, k, TILE_K):
-            for step in range(_LOADS):
-                # Consecutive threads take consecutive k: coalesced reads of row-major x and w.
-                e = tid + step * _NT
-                r = e // TILE_K
-                kk = e % TILE_K
-                gk = k0 + kk
-                inside_k = gk < k
-                a_tile[kk, r] = ct(x[row0 + r, gk]) if inside_k and row0 + r < m else zero
-                b_tile[kk, r] = ct(w[col0 + r, gk]) if inside_k and col0 + r < n else zero
-            cuda.syncthreads()
-            tile_product(a_tile, b_tile, acc, tx, ty)
-            cuda.syncthreads()
-        for i in range(REG):
-            r = row0 + ty + i * THREADS
-            for j in range(REG):
-                c = col0 + tx + j * THREADS
-                if r < m and c < n:
-                    v = acc[i, j]
-                    if has_bias:
-                        v += ct(bias[c])
-                    if keep_z:
-                        z[r, c] = v
-                    y[r, c] = act_value(code, v)
+        for row0 in range(cuda.blockIdx.y * TILE, m, cuda.gridDim.y * TILE):
+            for col0 in range(cuda.blockIdx.x * TILE, n, cuda.gridDim.x * TILE):
+                for i in range(REG):
+                    for j in range(REG):
+                        acc[i, j] = zero
+                for k0 in range(0, k, TILE_K):
+                    for step in range(_LOADS):
+                        # Consecutive threads take consecutive k: coalesced reads of x and w.
+                        e = tid + step * _NT
+                        r = e // TILE_K
+                        kk = e % TILE_K
+                        gk = k0 + kk
+                        inside_k = gk < k
+                        a_in = inside_k and row0 + r < m
+                        b_in = inside_k and col0 + r < n
+                        a_tile[kk, r] = ct(x[row0 + r, gk]) if a_in else zero
+                        b_tile[kk, r] = ct(w[col0 + r, gk]) if b_in else zero
+                    cuda.syncthreads()
+                    tile_product(a_tile, b_tile, acc, tx, ty)
+                    cuda.syncthreads()
+                for i in range(REG):
+                    r = row0 + ty + i * THREADS
+                    for j in range(REG):
+                        c = col0 + tx + j * THREADS
+                        if r < m and c < n:
+                            v = acc[i, j]
+                            if has_bias:
+                                v += ct(bias[c])
+                            if keep_z:
+                                z[r, c] = v
+                            y[r, c] = act_value(code, v)
 
     @cuda.jit
     def gemm_grad_x(gy, aux, code, w, gx):
@@ -239,40 +254,41 @@ def _build(ct: Any) -> dict[str, Any]:
         n = w.shape[1]
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * THREADS + tx
-        row0 = cuda.blockIdx.y * TILE
-        col0 = cuda.blockIdx.x * TILE
-        for i in range(REG):
-            for j in range(REG):
-                acc[i, j] = zero
-        for k0 in range(0, k, TILE_K):
-            for step in range(_LOADS):
-                e = tid + step * _NT
-                # gy is (B, Out) row-major: walk k (= Out) fastest.
-                r = e // TILE_K
-                kk = e % TILE_K
-                gr, gk = row0 + r, k0 + kk
-                if gr < m and gk < k:
-                    a_tile[kk, r] = act_grad(code, ct(gy[gr, gk]), ct(aux[gr, gk]))
-                else:
-                    a_tile[kk, r] = zero
-                # w is (Out, In) row-major: walk the output column fastest.
-                kk = e // TILE
-                c = e % TILE
-                gk = k0 + kk
-                b_tile[kk, c] = ct(w[gk, col0 + c]) if gk < k and col0 + c < n else zero
-            cuda.syncthreads()
-            tile_product(a_tile, b_tile, acc, tx, ty)
-            cuda.syncthreads()
-        for i in range(REG):
-            r = row0 + ty + i * THREADS
-            for j in range(REG):
-                c = col0 + tx + j * THREADS
-                if r < m and c < n:
-                    gx[r, c] = acc[i, j]
+        for row0 in range(cuda.blockIdx.y * TILE, m, cuda.gridDim.y * TILE):
+            for col0 in range(cuda.blockIdx.x * TILE, n, cuda.gridDim.x * TILE):
+                for i in range(REG):
+                    for j in range(REG):
+                        acc[i, j] = zero
+                for k0 in range(0, k, TILE_K):
+                    for step in range(_LOADS):
+                        e = tid + step * _NT
+                        # gy is (B, Out) row-major: walk k (= Out) fastest.
+                        r = e // TILE_K
+                        kk = e % TILE_K
+                        gr, gk = row0 + r, k0 + kk
+                        if gr < m and gk < k:
+                            a_tile[kk, r] = act_grad(code, ct(gy[gr, gk]), ct(aux[gr, gk]))
+                        else:
+                            a_tile[kk, r] = zero
+                        # w is (Out, In) row-major: walk the output column fastest.
+                        kk = e // TILE
+                        c = e % TILE
+                        gk = k0 + kk
+                        b_in = gk < k and col0 + c < n
+                        b_tile[kk, c] = ct(w[gk, col0 + c]) if b_in else zero
+                    cuda.syncthreads()
+                    tile_product(a_tile, b_tile, acc, tx, ty)
+                    cuda.syncthreads()
+                for i in range(REG):
+                    r = row0 + ty + i * THREADS
+                    for j in range(REG):
+                        c = col0 + tx + j * THREADS
+                        if r < m and c < n:
+                            gx[r, c] = acc[i, j]
 
     @cuda.jit
     def gemm_grad_w(gy, aux, code, x, gw, gb, want_gb):
-        """gw = (gy * act'(aux)).T @ x; the blocks of the first column also sum gb."""
+        """gw = (gy * act'(aux)).T @ x; the blocks on the first column of tiles also sum gb."""
         a_tile = cuda.shared.array((TILE_K, TILE), ct)
         b_tile = cuda.shared.array((TILE_K, TILE), ct)
         acc = cuda.local.array((REG, REG), ct)
@@ -280,40 +296,44 @@ def _build(ct: Any) -> dict[str, Any]:
         n = x.shape[1]
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * THREADS + tx
-        row0 = cuda.blockIdx.y * TILE
-        col0 = cuda.blockIdx.x * TILE
-        sums_gb = want_gb and cuda.blockIdx.x == 0 and tid < TILE
-        gb_acc = zero
-        for i in range(REG):
-            for j in range(REG):
-                acc[i, j] = zero
-        for k0 in range(0, batch, TILE_K):
-            for step in range(_LOADS):
-                e = tid + step * _NT
-                # Both operands are walked along their contiguous axis: Out for gy, In for x.
-                kk = e // TILE
-                c = e % TILE
-                gk = k0 + kk
-                if gk < batch and row0 + c < m:
-                    g = act_grad(code, ct(gy[gk, row0 + c]), ct(aux[gk, row0 + c]))
-                    a_tile[kk, c] = g
-                else:
-                    a_tile[kk, c] = zero
-                b_tile[kk, c] = ct(x[gk, col0 + c]) if gk < batch and col0 + c < n else zero
-            cuda.syncthreads()
-            if sums_gb:
-                for kk in range(TILE_K):
-                    gb_acc += a_tile[kk, tid]
-            tile_product(a_tile, b_tile, acc, tx, ty)
-            cuda.syncthreads()
-        if sums_gb and row0 + tid < m:
-            gb[row0 + tid] = gb_acc
-        for i in range(REG):
-            r = row0 + ty + i * THREADS
-            for j in range(REG):
-                c = col0 + tx + j * THREADS
-                if r < m and c < n:
-                    gw[r, c] = acc[i, j]
+        # At least one column of tiles, even for In == 0, so that gb is still summed.
+        n_cols = n if n > 0 else 1
+        for row0 in range(cuda.blockIdx.y * TILE, m, cuda.gridDim.y * TILE):
+            for col0 in range(cuda.blockIdx.x * TILE, n_cols, cuda.gridDim.x * TILE):
+                sums_gb = want_gb and col0 == 0 and tid < TILE
+                gb_acc = zero
+                for i in range(REG):
+                    for j in range(REG):
+                        acc[i, j] = zero
+                for k0 in range(0, batch, TILE_K):
+                    for step in range(_LOADS):
+                        e = tid + step * _NT
+                        # Both operands are walked along their contiguous axis: Out for gy, In
+                        # for x.
+                        kk = e // TILE
+                        c = e % TILE
+                        gk = k0 + kk
+                        if gk < batch and row0 + c < m:
+                            g = act_grad(code, ct(gy[gk, row0 + c]), ct(aux[gk, row0 + c]))
+                            a_tile[kk, c] = g
+                        else:
+                            a_tile[kk, c] = zero
+                        b_in = gk < batch and col0 + c < n
+                        b_tile[kk, c] = ct(x[gk, col0 + c]) if b_in else zero
+                    cuda.syncthreads()
+                    if sums_gb:
+                        for kk in range(TILE_K):
+                            gb_acc += a_tile[kk, tid]
+                    tile_product(a_tile, b_tile, acc, tx, ty)
+                    cuda.syncthreads()
+                if sums_gb and row0 + tid < m:
+                    gb[row0 + tid] = gb_acc
+                for i in range(REG):
+                    r = row0 + ty + i * THREADS
+                    for j in range(REG):
+                        c = col0 + tx + j * THREADS
+                        if r < m and c < n:
+                            gw[r, c] = acc[i, j]
 
     return {
         "epilogue_forward": epilogue_forward,
@@ -379,25 +399,46 @@ def _launch_args(stream_arrays: list[Any]) -> tuple[Any, list[Any]]:
     return stream, [cuda.as_cuda_array(a, sync=False) for a in stream_arrays]
 
 
-def _launch(kernel: Any, grid: tuple[int, int], block: tuple[int, int], stream: Any, *args) -> None:
-    if SIMULATOR:
-        kernel[grid, block, stream](*args)
-        return
+def _blocks(n: int, per_block: int, limit: int) -> int:
+    return max(1, min(limit, -(-n // per_block)))
+
+
+def launch_sizes(
+    kernel: str, batch: int, n_in: int, n_out: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(grid, block) of `kernel` for a (batch, In) x (Out, In) layer, within CUDA's limits.
+
+    Every launch takes its geometry from here, so the simulator runs what a GPU would run.
+    """
+    max_x, max_y = MAX_GRID
+    if kernel in ("epilogue_forward", "epilogue_backward"):
+        # Few row blocks: each keeps one row of partial column sums in the backward.
+        rows = _blocks(batch, _EW_Y, min(_MAX_ROW_BLOCKS, max_y))
+        return (_blocks(n_out, _EW_X, max_x), rows), (_EW_X, _EW_Y)
+    rows, cols = {
+        "gemm_forward": (batch, n_out),
+        "gemm_grad_x": (batch, n_in),
+        "gemm_grad_w": (n_out, n_in),
+    }[kernel]
+    return (_blocks(cols, TILE, max_x), _blocks(rows, TILE, max_y)), (THREADS, THREADS)
+
+
+def _launch(
+    kernels: dict[str, Any], name: str, shape: tuple[int, int, int], stream: Any, *args
+) -> None:
+    """Launch kernels[name] for a layer of shape (batch, In, Out) with `launch_sizes`."""
+    grid, block = launch_sizes(name, *shape)
     # Small grids are intended here (path B on small layers), not a mistake worth a warning on
     # every call; with warnings as errors (pytest) it would even fail the call. Matched by text:
     # numba-cuda and Numba's built-in target raise it with different warning classes.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Grid size .* under-utilization")
-        kernel[grid, block, stream](*args)
+        kernels[name][grid, block, stream](*args)
 
 
 def use_path_b(batch: int, n_in: int, n_out: int) -> bool:
     """Whether the fused tiled GEMM (path B) serves this shape; see PATH_B_MAX_MACS."""
     return batch * n_in * n_out <= PATH_B_MAX_MACS
-
-
-def _grid_2d(rows: int, cols: int, tile: int) -> tuple[int, int]:
-    return (max(1, -(-cols // tile)), max(1, -(-rows // tile)))
 
 
 def _check_path(fn: str, path: str | None) -> None:
@@ -419,6 +460,7 @@ def linear_act_forward(
     x, weight = xp.ascontiguousarray(x), xp.ascontiguousarray(weight)
     batch, n_in = x.shape
     n_out = weight.shape[0]
+    shape = (batch, n_in, n_out)
     keep_z = AUX_KIND[activation] == "preactivation"
     has_bias = bias is not None
     # A one-element stand-in keeps a single kernel signature for the no-bias case.
@@ -430,33 +472,26 @@ def linear_act_forward(
         if batch and n_out:
             z_arg = z if keep_z else xp.empty((1, 1), x.dtype)
             stream, (dx, dw, db, dy, dz) = _launch_args([x, weight, b, y, z_arg])
-            grid = _grid_2d(batch, n_out, TILE)
-            _launch(
-                k["gemm_forward"],
-                grid,
-                (THREADS, THREADS),
-                stream,
-                *(dx, dw, db, has_bias, code, keep_z, dy, dz),
-            )
+            args = (dx, dw, db, has_bias, code, keep_z, dy, dz)
+            _launch(k, "gemm_forward", shape, stream, *args)
+        aux = z if keep_z else y
     else:
-        z = xp.matmul(x, weight.T)
+        # float16 is multiplied into float32 and stays there through bias and activation: a
+        # float16 product rounded before the bias is added flips ReLU masks next to zero.
+        wide = np.float64 if x.dtype == np.float64 else np.float32
+        z = xp.matmul(x.astype(wide, copy=False), weight.T.astype(wide, copy=False))
         if code == IDENTITY and not has_bias:
-            return z, None
-        y = xp.empty_like(z) if keep_z else z
+            return z.astype(x.dtype, copy=False), None
+        # y apart from z when the pre-activation is kept or z is float32 under a float16 y;
+        # otherwise act(z + bias) is written over z.
+        apart = keep_z or z.dtype != x.dtype
+        y = xp.empty(z.shape, x.dtype) if apart else z
         if batch and n_out:
-            y_arg = y if keep_z else xp.empty((1, 1), x.dtype)
+            y_arg = y if apart else xp.empty((1, 1), x.dtype)
             stream, (dz, db, dy) = _launch_args([z, b, y_arg])
-            grid = (max(1, -(-n_out // _EW_X)), min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
-            _launch(
-                k["epilogue_forward"],
-                grid,
-                (_EW_X, _EW_Y),
-                stream,
-                *(dz, db, has_bias, code, keep_z, dy),
-            )
-    if code == IDENTITY:
-        return y, None
-    return y, (z if keep_z else y)
+            _launch(k, "epilogue_forward", shape, stream, dz, db, has_bias, code, apart, dy)
+        aux = z.astype(x.dtype, copy=False) if keep_z else y
+    return y, (None if code == IDENTITY else aux)
 
 
 def linear_act_backward(
@@ -486,6 +521,7 @@ def linear_act_backward(
     aux = gy if code == IDENTITY else xp.ascontiguousarray(aux)
     batch, n_in = x.shape
     n_out = weight.shape[0]
+    shape = (batch, n_in, n_out)
     dtype = x.dtype
     k = _kernels(dtype)
     acc_dtype = np.float64 if dtype == np.float64 else np.float32
@@ -495,28 +531,17 @@ def linear_act_backward(
         gb = xp.zeros(max(n_out, 1), acc_dtype)
         if input_grad and batch and n_in:
             stream, (dgy, daux, dw, dgx) = _launch_args([gy, aux, weight, gx])
-            grid = _grid_2d(batch, n_in, TILE)
-            _launch(k["gemm_grad_x"], grid, (THREADS, THREADS), stream, dgy, daux, code, dw, dgx)
+            _launch(k, "gemm_grad_x", shape, stream, dgy, daux, code, dw, dgx)
         if n_out and (n_in or bias):
             stream, (dgy, daux, dx, dgw, dgb) = _launch_args([gy, aux, x, gw, gb])
-            # At least one column of blocks, even for In == 0, so that gb is still summed.
-            grid = (max(1, -(-n_in // TILE)), max(1, -(-n_out // TILE)))
-            args = (dgy, daux, code, dx, dgw, dgb, bias)
-            _launch(k["gemm_grad_w"], grid, (THREADS, THREADS), stream, *args)
+            _launch(k, "gemm_grad_w", shape, stream, dgy, daux, code, dx, dgw, dgb, bias)
         return gx, gw, (gb[:n_out].astype(dtype) if bias else None)
     gz = gy if code == IDENTITY else xp.empty_like(gy)
-    row_blocks = max(1, min(_MAX_ROW_BLOCKS, -(-batch // _EW_Y)))
+    (_, row_blocks), _ = launch_sizes("epilogue_backward", *shape)
     partial = xp.zeros((row_blocks, max(n_out, 1)), acc_dtype)
     if n_out and (bias or code != IDENTITY):
         stream, (dgy, daux, dgz, dpartial) = _launch_args([gy, aux, gz, partial])
-        grid = (max(1, -(-n_out // _EW_X)), row_blocks)
-        _launch(
-            k["epilogue_backward"],
-            grid,
-            (_EW_X, _EW_Y),
-            stream,
-            *(dgy, daux, code, dgz, dpartial),
-        )
+        _launch(k, "epilogue_backward", shape, stream, dgy, daux, code, dgz, dpartial)
     gx = xp.matmul(gz, weight) if input_grad else None
     gw = xp.matmul(gz.T, x)
     gb = partial[:, :n_out].sum(axis=0).astype(dtype) if bias else None

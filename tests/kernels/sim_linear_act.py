@@ -91,17 +91,71 @@ def test_empty_batch(path):
     np.testing.assert_array_equal(gb, 0)
 
 
-def test_warmup_launches_every_kernel(monkeypatch):
-    launched = set()
-    real_launch = kcuda._launch
-
-    def spy(kernel, *args):
-        launched.add(kernel)
-        real_launch(kernel, *args)
-
-    monkeypatch.setattr(kcuda, "_launch", spy)
+def test_warmup_launches_every_kernel(launches):
     kcuda.warmup((np.float32,))
-    assert launched == set(kcuda._kernels(np.dtype(np.float32)).values())
+    assert {name for name, _, _ in launches} == set(kcuda._kernels(np.dtype(np.float32)))
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """(kernel name, grid, block) of every launch, as the kernels themselves receive them."""
+    seen = []
+
+    class Recorder:
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, config):
+            grid, block = config[0], config[1]
+            seen.append((self.name, tuple(grid), tuple(block)))
+            return self.kernel[config]
+
+    for ct, compiled in list(kcuda._KERNELS.items()):
+        wrapped = {name: Recorder(name, k) for name, k in compiled.items()}
+        monkeypatch.setitem(kcuda._KERNELS, ct, wrapped)
+    return seen
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 5), (40, 30, 20)], ids=["path_b", "path_a"])
+def test_launches_take_the_host_code_of_a_gpu_run(launches, monkeypatch, shape):
+    # The default path choice and launch_sizes, the functions a GPU run calls, decide here too.
+    monkeypatch.setattr(kcuda, "PATH_B_MAX_MACS", 1000)
+    x, w, b, gy = inputs(shape, np.float32)
+    y, aux = kcuda.linear_act_forward(x, w, b, "gelu")
+    kcuda.linear_act_backward(gy, x, w, aux, "gelu")
+    if kcuda.use_path_b(*shape):
+        expected = {"gemm_forward", "gemm_grad_x", "gemm_grad_w"}
+    else:
+        expected = {"epilogue_forward", "epilogue_backward"}
+    assert {name for name, _, _ in launches} == expected
+    for name, grid, block in launches:
+        assert (grid, block) == kcuda.launch_sizes(name, *shape)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", ["relu", "gelu"])
+def test_grid_clamped_to_the_limit_still_covers_every_tile(launches, monkeypatch, name, path):
+    # A tiny stand-in for CUDA's grid limits makes every kernel stride over 3 x 3 tiles.
+    monkeypatch.setattr(kcuda, "MAX_GRID", (2, 1))
+    check_module(kcuda, (19, 17, 18), name, True, np.float32, np.asarray, host, path=path)
+    assert launches
+    for kernel, grid, _ in launches:
+        assert grid[0] <= 2 and grid[1] == 1, (kernel, grid)
+
+
+def test_float16_relu_mask_is_the_float32_mask():
+    f32 = np.float32
+    x, w, b, _ = inputs((130, 64, 257), np.float16)
+    z = x.astype(f32) @ w.astype(f32).T + b.astype(f32)
+    # These inputs have pre-activations whose sign a float16 product, rounded before the bias
+    # is added, gets wrong; path A did that (path B is too slow here and never rounded early).
+    rounded_early = (x.astype(f32) @ w.astype(f32).T).astype(np.float16).astype(f32) + b
+    assert np.any((rounded_early > 0) != (z > 0))
+    y, aux = kcuda.linear_act_forward(x, w, b, "relu", path="a")
+    assert y.dtype == np.float16 and aux.dtype == np.float16
+    np.testing.assert_array_equal(y > 0, z > 0)
+    np.testing.assert_array_equal(aux > 0, z > 0)
+    np.testing.assert_allclose(y.astype(f32), np.maximum(z, 0), rtol=2**-11, atol=0)
 
 
 def test_rejects_bad_input():

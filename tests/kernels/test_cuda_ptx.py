@@ -39,7 +39,8 @@ def _signatures(storage, compute):
     g = types.Array(compute, 1, "C")
     b, i = types.boolean, types.int64
     return {
-        "epilogue_forward": (a, v, b, i, b, a),
+        # Path A's pre-activation is kept in the compute type: float32 under float16 storage.
+        "epilogue_forward": (p, v, b, i, b, a),
         "epilogue_backward": (a, a, i, a, p),
         "gemm_forward": (a, a, v, b, i, b, a, a),
         "gemm_grad_x": (a, a, i, a, a),
