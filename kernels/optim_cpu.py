@@ -13,12 +13,11 @@ fastmath here, since contracting a*b+c into an FMA would change the rounding.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numba import njit
-
-from kernels import optim_math
 
 __all__ = ["adam_update", "rmsprop_update", "sgd_update"]
 
@@ -33,12 +32,65 @@ _OPTS = dict(cache=True, error_model="numpy")
 # float operand to a float32 array's dtype.
 
 
-# The per-element maths lives in kernels.optim_math (shared with the CUDA kernels); inlined into
-# each loop, so the loop vectorizes as if written out. Numba's cache keys on this file only: after
-# editing optim_math.py, touch this file (or clear __pycache__) so the cached loops are rebuilt.
-_sgd_step = njit(inline="always", **_OPTS)(optim_math.sgd)
-_adam_step = njit(inline="always", **_OPTS)(optim_math.adam)
-_rmsprop_step = njit(inline="always", **_OPTS)(optim_math.rmsprop)
+# -- The per-element maths, written once: plain Python on scalars (arithmetic and math.sqrt),
+# compiled here with njit and by kernels.optim_cuda as device functions. The order of operations
+# is the array-op update's (PyTorch's), so these loops agree with it bit for bit. It lives in this
+# file because Numba's cache of the loops below is keyed on this file alone.
+
+
+def sgd(p, g, b, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
+    """New (param, momentum_buffer); `first` starts the buffer at the gradient (PyTorch)."""
+    if wd != 0:
+        g = g + p * wd
+    if has_buf:
+        if first:
+            b = g
+        elif damp == 0:
+            b = b * mom + g
+        else:
+            b = b * mom + g * one_minus_damp
+        g = g + b * mom if nesterov else b
+    return p + g * neg_lr, b
+
+
+def adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad):
+    """New (param, exp_avg, exp_avg_sq, max_exp_avg_sq); AdamW decays p when `decoupled`."""
+    if wd != 0:
+        if decoupled:
+            p = p * decay
+        else:
+            g = g + p * wd
+    m = m + (g - m) * c1
+    v = v * b2 + g * c2 * g
+    most = v
+    if amsgrad:
+        if v < vmax or vmax != vmax:  # np.maximum: a NaN on either side wins
+            most = vmax
+    return p + m * neg_step / (math.sqrt(most) / bc2_sqrt + eps), m, v, most
+
+
+def rmsprop(p, g, sq, ga, b, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
+    """New (param, square_avg, grad_avg, momentum_buffer); c is 1 - alpha."""
+    if wd != 0:
+        g = g + p * wd
+    sq = sq * alpha + g * c * g
+    if centered:
+        ga = ga + (g - ga) * c
+        denom = math.sqrt(sq - ga * ga) + eps
+    else:
+        denom = math.sqrt(sq) + eps
+    if has_buf:
+        b = b * mom + g / denom
+        p = p + b * neg_lr
+    else:
+        p = p + g * neg_lr / denom
+    return p, sq, ga, b
+
+
+# Inlined into each loop, so the loop vectorizes as if written out.
+_sgd_step = njit(inline="always", **_OPTS)(sgd)
+_adam_step = njit(inline="always", **_OPTS)(adam)
+_rmsprop_step = njit(inline="always", **_OPTS)(rmsprop)
 
 
 @njit(**_OPTS)

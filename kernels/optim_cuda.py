@@ -1,6 +1,6 @@
 """CUDA optimizer updates: one Numba-CUDA launch per parameter instead of four to eleven array ops.
 
-The per-element maths is kernels.optim_math, the same functions kernels.optim_cpu compiles, here
+The per-element maths is that of kernels.optim_cpu (`sgd`, `adam`, `rmsprop`), the same functions,
 compiled as device functions; each kernel is a grid-stride loop that loads an element of every
 array once, calls it and stores the results. Launches go to CuPy's current stream (when CuPy is
 importable) without a host synchronisation. Signatures and checks are those of kernels.optim_cpu.
@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from kernels import optim_math
+from kernels.optim_cpu import adam, rmsprop, sgd
 
 __all__ = ["SIMULATOR", "adam_update", "rmsprop_update", "sgd_update"]
 
@@ -30,9 +30,9 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # simulator runs each thread as a Python thread: a small grid there still strides several times.
 _THREADS, _MAX_BLOCKS = (32, 4) if SIMULATOR else (256, 4096)
 
-_sgd_step = cuda.jit(device=True)(optim_math.sgd)
-_adam_step = cuda.jit(device=True)(optim_math.adam)
-_rmsprop_step = cuda.jit(device=True)(optim_math.rmsprop)
+_sgd_step = cuda.jit(device=True)(sgd)
+_adam_step = cuda.jit(device=True)(adam)
+_rmsprop_step = cuda.jit(device=True)(rmsprop)
 
 
 # State a configuration does not use is an alias of g (never written here) and is not loaded.
