@@ -5,10 +5,10 @@ the scalars of this step), `_apply` (the update itself, elementwise on those arr
 ops) and `_fused` (the same update as one kernel pass, where the `kernels` package has one).
 
 Updates run on the parameters' arrays in place, never through the tape: the parameters keep their
-identity and no graph grows. On the CPU a fused kernel reads and writes each element once (the
-array ops take four to eleven passes); elsewhere, or with `gt.use_kernels(False)`, the array ops
-run with `out=` on scratch buffers made once per parameter, so a step allocates nothing after the
-first either way. Each updated parameter's version goes up, so a graph that saved its old values
+identity and no graph grows. A fused kernel (Numba on the CPU, one Numba-CUDA launch on a GPU)
+reads and writes each element once, where the array ops take four to eleven passes; for float16,
+or with `gt.use_kernels(False)`, the array ops run with `out=` on scratch buffers made once per
+parameter, so a step allocates nothing after the first either way. Each updated parameter's version goes up, so a graph that saved its old values
 refuses to backpropagate through them.
 """
 
