@@ -26,7 +26,6 @@ os.environ.setdefault("CUPY_TF32", "0")
 
 import numpy as np  # noqa: E402
 
-import kernels.cpu as kcpu  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     SETTLE_S,
     alternate,
@@ -35,7 +34,8 @@ from benchmarks.common import (  # noqa: E402
     machine,
     save,
 )
-from kernels import blas as kblas  # noqa: E402
+from gradtensor.kernels import blas as kblas  # noqa: E402
+from gradtensor.kernels import cpu as kcpu  # noqa: E402
 
 # (B, In, Out) -> the most fused fwd+bwd may take, as a fraction of unfused; None: no target.
 CPU_SHAPES: dict[tuple[int, int, int], float | None] = {
@@ -311,7 +311,7 @@ def gpu_section(quick: bool) -> dict[str, Any] | None:
     if reason is not None:
         print(f"GPU: skipped ({reason})")
         return None
-    import kernels.cuda as kcuda
+    from gradtensor.kernels import cuda as kcuda
 
     simulated = kcuda.SIMULATOR
     if simulated:

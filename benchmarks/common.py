@@ -169,7 +169,7 @@ _limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run
 def load_kernels_blas() -> str | None:
     """Load the kernels' BLAS (MKL when installed) now, so a thread limit reaches it too."""
     try:
-        from kernels import blas
+        from gradtensor.kernels import blas
     except ImportError:
         return None
     return blas.NAME

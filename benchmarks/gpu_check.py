@@ -178,7 +178,7 @@ def part_versions(budget: float, out: Path) -> dict[str, Any]:
             }
     except Exception as exc:
         rec["numba_device"] = _error(exc)
-    import kernels.cuda as kcuda
+    from gradtensor.kernels import cuda as kcuda
 
     rec["no_kernel_launches_because"] = _numba_gpu_reason()
     rec["path_b_max_macs"] = kcuda.PATH_B_MAX_MACS
@@ -197,7 +197,7 @@ def part_kernels(budget: float, out: Path) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "kernels"))
     from linear_act_reference import check_module, forward_backward, inputs
 
-    import kernels.cuda as kcuda
+    from gradtensor.kernels import cuda as kcuda
 
     t0 = time.perf_counter()
     kcuda.warmup()
@@ -402,7 +402,7 @@ def sanitizer_workload() -> None:
     import cupy
     import numpy as np
 
-    import kernels.cuda as kcuda
+    from gradtensor.kernels import cuda as kcuda
 
     rng = np.random.default_rng(0)
     x, w, b, gy = (
@@ -424,9 +424,9 @@ def part_timings(budget: float, out: Path) -> dict[str, Any]:
     import cupy
     import numpy as np
 
-    import kernels.cuda as kcuda
     from benchmarks import bench_linear_act as bla
     from benchmarks.common import alternate
+    from gradtensor.kernels import cuda as kcuda
 
     started = time.monotonic()
     kcuda.warmup((np.dtype(np.float32),))

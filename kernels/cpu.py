@@ -11,8 +11,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from kernels import blas
-from kernels._api import (
+from . import blas
+from ._api import (
     ACTIVATIONS,
     AUX_KIND,
     GELU,

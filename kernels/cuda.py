@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from kernels._api import (
+from ._api import (
     ACTIVATIONS,
     AUX_KIND,
     GELU,

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from kernels.optim_cpu import adam, rmsprop, sgd
+from .optim_cpu import adam, rmsprop, sgd
 
 __all__ = ["SIMULATOR", "adam_update", "rmsprop_update", "sgd_update"]
 

@@ -1,8 +1,9 @@
 """F.linear: the fused-kernel path and the plain array path agree, and dispatch is controllable."""
 
+import os
 import subprocess
 import sys
-import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import gradtensor as gt
 import gradtensor.nn.functional as F
 from gradtensor.ops import fused
 
+ROOT = Path(__file__).resolve().parents[1]
 ACTS = ["identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh"]
 
 
@@ -97,17 +99,21 @@ def test_environment_variable_turns_kernels_off():
     assert out.stdout.strip() == "False"
 
 
-def test_a_foreign_kernels_package_is_not_used(monkeypatch):
-    foreign = types.ModuleType("kernels")
-    foreign.__file__ = "/site-packages/kernels/__init__.py"
-    foreign.linear_act_forward = lambda *a: (_ for _ in ()).throw(AssertionError("called"))
-    monkeypatch.setitem(sys.modules, "kernels", foreign)
-    monkeypatch.setattr(fused._KernelState, "checked", False)
-    monkeypatch.setattr(fused._KernelState, "module", None)
-    with pytest.warns(RuntimeWarning, match="not gradtensor's own"):
-        y = F.linear(gt.ones(2, 3), gt.ones(4, 3), activation="relu")
-    assert y.tolist() == [[3.0] * 4] * 2
-    monkeypatch.setattr(fused._KernelState, "checked", False)
+def test_an_unrelated_top_level_kernels_package_changes_nothing(tmp_path):
+    # Another distribution's `kernels` first on the path: gradtensor's are gradtensor.kernels.
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text("FOREIGN = True\n")
+    code = (
+        "import kernels, gradtensor as gt, gradtensor.nn.functional as F; "
+        "from gradtensor.ops import fused; "
+        "y = F.linear(gt.ones(2, 3), gt.ones(4, 3), activation='relu'); "
+        "assert kernels.FOREIGN and fused.active_kernels() is gt.kernels; "
+        "assert y.grad_fn is None and y.tolist() == [[3.0] * 4] * 2; print('ok')"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    run = [sys.executable, "-c", code]
+    done = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.stdout.strip() == "ok", done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("kernels", [True, False])

@@ -1,6 +1,6 @@
 """linear: activation(x @ weight.T + bias) as one op, so a fused kernel can stand behind it.
 
-Forward and backward run on plain arrays: through the `kernels` package when it is enabled and the
+Forward and backward run on plain arrays: through `gradtensor.kernels` when it is enabled and the
 inputs qualify, otherwise through the array-module sequence below (the reference the kernels are
 checked against). For gradients of gradients (create_graph=True) the backward instead re-derives
 the layer from differentiable primitives, so higher orders keep working through a fused layer.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from typing import Any
 
 from .. import backend
+from .. import kernels as _kernels
 from ..tensor import Tensor
 from .registry import Sample, primitive
 
@@ -96,33 +96,9 @@ class _KernelSwitch(threading.local):
 _switch = _KernelSwitch()
 
 
-class _KernelState:
-    module: Any = None
-    checked = False
-
-
 def active_kernels() -> Any:
-    """gradtensor's `kernels` package, or None if it is off or a foreign `kernels` was found."""
-    if not _switch.enabled:
-        return None
-    if not _KernelState.checked:
-        _KernelState.checked = True
-        try:
-            import kernels
-        except ImportError:
-            kernels = None
-        if kernels is not None and getattr(kernels, "GRADTENSOR_KERNELS_API", None) != 1:
-            warnings.warn(
-                f"gradtensor: the `kernels` package found at {getattr(kernels, '__file__', '?')} "
-                "is not gradtensor's own; linear layers use the plain array path",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            kernels = None
-        if kernels is not None and not hasattr(kernels, "linear_act_forward"):
-            kernels = None
-        _KernelState.module = kernels
-    return _KernelState.module
+    """gradtensor's kernels (`gradtensor.kernels`), or None where they are off in this thread."""
+    return _kernels if _switch.enabled else None
 
 
 class use_kernels:

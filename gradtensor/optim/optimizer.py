@@ -8,8 +8,8 @@ Updates run on the parameters' arrays in place, never through the tape: the para
 identity and no graph grows. A fused kernel (Numba on the CPU, one Numba-CUDA launch on a GPU)
 reads and writes each element once, where the array ops take four to eleven passes; for float16,
 or with `gt.use_kernels(False)`, the array ops run with `out=` on scratch buffers made once per
-parameter, so a step allocates nothing after the first either way. Each updated parameter's version goes up, so a graph that saved its old values
-refuses to backpropagate through them.
+parameter, so a step allocates nothing after the first either way. Each updated parameter's
+version goes up, so a graph that saved its old values refuses to backpropagate through them.
 """
 
 from __future__ import annotations

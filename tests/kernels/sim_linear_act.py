@@ -14,8 +14,8 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
 
 from linear_act_reference import check_module, inputs  # noqa: E402
 
-import kernels  # noqa: E402
-import kernels.cuda as kcuda  # noqa: E402
+from gradtensor import kernels  # noqa: E402
+from gradtensor.kernels import cuda as kcuda  # noqa: E402
 
 PATHS = ["a", "b"]
 

@@ -13,8 +13,8 @@ import pytest
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 before Numba is imported", allow_module_level=True)
 
-import kernels.optim_cpu as kcpu  # noqa: E402
-import kernels.optim_cuda as kcuda  # noqa: E402
+from gradtensor.kernels import optim_cpu as kcpu  # noqa: E402
+from gradtensor.kernels import optim_cuda as kcuda  # noqa: E402
 
 SIZES = [1, 37, 1000]
 DTYPES = [np.float32, np.float64]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from kernels import blas
+from gradtensor.kernels import blas
 
 
 def _mkl_installed():

@@ -2,7 +2,7 @@
 
 import pytest
 
-import kernels.cuda as kcuda
+from gradtensor.kernels import cuda as kcuda
 
 # CUDA: gridDim.x up to 2**31 - 1, gridDim.y and z up to 65535; at most 1024 threads a block.
 GRID_LIMITS = (2**31 - 1, 65535)

@@ -54,7 +54,7 @@ def test_kernels_compile_to_ptx(monkeypatch, storage):
     import numba.cuda.dispatcher
     from numba import cuda, types
 
-    import kernels.cuda as kcuda
+    from gradtensor.kernels import cuda as kcuda
 
     assert not kcuda.SIMULATOR
     # Device functions are compiled for "the current device"; stand one in, there is no GPU.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from linear_act_reference import SHAPES, check_module, inputs
 
-import kernels
+from gradtensor import kernels
 
 try:
     import cupy
@@ -30,7 +30,6 @@ PATHS = ["a", "b"]
 
 @pytest.fixture(scope="module")
 def kcuda():
-    import kernels.cuda
 
     assert not kernels.cuda.SIMULATOR
     return kernels.cuda

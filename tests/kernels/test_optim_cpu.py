@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import kernels
+from gradtensor import kernels
 
 
 def _arrays(n=3, shape=(4, 5), dtype=np.float32):

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kernels
-import kernels.optim_cpu as kcpu
-import kernels.optim_cuda as kcuda
+from gradtensor import kernels
+from gradtensor.kernels import optim_cpu as kcpu
+from gradtensor.kernels import optim_cuda as kcuda
 from gradtensor.optim.optimizer import _fusable
 
 HERE = Path(__file__).resolve().parent
