@@ -160,21 +160,21 @@ def array_types() -> tuple[type, ...]:
     return (np.ndarray,) if _cupy is None else (np.ndarray, _cupy.ndarray)
 
 
+def on(dev: Device) -> Any:
+    """A context in which new arrays are made on `dev` (CuPy allocates on the current GPU)."""
+    if dev.type == "cpu":
+        return contextlib.nullcontext()
+    return _cupy.cuda.Device(dev.index)
+
+
 def asarray(data: Any, dtype: Any, dev: Device) -> Any:
     """Make an array of `data` on `dev` (a copy only when needed)."""
     if dev.type == "cpu":
         if is_cuda_array(data):
             data = data.get()
         return np.asarray(data, dtype=dtype)
-    with _cupy.cuda.Device(dev.index):
+    with on(dev):
         return _cupy.asarray(data, dtype=dtype)
-
-
-def on(dev: Device) -> Any:
-    """A context in which new arrays are made on `dev` (CuPy allocates on the current GPU)."""
-    if dev.type == "cpu":
-        return contextlib.nullcontext()
-    return _cupy.cuda.Device(dev.index)
 
 
 def to_device(a: Any, dev: Device) -> Any:
@@ -183,7 +183,7 @@ def to_device(a: Any, dev: Device) -> Any:
         return a.get() if is_cuda_array(a) else a
     if is_cuda_array(a) and a.device.id == dev.index:
         return a
-    with _cupy.cuda.Device(dev.index):
+    with on(dev):
         return _cupy.asarray(a)
 
 
@@ -232,17 +232,14 @@ def rng(dev: Device) -> Any:
         return _np_rng
     gen = _cp_rngs.get(dev.index)
     if gen is None:
-        with _cupy.cuda.Device(dev.index):
+        with on(dev):
             gen = _cp_rngs[dev.index] = _cupy.random.default_rng(_cp_seed)
     return gen
 
 
 def _draw(dev: Device, method: str, shape: tuple[int, ...], dtype: Any) -> Any:
-    if dev.type == "cpu":
-        return getattr(_np_rng, method)(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
-    with _cupy.cuda.Device(dev.index):
-        draw = getattr(rng(dev), method)(shape, dtype=_rng_dtype(dtype))
-        return draw.astype(dtype, copy=False)
+    with on(dev):
+        return getattr(rng(dev), method)(shape, dtype=_rng_dtype(dtype)).astype(dtype, copy=False)
 
 
 def random_normal(shape: tuple[int, ...], dtype: Any, dev: Device) -> Any:

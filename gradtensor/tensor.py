@@ -224,7 +224,7 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """`f"{loss:.4f}"`: a one-element tensor formats as its number (as in PyTorch)."""
-        if self.size == 1 and self.ndim == 0 or (spec and self.size == 1):
+        if self.size == 1 and (spec or self.ndim == 0):
             return format(self.item(), spec)
         if spec:
             raise TypeError(
@@ -532,11 +532,12 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: An
     """A new tensor holding a copy of `data`: `gt.tensor([[1.0, 2.0]], requires_grad=True)`."""
     if isinstance(data, Tensor):
         data = data.data
-    if device is None and backend.is_cuda_array(data):
+    on_gpu = backend.is_cuda_array(data)
+    if device is None and on_gpu:
         dev = backend.device_of_array(data)  # a GPU array stays on its GPU, as a tensor does
     else:
         dev = backend.device(device)
-        if not backend.is_cuda_array(data):
+        if not on_gpu:
             try:
                 data = np.asarray(data)
             except ValueError as exc:

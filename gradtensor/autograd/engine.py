@@ -311,7 +311,7 @@ def backward(
     # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
     try:
-        with _quiet_fp():
+        with backend.np.errstate(all="ignore"):
             while heap:
                 node = pop(heap)[1]
                 gouts = pending.pop(node)
@@ -355,10 +355,6 @@ def backward(
     if capture is not None and raw:
         capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
-
-
-def _quiet_fp() -> Any:
-    return backend.np.errstate(all="ignore")
 
 
 def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:

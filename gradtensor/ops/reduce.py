@@ -193,12 +193,14 @@ def _reduce_nonempty(op: str, xp: Any, fn: Any, x: Any, axis: Any, keepdims: boo
     if x.size == 0 and _count(x.shape, axis) == 0:  # an empty axis is reduced: no identity
         raise ValueError(f"{op}: cannot reduce an empty axis of a tensor of shape {x.shape}")
     if x.size == 0:  # only kept axes are empty: an empty result, as NumPy and PyTorch give
-        return xp.empty(kept_shape(x.shape, axis) if keepdims else _reduced(x.shape, axis), x.dtype)
+        return xp.empty(_reduced_shape(x.shape, axis, keepdims), x.dtype)
     return fn(x, axis=axis, keepdims=keepdims)
 
 
-def _reduced(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
-    """The shape a reduction with keepdims=False gives."""
+def _reduced_shape(shape: tuple[int, ...], axis: Any, keepdims: bool) -> tuple[int, ...]:
+    """The shape a reduction over `axis` gives."""
+    if keepdims:
+        return kept_shape(shape, axis)
     return () if axis is None else tuple(n for i, n in enumerate(shape) if i not in axis)
 
 
@@ -230,17 +232,12 @@ min = _reduction(_min, "Smallest value over `axis`.")
 @primitive("logsumexp", save="xy", samples=REDUCE + [Sample((2, 3), domain=(-1e3, 1e3), axis=1)])
 def _logsumexp(xp, x, *, axis, keepdims):
     if x.size == 0:  # the log of an empty sum is -inf (and nothing at all if the result is empty)
-        shape = kept_shape(x.shape, axis) if keepdims else _reduced(x.shape, axis)
-        return xp.full(shape, -xp.inf, x.dtype)
+        return xp.full(_reduced_shape(x.shape, axis, keepdims), -xp.inf, x.dtype)
     # Shift by the maximum so that exp never overflows; an all -inf slice keeps a shift of 0.
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     s = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
-    return (
-        s
-        if keepdims
-        else s.reshape([n for i, n in enumerate(s.shape) if axis is not None and i not in axis])
-    )
+    return s if keepdims else s.reshape(_reduced_shape(x.shape, axis, False))
 
 
 _logsumexp.defvjp(
