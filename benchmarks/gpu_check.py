@@ -244,13 +244,66 @@ def part_kernels(budget: float, out: Path) -> dict[str, Any]:
         "default_takes_path_b": kcuda.use_path_b(GRID_LIMIT_BATCH, 1, 1),
         "by_path": grid,
     }
-    bad = len(failures) + sum(v != "ok" for v in grid.values())
+    rec["optimizers"] = optim = _check_optimizers(stream)
+    bad = len(failures) + sum(v != "ok" for v in (*grid.values(), *optim.values()))
     if bad:
         rec["status"] = "failed"
         rec["reason"] = f"{len(failures)} of {count} variants and " + ", ".join(
-            f"grid-limit path {k}: {v}" for k, v in grid.items() if v != "ok"
+            f"{what} {k}: {v}"
+            for what, d in (("grid-limit path", grid), ("optimizer", optim))
+            for k, v in d.items()
+            if v != "ok"
         )
     return rec
+
+
+def _check_optimizers(stream: Any, largest: int = 100_003) -> dict[str, str]:
+    """Each one-pass optimizer update over a list of 19 CuPy tensors (two or three launches, on
+    a non-default stream) against kernels.optim_cpu on host copies, tensor by tensor."""
+    import cupy
+    import numpy as np
+
+    from gradtensor.kernels import optim_cpu, optim_cuda
+
+    hyper = {
+        "sgd_update": dict(lr=0.1, momentum=0.9, weight_decay=0.01),
+        "adam_update": dict(
+            lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True,
+            step_size=0.1, bias_correction2_sqrt=0.05,
+        ),
+        "rmsprop_update": dict(lr=1e-2, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.9),
+    }  # fmt: skip
+    lists = {"sgd_update": 3, "adam_update": 5, "rmsprop_update": 5}
+    rng = np.random.default_rng(0)
+    result = {}
+    for fn, h in hyper.items():
+        for dtype in (np.float32, np.float64):
+            label = f"{fn}/{np.dtype(dtype).name}"
+            sizes = [(1, 37, 0, largest, 4096)[k % 5] for k in range(19)]
+            host = [[np.abs(rng.standard_normal(n)).astype(dtype) + 1 for _ in range(lists[fn])]
+                    for n in sizes]  # fmt: skip
+            if fn == "rmsprop_update":
+                for row in host:
+                    row[2] += 10  # the square average stays above grad_avg squared
+                    row[3] *= 0.1
+            try:
+                with stream:
+                    dev = [[cupy.asarray(a) for a in row] for row in host]
+                    getattr(optim_cuda, fn)(*map(list, zip(*dev, strict=True)), **h)
+                stream.synchronize()
+                worst = 0.0
+                for row, drow in zip(host, dev, strict=True):
+                    getattr(optim_cpu, fn)(*row, **h)
+                    for want, got in zip(row, drow, strict=True):
+                        if want.size:
+                            err = np.abs(cupy.asnumpy(got) - want) / np.maximum(np.abs(want), 1)
+                            worst = max(worst, float(err.max()))
+                # The same operations in the same order, but NVVM contracts a*b+c into FMAs.
+                tol = 1e-12 if dtype == np.float64 else 1e-5
+                result[label] = "ok" if worst <= tol else f"mismatch: max rel error {worst}"
+            except Exception as exc:
+                result[label] = _error(exc)
+    return result
 
 
 # -- (c) the cuda-marked tests --------------------------------------------------------------------

@@ -3,8 +3,9 @@
 `linear_act_forward` / `linear_act_backward` (linear + activation) dispatch on the array type:
 NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `sgd_update`, `adam_update` and
-`rmsprop_update` (one-pass optimizer updates, in place) dispatch the same way, to
-`kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA launch per parameter).
+`rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a list of them)
+dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA
+launch for a list of parameters).
 Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
 no CuPy and touches no GPU.
 """
@@ -78,6 +79,10 @@ def linear_act_backward(
 
 
 def _optim(fn: str, param: Any) -> Any:
+    if isinstance(param, (list, tuple)):  # a list of tensors: all of one kind, as checked later
+        if not param:
+            return getattr(_module("optim_cpu"), fn)  # nothing to update
+        param = param[0]
     if isinstance(param, np.ndarray):
         return getattr(_module("optim_cpu"), fn)
     if hasattr(type(param), "__cuda_array_interface__"):
@@ -89,7 +94,8 @@ def _optim(fn: str, param: Any) -> Any:
 
 
 def sgd_update(param: Any, grad: Any, momentum_buffer: Any | None, **hyper: Any) -> None:
-    """SGD step in place; e.g. sgd_update(p, g, buf, lr=0.1, momentum=0.9)."""
+    """SGD step in place; e.g. sgd_update(p, g, buf, lr=0.1, momentum=0.9), or with lists of
+    arrays (one per parameter) in place of p, g and buf."""
     _optim("sgd_update", param)(param, grad, momentum_buffer, **hyper)
 
 

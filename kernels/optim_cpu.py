@@ -9,6 +9,9 @@ once, updated in registers and stored once. Measured on the 2-core dev box (Xeon
 Every kernel does its float arithmetic in the arrays' dtype, in the same order as the array-op
 update in `gradtensor.optim` (which follows PyTorch's), so the two paths agree bit for bit: no
 fastmath here, since contracting a*b+c into an FMA would change the rounding.
+
+Each array argument of an update is one array or a list of arrays, one per parameter (as the
+CUDA updates take them, in one launch); every parameter is checked before any is updated.
 """
 
 from __future__ import annotations
@@ -132,29 +135,57 @@ def _rmsprop(p, g, sq, ga, buf, neg_lr, alpha, c, eps, wd, mom, centered, has_bu
         p[i] = pi
 
 
-def _flat(fn: str, named: dict[str, Any]) -> list[np.ndarray]:
-    """The arrays as 1-D views (None stays None), after checking they can be updated in place."""
+def _flat(fn: str, named: dict[str, Any], at: str) -> list[np.ndarray | None]:
+    """One tensor's arrays as 1-D views (None stays None), after checking they can be updated in
+    place; `at` is the tensor's place in the lists ("[2]"), or "" for single arrays."""
     first_name, first = next(iter(named.items()))
+    first_name += at
     if not isinstance(first, np.ndarray) or first.dtype not in DTYPES:
         raise ValueError(
             f"{fn}: {first_name} must be a float32 or float64 NumPy array, got "
             f"{getattr(first, 'dtype', type(first).__name__)}"
         )
     out = []
-    for name, a in named.items():
+    for base, a in named.items():
         if a is None:
             out.append(None)
             continue
+        name = base + at
         if not isinstance(a, np.ndarray) or a.dtype != first.dtype or a.shape != first.shape:
             raise ValueError(
                 f"{fn}: {name} must be a NumPy array like {first_name} ({first.dtype}, shape "
                 f"{first.shape}), got {getattr(a, 'dtype', type(a).__name__)} "
                 f"{getattr(a, 'shape', '')}"
             )
-        if not a.flags.c_contiguous or (name != "grad" and not a.flags.writeable):
+        if not a.flags.c_contiguous or (base != "grad" and not a.flags.writeable):
             raise ValueError(f"{fn}: {name} must be C-contiguous and writeable to update in place")
         out.append(a.reshape(-1))
     return out
+
+
+def tensor_rows(fn: str, named: dict[str, Any], flat: Any) -> list[list[Any]]:
+    """Each tensor's arrays, checked by `flat`, for every tensor before any update.
+
+    An argument is one array, a list of arrays (one per tensor, as many as the first argument
+    has), or None (state the configuration does not use).
+    """
+    first_name, first = next(iter(named.items()))
+    many = isinstance(first, (list, tuple))
+    count = len(first) if many else 1
+    columns = {}
+    for name, value in named.items():
+        if value is not None and (
+            isinstance(value, (list, tuple)) != many or (many and len(value) != count)
+        ):
+            for k, a in enumerate(first if many else [first]):  # a list of non-arrays, first
+                flat(fn, {first_name: a}, f"[{k}]" * many)
+            want = f"a list of {count} arrays" if many else "one array"
+            raise ValueError(f"{fn}: {name} must be {want}, as {first_name} is")
+        columns[name] = None if value is None else list(value) if many else [value]
+    return [
+        flat(fn, {n: None if c is None else c[k] for n, c in columns.items()}, f"[{k}]" * many)
+        for k in range(count)
+    ]
 
 
 def sgd_update(
@@ -170,14 +201,13 @@ def sgd_update(
     first: bool = False,
 ) -> None:
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
-    p, g, b = _flat(
-        "sgd_update", {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
-    )
-    ft = p.dtype.type
-    _sgd(
-        p, g, p if b is None else b, ft(-lr), ft(weight_decay), ft(momentum), ft(1 - dampening),
-        ft(dampening), bool(nesterov), bool(first), b is not None,
-    )  # fmt: skip
+    named = {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
+    for p, g, b in tensor_rows("sgd_update", named, _flat):
+        ft = p.dtype.type
+        _sgd(
+            p, g, p if b is None else b, ft(-lr), ft(weight_decay), ft(momentum),
+            ft(1 - dampening), ft(dampening), bool(nesterov), bool(first), b is not None,
+        )  # fmt: skip
 
 
 def adam_update(
@@ -197,22 +227,20 @@ def adam_update(
     bias_correction2_sqrt: float,
 ) -> None:
     """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad)."""
-    p, g, m, v, vmax = _flat(
-        "adam_update",
-        {
-            "param": param,
-            "grad": grad,
-            "exp_avg": exp_avg,
-            "exp_avg_sq": exp_avg_sq,
-            "max_exp_avg_sq": max_exp_avg_sq,
-        },
-    )
-    ft = p.dtype.type
-    _adam(
-        p, g, m, v, v if vmax is None else vmax, ft(weight_decay), ft(1 - lr * weight_decay),
-        ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps), ft(-step_size),
-        ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
-    )  # fmt: skip
+    named = {
+        "param": param,
+        "grad": grad,
+        "exp_avg": exp_avg,
+        "exp_avg_sq": exp_avg_sq,
+        "max_exp_avg_sq": max_exp_avg_sq,
+    }
+    for p, g, m, v, vmax in tensor_rows("adam_update", named, _flat):
+        ft = p.dtype.type
+        _adam(
+            p, g, m, v, v if vmax is None else vmax, ft(weight_decay), ft(1 - lr * weight_decay),
+            ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps), ft(-step_size),
+            ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
+        )  # fmt: skip
 
 
 def rmsprop_update(
@@ -229,18 +257,16 @@ def rmsprop_update(
     momentum: float,
 ) -> None:
     """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any)."""
-    p, g, sq, ga, b = _flat(
-        "rmsprop_update",
-        {
-            "param": param,
-            "grad": grad,
-            "square_avg": square_avg,
-            "grad_avg": grad_avg,
-            "momentum_buffer": momentum_buffer,
-        },
-    )
-    ft = p.dtype.type
-    _rmsprop(
-        p, g, sq, sq if ga is None else ga, sq if b is None else b, ft(-lr), ft(alpha),
-        ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None, b is not None,
-    )  # fmt: skip
+    named = {
+        "param": param,
+        "grad": grad,
+        "square_avg": square_avg,
+        "grad_avg": grad_avg,
+        "momentum_buffer": momentum_buffer,
+    }
+    for p, g, sq, ga, b in tensor_rows("rmsprop_update", named, _flat):
+        ft = p.dtype.type
+        _rmsprop(
+            p, g, sq, sq if ga is None else ga, sq if b is None else b, ft(-lr), ft(alpha),
+            ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None, b is not None,
+        )  # fmt: skip

@@ -1,9 +1,14 @@
-"""CUDA optimizer updates: one Numba-CUDA launch per parameter instead of four to eleven array ops.
+"""CUDA optimizer updates: one Numba-CUDA launch for a whole list of parameters, where array ops
+take four to eleven launches per parameter.
 
 The per-element maths is that of kernels.optim_cpu (`sgd`, `adam`, `rmsprop`), the same functions,
-compiled as device functions; each kernel is a grid-stride loop that loads an element of every
-array once, calls it and stores the results. Launches go to CuPy's current stream (when CuPy is
-importable) without a host synchronisation. Signatures and checks are those of kernels.optim_cpu.
+compiled as device functions; each kernel walks every tensor of its lists with a grid-stride loop
+that loads an element of every array once, calls it and stores the results. A launch takes up to
+`per_launch(...)` tensors (8 or 16: CUDA's 4 KB of kernel arguments), so a longer list takes a few.
+The operations and their order are the CPU's, but NVVM contracts a*b+c into fused multiply-adds
+(Numba offers no switch for it), so a GPU update may differ from the CPU's in the last bit.
+Launches go to CuPy's current stream (when CuPy is importable) without a host synchronisation.
+Signatures and checks are those of kernels.optim_cpu; each array argument is one array or a list.
 
 Under NUMBA_ENABLE_CUDASIM=1 the same kernels run in Numba's simulator on NumPy arrays, which is
 how CI tests them. Importing this module compiles nothing and touches no GPU.
@@ -18,9 +23,9 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .optim_cpu import adam, rmsprop, sgd
+from .optim_cpu import adam, rmsprop, sgd, tensor_rows
 
-__all__ = ["SIMULATOR", "adam_update", "rmsprop_update", "sgd_update"]
+__all__ = ["SIMULATOR", "adam_update", "per_launch", "rmsprop_update", "sgd_update"]
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
@@ -35,51 +40,61 @@ _adam_step = cuda.jit(device=True)(adam)
 _rmsprop_step = cuda.jit(device=True)(rmsprop)
 
 
-# State a configuration does not use is an alias of g (never written here) and is not loaded.
+# One launch updates n tensors: lists[t] is tensor t's array, and each thread walks every tensor
+# with a grid stride. State a configuration does not use is an alias of g (never written here) and
+# is not loaded.
 
 
 @cuda.jit
-def _sgd(p, g, buf, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi, b = _sgd_step(
-            p[i], gi, buf[i] if has_buf else gi, neg_lr, wd, mom, one_minus_damp, damp,
-            nesterov, first, has_buf,
-        )  # fmt: skip
-        if has_buf:
-            buf[i] = b
-        p[i] = pi
+def _sgd(n, ps, gs, bufs, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
+    for t in range(n):
+        p, g, buf = ps[t], gs[t], bufs[t]
+        for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            gi = g[i]
+            pi, b = _sgd_step(
+                p[i], gi, buf[i] if has_buf else gi, neg_lr, wd, mom, one_minus_damp, damp,
+                nesterov, first, has_buf,
+            )  # fmt: skip
+            if has_buf:
+                buf[i] = b
+            p[i] = pi
 
 
 @cuda.jit
-def _adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        vi = v[i]
-        pi, mi, vi, most = _adam_step(
-            p[i], g[i], m[i], vi, vmax[i] if amsgrad else vi, wd, decay, c1, b2, c2, eps,
-            neg_step, bc2_sqrt, decoupled, amsgrad,
-        )  # fmt: skip
-        m[i] = mi
-        v[i] = vi
-        if amsgrad:
-            vmax[i] = most
-        p[i] = pi
+def _adam(
+    n, ps, gs, ms, vs, vmaxs, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad
+):
+    for t in range(n):
+        p, g, m, v, vmax = ps[t], gs[t], ms[t], vs[t], vmaxs[t]
+        for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            vi = v[i]
+            pi, mi, vi, most = _adam_step(
+                p[i], g[i], m[i], vi, vmax[i] if amsgrad else vi, wd, decay, c1, b2, c2, eps,
+                neg_step, bc2_sqrt, decoupled, amsgrad,
+            )  # fmt: skip
+            m[i] = mi
+            v[i] = vi
+            if amsgrad:
+                vmax[i] = most
+            p[i] = pi
 
 
 @cuda.jit
-def _rmsprop(p, g, sq, ga, buf, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
-    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi, s, a, b = _rmsprop_step(
-            p[i], gi, sq[i], ga[i] if centered else gi, buf[i] if has_buf else gi, neg_lr,
-            alpha, c, eps, wd, mom, centered, has_buf,
-        )  # fmt: skip
-        sq[i] = s
-        if centered:
-            ga[i] = a
-        if has_buf:
-            buf[i] = b
-        p[i] = pi
+def _rmsprop(n, ps, gs, sqs, gas, bufs, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
+    for t in range(n):
+        p, g, sq, ga, buf = ps[t], gs[t], sqs[t], gas[t], bufs[t]
+        for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            gi = g[i]
+            pi, s, a, b = _rmsprop_step(
+                p[i], gi, sq[i], ga[i] if centered else gi, buf[i] if has_buf else gi, neg_lr,
+                alpha, c, eps, wd, mom, centered, has_buf,
+            )  # fmt: skip
+            sq[i] = s
+            if centered:
+                ga[i] = a
+            if has_buf:
+                buf[i] = b
+            p[i] = pi
 
 
 # --- host side -------------------------------------------------------------------------------
@@ -106,10 +121,12 @@ def _c_contiguous(shape: tuple[int, ...], strides: Any, itemsize: int) -> bool:
     return True
 
 
-def _flat(fn: str, named: dict[str, Any]) -> tuple[list[Any], int]:
-    """The arrays as 1-D device arrays (None stays None) and their size, after the checks."""
+def _flat(fn: str, named: dict[str, Any], at: str) -> list[Any]:
+    """One tensor's arrays as 1-D device arrays (None stays None), after the checks; `at` is
+    the tensor's place in the lists ("[2]"), or "" for single arrays."""
     kind = "NumPy (CUDA simulator)" if SIMULATOR else "CUDA (CuPy)"
     first_name, first = next(iter(named.items()))
+    first_name += at
     info = _interface(first)
     dtype = np.dtype(info["typestr"]) if info is not None else None
     if dtype is None or dtype not in DTYPES:
@@ -117,9 +134,10 @@ def _flat(fn: str, named: dict[str, Any]) -> tuple[list[Any], int]:
         raise ValueError(f"{fn}: {first_name} must be a float32 or float64 {kind} array, got {got}")
     shape = tuple(info["shape"])
     size = int(np.prod(shape, dtype=np.int64))
-    for name, a in named.items():
+    for base, a in named.items():
         if a is None:
             continue
+        name = base + at
         ai = _interface(a)
         if ai is None or np.dtype(ai["typestr"]) != dtype or tuple(ai["shape"]) != shape:
             got = (
@@ -133,15 +151,22 @@ def _flat(fn: str, named: dict[str, Any]) -> tuple[list[Any], int]:
             )
         readonly = ai["data"][1] if ai.get("data") else False
         if not _c_contiguous(shape, ai.get("strides"), dtype.itemsize) or (
-            name != "grad" and readonly
+            base != "grad" and readonly
         ):
             raise ValueError(f"{fn}: {name} must be C-contiguous and writeable to update in place")
     if SIMULATOR:
-        return [None if a is None else a.reshape(-1) for a in named.values()], size
+        return [None if a is None else a.reshape(-1) for a in named.values()]
     # sync=False: Numba would otherwise wait on each array's stream from the host; the launch is
     # ordered on CuPy's current stream, like the ops that made the arrays.
     flat = [None if a is None else cuda.as_cuda_array(a, sync=False) for a in named.values()]
-    return [None if a is None else a.reshape(size) for a in flat], size
+    return [None if a is None else a.reshape(size) for a in flat]
+
+
+def _lists(fn: str, named: dict[str, Any]) -> list[list[Any] | None]:
+    """Each argument as a list of 1-D device arrays, one per tensor (None stays None), every
+    tensor checked before anything is launched."""
+    rows = tensor_rows(fn, named, _flat)
+    return [None if a is None else [row[j] for row in rows] for j, a in enumerate(named.values())]
 
 
 def _stream() -> Any:
@@ -154,19 +179,46 @@ def _stream() -> Any:
     return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
 
 
-def _launch(kernel: Any, size: int, *args: Any) -> None:
-    if size == 0:
-        return  # a launch needs at least one block, and there is nothing to update
-    blocks = min(_MAX_BLOCKS, -(-size // _THREADS))
-    config = kernel[blocks, _THREADS, _stream()]
-    if SIMULATOR:
-        config(*args)
-        return
-    # Small parameters (biases) make small grids on purpose; with warnings as errors (pytest)
-    # Numba's under-utilization warning would fail the call. Matched by text, as in kernels.cuda.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Grid size .* under-utilization")
-        config(*args)
+# A launch's arguments must fit in 4 KB on every GPU CUDA supports, and Numba passes a 1-D array
+# as seven 8-byte words. A launch takes as many tensors as fit (the scalars keep 256 bytes),
+# rounded down to a power of two; shorter lists are padded to a power of two with repeats the
+# kernel never reads, so a few compiled variants serve every group size.
+_ARG_BYTES, _ARRAY_BYTES = 4096 - 256, 7 * 8
+
+
+def per_launch(n_lists: int) -> int:
+    """How many tensors one launch updates when each has `n_lists` arrays."""
+    fit = _ARG_BYTES // (_ARRAY_BYTES * n_lists)
+    return 1 << (fit.bit_length() - 1)
+
+
+def _launch(kernel: Any, lists: list[list[Any]], *scalars: Any) -> None:
+    """Run `kernel` over every tensor (lists[j][t] is tensor t's array j): one launch per
+    `per_launch(len(lists))` tensors."""
+    per = per_launch(len(lists))
+    for start in range(0, len(lists[0]), per):
+        chunk = [column[start : start + per] for column in lists]
+        n = len(chunk[0])
+        size = max(a.size for a in chunk[0])
+        if size == 0:
+            continue  # a launch needs at least one block, and there is nothing to update
+        width = 1 << (n - 1).bit_length()
+        args = [tuple(column + column[-1:] * (width - n)) for column in chunk]
+        blocks = min(_MAX_BLOCKS, -(-size // _THREADS))
+        config = kernel[blocks, _THREADS, _stream()]
+        if SIMULATOR:
+            config(n, *args, *scalars)
+            continue
+        # Small parameters (biases) make small grids on purpose; with warnings as errors (pytest)
+        # Numba's under-utilization warning would fail the call. Matched by text, as in
+        # kernels.cuda.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Grid size .* under-utilization")
+            config(n, *args, *scalars)
+
+
+def _scalar_type(params: list[Any]) -> Any:
+    return np.dtype(params[0].dtype).type if params else np.float32
 
 
 def sgd_update(
@@ -181,13 +233,15 @@ def sgd_update(
     nesterov: bool = False,
     first: bool = False,
 ) -> None:
-    """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
-    (p, g, b), n = _flat(
+    """SGD in place: param (and momentum_buffer, which `first` fills with the gradient).
+
+    Each array argument is one array or a list of arrays, one per tensor."""
+    p, g, b = _lists(
         "sgd_update", {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
     )
-    ft = np.dtype(p.dtype).type
+    ft = _scalar_type(p)
     _launch(
-        _sgd, n, p, g, g if b is None else b, ft(-lr), ft(weight_decay), ft(momentum),
+        _sgd, [p, g, g if b is None else b], ft(-lr), ft(weight_decay), ft(momentum),
         ft(1 - dampening), ft(dampening), bool(nesterov), bool(first), b is not None,
     )  # fmt: skip
 
@@ -208,8 +262,10 @@ def adam_update(
     step_size: float,
     bias_correction2_sqrt: float,
 ) -> None:
-    """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad)."""
-    (p, g, m, v, vmax), n = _flat(
+    """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad).
+
+    Each array argument is one array or a list of arrays, one per tensor."""
+    p, g, m, v, vmax = _lists(
         "adam_update",
         {
             "param": param,
@@ -219,9 +275,9 @@ def adam_update(
             "max_exp_avg_sq": max_exp_avg_sq,
         },
     )
-    ft = np.dtype(p.dtype).type
+    ft = _scalar_type(p)
     _launch(
-        _adam, n, p, g, m, v, g if vmax is None else vmax, ft(weight_decay),
+        _adam, [p, g, m, v, g if vmax is None else vmax], ft(weight_decay),
         ft(1 - lr * weight_decay), ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps),
         ft(-step_size), ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
     )  # fmt: skip
@@ -240,8 +296,10 @@ def rmsprop_update(
     weight_decay: float,
     momentum: float,
 ) -> None:
-    """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any)."""
-    (p, g, sq, ga, b), n = _flat(
+    """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any).
+
+    Each array argument is one array or a list of arrays, one per tensor."""
+    p, g, sq, ga, b = _lists(
         "rmsprop_update",
         {
             "param": param,
@@ -251,9 +309,9 @@ def rmsprop_update(
             "momentum_buffer": momentum_buffer,
         },
     )
-    ft = np.dtype(p.dtype).type
+    ft = _scalar_type(p)
     _launch(
-        _rmsprop, n, p, g, sq, g if ga is None else ga, g if b is None else b, ft(-lr),
+        _rmsprop, [p, g, sq, g if ga is None else ga, g if b is None else b], ft(-lr),
         ft(alpha), ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None,
         b is not None,
     )  # fmt: skip

@@ -129,6 +129,38 @@ def test_fused_update_equals_array_ops_bit_for_bit(case, dtype):
     assert np.isnan(runs[0][0].flat[0])
 
 
+def test_parameters_sharing_a_step_share_one_kernel_call(monkeypatch):
+    """On a GPU one call is one launch for the whole list; on the CPU the same batching runs."""
+    from gradtensor import kernels
+
+    calls = []
+    real = kernels.adam_update
+
+    def counted(param, *rest, **h):
+        calls.append([tuple(p.shape) for p in param])
+        real(param, *rest, **h)
+
+    monkeypatch.setattr(kernels, "adam_update", counted)
+    rng = np.random.default_rng(0)
+    ps = [nn.Parameter(gt.tensor(rng.standard_normal(s).astype(np.float32))) for s in SHAPES]
+    wide = nn.Parameter(gt.tensor(rng.standard_normal(3)))  # float64: a call of its own
+    opt = optim.Adam([{"params": ps}, {"params": [wide], "lr": 0.1}])
+
+    def step(with_grad):
+        calls.clear()
+        for p in ps + [wide]:
+            p.grad = gt.ones_like(p) if any(p is q for q in with_grad) else None
+        opt.step()
+        return sorted(calls)
+
+    assert step(ps + [wide]) == [[(3,)], [(4, 3), (3,), (2, 2, 2)]]
+    # A parameter that missed a step has its own bias correction, so its own call.
+    assert step(ps[1:]) == [[(3,), (2, 2, 2)]]
+    assert step(ps) == [[(3,), (2, 2, 2)], [(4, 3)]]  # steps 3, 3 and 2
+    with gt.use_kernels(False):
+        assert step(ps) == []
+
+
 @pytest.mark.parametrize("case", ["sgd_momentum_dampening_wd", "adam_amsgrad", "rmsprop_centered"])
 def test_parameters_without_grad_are_skipped_like_torch(case):
     make_ours, make_theirs = CASES[case]

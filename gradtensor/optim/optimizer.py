@@ -2,14 +2,16 @@
 
 Subclasses write `_prepare` (per parameter: make its state, count the step, pick the arrays and
 the scalars of this step), `_apply` (the update itself, elementwise on those arrays, with array
-ops) and `_fused` (the same update as one kernel pass, where the `kernels` package has one).
+ops) and `_fused` (the same update as one kernel call, where the `kernels` package has one, on
+lists of arrays: every parameter that shares the step's scalars, dtype and device).
 
 Updates run on the parameters' arrays in place, never through the tape: the parameters keep their
-identity and no graph grows. A fused kernel (Numba on the CPU, one Numba-CUDA launch on a GPU)
-reads and writes each element once, where the array ops take four to eleven passes; for float16,
-or with `gt.use_kernels(False)`, the array ops run with `out=` on scratch buffers made once per
-parameter, so a step allocates nothing after the first either way. Each updated parameter's
-version goes up, so a graph that saved its old values refuses to backpropagate through them.
+identity and no graph grows. A fused kernel (Numba on the CPU; on a GPU, one Numba-CUDA launch
+for a list of parameters) reads and writes each element once, where the array ops take four to
+eleven passes; for float16, or with `gt.use_kernels(False)`, the array ops run with `out=` on
+scratch buffers made once per parameter, so a step allocates nothing after the first either
+way. Each updated parameter's version goes up, so a graph that saved its old values refuses to
+backpropagate through them.
 """
 
 from __future__ import annotations
@@ -175,11 +177,23 @@ class Optimizer:
                 p._version[0] += 1
         # None for an optimizer without a fused update (a user's subclass, say) or kernels off.
         kernel = getattr(active_kernels(), self._kernel, None) if self._kernel else None
+        # Parameters that share a kernel call: same scalars, same kind of array, dtype and device,
+        # same state in use. On a GPU each batch is one launch (per few tensors), not one each.
+        batches: dict[tuple[Any, ...], list[list[Any]]] = {}
         for p, arrays, h in jobs:
             if kernel is not None and _fusable(arrays):
-                self._fused(kernel, *arrays, h)
+                d = arrays[0]
+                key = (type(d), d.dtype, p.device, *(a is None for a in arrays), *h.items())
+                batch = batches.get(key)
+                if batch is None:
+                    batches[key] = [[a] for a in arrays] + [h]
+                else:
+                    for column, a in zip(batch, arrays):
+                        column.append(a)
             else:
                 self._apply(*arrays, *self._buffers(p, 2), h)
+        for *columns, h in batches.values():
+            self._fused(kernel, *(None if c[0] is None else c for c in columns), h)
         return loss
 
     def _check_grads(self) -> None:
@@ -212,7 +226,8 @@ class Optimizer:
 
     @staticmethod
     def _fused(kernel: Callable[..., None], *arrays_and_scalars: Any) -> None:
-        """The update as one call of `kernel` on `_prepare`'s arrays and scalars."""
+        """The update as one call of `kernel` on lists of `_prepare`'s arrays (one entry per
+        parameter; None where the state is unused) and their shared scalars."""
         raise NotImplementedError
 
     @staticmethod

@@ -146,7 +146,8 @@ def test_empty_parameter_is_a_no_op():
         (lambda p, g, b: (p, g.astype(np.float64), b), "grad must be a .* array like param"),
         (lambda p, g, b: (p, g[:2], b), r"grad .* shape \(4, 5\)"),
         (lambda p, g, b: (p, g, np.asfortranarray(b)), "momentum_buffer must be C-contiguous"),
-        (lambda p, g, b: (p.tolist(), g, b), "param must be a float32 or float64"),
+        # A list is a list of tensors: each entry must be an array.
+        (lambda p, g, b: (p.tolist(), g, b), r"param\[0\] must be a float32 or float64"),
     ],
 )
 def test_bad_arrays_are_refused_by_name(bad, match):
@@ -160,3 +161,112 @@ def test_read_only_param_is_refused():
     p.flags.writeable = False
     with pytest.raises(ValueError, match="param must be C-contiguous and writeable"):
         kcuda.sgd_update(p, g, b, lr=0.1, momentum=0.9)
+
+
+class _Counted:
+    """A kernel that counts its launches and the tensors each one is given."""
+
+    def __init__(self, kernel):
+        self.kernel, self.launches = kernel, []
+
+    def __getitem__(self, config):
+        launch = self.kernel[config]
+
+        def run(n, *args):
+            self.launches.append(n)
+            return launch(n, *args)
+
+        return run
+
+
+def _sizes(count):
+    return [(0, 1, 37, 1000, 5, 64)[k % 6] for k in range(count)]
+
+
+LISTS = {
+    "sgd": (
+        "_sgd", "sgd_update", 3, dict(lr=0.1, momentum=0.9, weight_decay=0.01, first=False)
+    ),
+    "adam": (
+        "_adam", "adam_update", 5,
+        dict(
+            lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True,
+            step_size=0.1, bias_correction2_sqrt=0.05,
+        ),
+    ),
+    "rmsprop": (
+        "_rmsprop", "rmsprop_update", 5,
+        dict(lr=1e-2, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.9),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("count", [1, 3, "many"])
+@pytest.mark.parametrize("name", LISTS)
+def test_a_list_of_tensors_is_one_launch_per_few_and_updates_each_like_the_cpu(
+    name, count, monkeypatch
+):
+    kernel, fn, n_lists, h = LISTS[name]
+    per = kcuda.per_launch(n_lists)
+    count = per + 3 if count == "many" else count
+    rows = []
+    for k, size in enumerate(_sizes(count)):
+        arrays = _arrays(n_lists, size, np.float32, nan=False, seed=k)
+        if name == "adam":
+            arrays[3:] = [np.abs(a) for a in arrays[3:]]  # second moments are not negative
+        elif name == "rmsprop":
+            arrays[2], arrays[3] = np.abs(arrays[2]) + 10, arrays[3] * 0.5  # sq above ga^2
+        rows.append(arrays)
+    columns = [[row[j] for row in rows] for j in range(n_lists)]
+    counted = _Counted(getattr(kcuda, kernel))
+    monkeypatch.setattr(kcuda, kernel, counted)
+    got = [[a.copy() for a in column] for column in columns]
+    getattr(kcuda, fn)(*got, **h)
+    # Every tensor is updated as the CPU updates it alone; the gradients are only read.
+    for k, row in enumerate(rows):
+        want = [a.copy() for a in row]
+        getattr(kcpu, fn)(*want, **h)
+        _check(want, [column[k] for column in got], np.float32)
+        np.testing.assert_array_equal(got[1][k], row[1])
+    # One launch per `per` tensors; a chunk of only empty tensors launches nothing.
+    chunks = [_sizes(count)[i : i + per] for i in range(0, count, per)]
+    assert counted.launches == [len(c) for c in chunks if max(c) > 0]
+
+
+def test_list_arguments_are_checked_tensor_by_tensor_before_any_update():
+    ps = [np.ones(3, np.float32), np.ones((2, 2), np.float32)]
+    gs = [np.ones(3, np.float32), np.ones((2, 2), np.float64)]
+    before = [p.copy() for p in ps]
+    with pytest.raises(ValueError, match=r"grad\[1\] must be a .* array like param\[1\]"):
+        kcuda.sgd_update(ps, gs, None, lr=0.1)
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p, b)  # the first tensor was not updated either
+    with pytest.raises(ValueError, match="grad must be a list of 2 arrays, as param is"):
+        kcuda.sgd_update(ps, gs[:1], None, lr=0.1)
+    with pytest.raises(ValueError, match="momentum_buffer must be a list of 2 arrays"):
+        kcuda.sgd_update(ps, [np.ones(3, np.float32), np.ones((2, 2), np.float32)], ps[0], lr=0.1)
+    with pytest.raises(ValueError, match="grad must be one array, as param is"):
+        kcuda.sgd_update(ps[0], [gs[0]], None, lr=0.1)
+    kcuda.sgd_update([], [], None, lr=0.1)  # an empty list updates nothing
+
+
+def test_the_device_checks_optimizer_part_runs(monkeypatch):
+    """benchmarks/gpu_check.py's optimizer check, on NumPy in place of CuPy: its plumbing works
+    and it reports every update as agreeing with the CPU."""
+    import contextlib
+    import sys
+    import types
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    fake = types.SimpleNamespace(asarray=np.array, asnumpy=np.asarray)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    import gpu_check
+
+    class Stream(contextlib.nullcontext):
+        def synchronize(self):
+            pass
+
+    result = gpu_check._check_optimizers(Stream(), largest=300)  # small: the simulator is slow
+    assert len(result) == 6 and set(result.values()) == {"ok"}, result

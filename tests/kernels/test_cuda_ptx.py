@@ -1,8 +1,15 @@
 """Every CUDA kernel compiles to PTX for a real GPU (sm_80), which needs NVVM but no GPU.
 
 The simulator runs the kernels' Python source, so it cannot catch what only the CUDA compiler
-rejects (float16 casts, shared/local array types, unsupported math); this test can.
+rejects (float16 casts, shared/local array types, unsupported math, a runtime index into a tuple
+of arrays); this test can. Where ptxas is installed too, the optimizers' PTX is assembled.
 """
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +76,56 @@ def test_kernels_compile_to_ptx(monkeypatch, storage):
         assert ".entry" in ptx, name
         # Accumulators and operand fragments must live in registers, not local memory.
         assert ".local" not in ptx, f"{name} spills to local memory"
+
+
+# The optimizer kernels: how many tensor lists, scalars (in the arrays' dtype) and flags each takes.
+OPTIM = {"_sgd": (3, 5, 3), "_adam": (5, 8, 2), "_rmsprop": (5, 6, 2)}
+ARG_LIMIT = 4096  # bytes of kernel arguments on every GPU CUDA supports
+_PARAM_BYTES = {"64": 8, "32": 4, "16": 2, "8": 1}
+
+
+def _ptxas():
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home and (Path(home) / "bin" / "ptxas").exists():
+            return str(Path(home) / "bin" / "ptxas")
+    return shutil.which("ptxas")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", OPTIM)
+def test_optimizer_kernels_compile_at_every_list_width(monkeypatch, tmp_path, name, dtype):
+    import numba.cuda.dispatcher
+    from numba import cuda, types
+
+    from gradtensor.kernels import optim_cuda
+
+    assert not optim_cuda.SIMULATOR
+    if not hasattr(numba.cuda.dispatcher, "get_current_device"):
+        pytest.skip("this Numba's CUDA dispatcher has no get_current_device to stand in for")
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: _Sm80())
+    n_lists, n_scalars, n_flags = OPTIM[name]
+    scalar = getattr(types, dtype)
+    widest = optim_cuda.per_launch(n_lists)
+    ptxas = _ptxas()
+    for width in (1, widest):
+        # As a launch on CuPy arrays types it: one tuple of 1-D arrays per list.
+        lists = (types.UniTuple(types.Array(scalar, 1, "C"), width),) * n_lists
+        sig = (types.int64, *lists, *(scalar,) * n_scalars, *(types.boolean,) * n_flags)
+        ptx, _ = cuda.compile_ptx(getattr(optim_cuda, name).py_func, sig, cc=(8, 0))
+        entry = ptx.split(".entry", 1)[1].split(")", 1)[0]
+        arg_bytes = sum(_PARAM_BYTES[b] for b in re.findall(r"\.param \.[a-z]+(\d+)", entry))
+        assert arg_bytes <= ARG_LIMIT, f"{name} x{width}: {arg_bytes} bytes of kernel arguments"
+        assert ".local" not in ptx, f"{name} x{width}: the tuple index spills to local memory"
+        if ptxas is not None:
+            path = tmp_path / f"{name}{width}.ptx"
+            path.write_text(ptx)
+            done = subprocess.run(
+                [ptxas, "-arch=sm_80", str(path), "-o", str(tmp_path / "out.cubin")],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, f"ptxas refused {name} x{width}:\n{done.stderr[-4000:]}"
+    # As many tensors per launch as 4 KB of arguments allows: twice as many would not fit.
+    assert 2 * widest * n_lists * optim_cuda._ARRAY_BYTES > optim_cuda._ARG_BYTES
