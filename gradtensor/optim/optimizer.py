@@ -21,6 +21,8 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from ..autograd import enable_grad
 from ..ops.fused import active_kernels
@@ -183,7 +185,9 @@ class Optimizer:
         for p, arrays, h in jobs:
             if kernel is not None and _fusable(arrays):
                 d = arrays[0]
-                key = (type(d), d.dtype, p.device, *(a is None for a in arrays), *h.items())
+                # Only a GPU array asks for its device; every host array is on the CPU.
+                where = None if type(d) is np.ndarray else p.device
+                key = (type(d), d.dtype, where, *(a is None for a in arrays), *h.values())
                 batch = batches.get(key)
                 if batch is None:
                     batches[key] = [[a] for a in arrays] + [h]
@@ -203,15 +207,14 @@ class Optimizer:
                 g = p.grad
                 if g is None:
                     continue
-                where = f"parameter {i} of its group (shape {p.shape}, {p.dtype}, {p.device})"
                 if not isinstance(g, Tensor):
-                    raise TypeError(f"{name}: the .grad of {where} is a {type(g).__name__}")
+                    raise TypeError(f"{name}: the .grad of {_where(p, i)} is a {type(g).__name__}")
                 if g.shape != p.shape:
-                    raise ValueError(f"{name}: the .grad of {where} has shape {g.shape}")
+                    raise ValueError(f"{name}: the .grad of {_where(p, i)} has shape {g.shape}")
                 if g.dtype != p.dtype:
-                    raise TypeError(f"{name}: the .grad of {where} has dtype {g.dtype}")
+                    raise TypeError(f"{name}: the .grad of {_where(p, i)} has dtype {g.dtype}")
                 if g.device != p.device:
-                    raise RuntimeError(f"{name}: the .grad of {where} is on {g.device}")
+                    raise RuntimeError(f"{name}: the .grad of {_where(p, i)} is on {g.device}")
 
     def _prepare(
         self, p: Tensor, group: dict[str, Any], state: dict[str, Any]
@@ -359,6 +362,10 @@ class Optimizer:
         arr = backend.to_device(v.data, p.device)
         arr = arr.astype(p.dtype) if arr.dtype.kind == "f" else arr.copy()
         return Tensor._make(arr)
+
+
+def _where(p: Tensor, i: int) -> str:
+    return f"parameter {i} of its group (shape {p.shape}, {p.dtype}, {p.device})"
 
 
 def _follow_device(p: Tensor, state: dict[str, Any]) -> None:
