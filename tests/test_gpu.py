@@ -242,6 +242,41 @@ def test_constructors_and_draws_land_on_the_gpu_asked_for():
         assert t.device == gt.device("cuda:1"), t
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: gt.optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: gt.optim.Adam(ps, lr=0.1, amsgrad=True),
+    lambda ps: gt.optim.RMSprop(ps, lr=0.1, centered=True, momentum=0.5),
+], ids=["sgd", "adam", "rmsprop"])  # fmt: skip
+def test_a_model_on_the_second_gpu_trains_while_the_first_is_current(make):
+    import cupy
+
+    if gt.cuda.device_count() < 2:
+        if not hasattr(cupy, "set_device_count"):
+            pytest.skip("needs two GPUs (or the CuPy stand-in, which can pretend to have them)")
+        cupy.set_device_count(2)
+    F = gt.nn.functional
+    gt.manual_seed(0)
+    model = gt.nn.MLP([6, 8, 3])
+    twin = gt.nn.MLP([6, 8, 3])
+    twin.load_state_dict(model.state_dict())
+    model.to("cuda:1")
+    opts = make(model.parameters()), make(twin.parameters())
+    X, y = gt.randn(16, 6), gt.randint(0, 3, (16,))
+    for _ in range(3):
+        for net, opt, dev in ((model, opts[0], "cuda:1"), (twin, opts[1], "cpu")):
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(net(X.to(dev)), y.to(dev)).backward()
+            gt.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+            gt.nn.utils.clip_grad_value_(net.parameters(), 0.05)
+            opt.step()
+    with pytest.raises(RuntimeError, match="clip_grad_norm_: the gradients are on different"):
+        gt.nn.utils.clip_grad_norm_([*model.parameters(), *twin.parameters()], 1.0)
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        assert p.device == gt.device("cuda:1")
+        got, want = p.detach().cpu().numpy(), q.detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_a_training_step_never_waits_for_the_gpu():
     import cupy
 

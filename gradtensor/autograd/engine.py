@@ -15,6 +15,7 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from .. import backend
@@ -310,8 +311,10 @@ def backward(
     push, pop = heapq.heappush, heapq.heappop
     # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
+    # CuPy works on the current GPU: a graph on another one runs with that one current.
+    gpu = next((t.data for t in tensors if backend.is_cuda_array(t.data)), None)
     try:
-        with backend.np.errstate(all="ignore"):
+        with backend.np.errstate(all="ignore"), nullcontext() if gpu is None else gpu.device:
             while heap:
                 node = pop(heap)[1]
                 gouts = pending.pop(node)

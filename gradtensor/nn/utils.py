@@ -21,7 +21,15 @@ def _grads(parameters: Tensor | Iterable[Tensor], fn: str) -> list[Tensor]:
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"{fn}: parameter {i} is a {type(p).__name__}, not a Tensor")
-    return [p.grad for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None]
+    devices = {g.device for g in grads}
+    if len(devices) > 1:
+        a, b = sorted(devices, key=str)[:2]
+        raise RuntimeError(
+            f"{fn}: the gradients are on different devices, {a} and {b}; clip each device's "
+            "parameters in a call of their own"
+        )
+    return grads
 
 
 def clip_grad_norm_(
@@ -39,6 +47,13 @@ def clip_grad_norm_(
     norm_type = float(norm_type)
     if not grads:
         return Tensor._make(backend.np.zeros((), backend.np.float32))
+    with backend.on(grads[0].device):  # CuPy works on the current GPU: the gradients'
+        return _clip_norm(grads, float(max_norm), norm_type, error_if_nonfinite)
+
+
+def _clip_norm(
+    grads: list[Tensor], max_norm: float, norm_type: float, error_if_nonfinite: bool
+) -> Tensor:
     xp = backend.array_module(grads[0].data)
     if norm_type == math.inf:
         norms = [xp.abs(g.data).max() if g.size else xp.zeros((), g.dtype) for g in grads]
@@ -55,7 +70,7 @@ def clip_grad_norm_(
             f"{float(total)}, "
             "so they cannot be clipped; pass error_if_nonfinite=False to skip this check"
         )
-    coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0).astype(grads[0].dtype)
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(grads[0].dtype)
     # On the GPU the scale stays there (reading it would stall each step), so every gradient is
     # scaled, by 1 when within the norm (exact); on the CPU only when clipping.
     if xp is not backend.np or coef < 1:
@@ -70,5 +85,7 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     c = float(clip_value)
     if c < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
-    for g in grads:
-        backend.array_module(g.data).clip(g.data, -c, c, out=g.data)
+    if grads:
+        with backend.on(grads[0].device):
+            for g in grads:
+                backend.array_module(g.data).clip(g.data, -c, c, out=g.data)

@@ -144,12 +144,14 @@ class Primitive:
         if n_plain == len(args):  # numbers only: they become tensors, as lists would
             args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
             return self(*args, **params)
-        if on_gpu:
-            xp, dev = self._gpu_device(args)
-        else:
-            xp, dev = _np, _CPU
         try:
-            out = self.fwd(xp, *arrays, **params)
+            if on_gpu:
+                xp, dev = self._gpu_device(args)
+                with backend.on(dev):  # CuPy works on the current GPU: make it the operands'
+                    out = self.fwd(xp, *arrays, **params)
+            else:
+                xp, dev = _np, _CPU
+                out = self.fwd(xp, *arrays, **params)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         aux = None
@@ -195,9 +197,14 @@ class Primitive:
         This is what lets one derivative rule serve both speeds: in a plain backward the engine
         hands it arrays and every op it calls runs here; under create_graph it gets Tensors.
         """
-        xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
+        gpu = next((a for a in args if backend.is_cuda_array(a)), None)
+        xp = _np if gpu is None else backend.array_module(gpu)
         try:
-            out = self.fwd(xp, *args, **params)
+            if gpu is None:
+                out = self.fwd(xp, *args, **params)
+            else:
+                with gpu.device:  # CuPy works on the current GPU: make it the operands'
+                    out = self.fwd(xp, *args, **params)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         if self.aux:

@@ -175,7 +175,11 @@ class Optimizer:
                     state = self.state[p] = {}
                 elif state:
                     _follow_device(p, state)
-                jobs.append((p, *self._prepare(p, group, state)))
+                if type(p.data) is np.ndarray:
+                    jobs.append((p, *self._prepare(p, group, state)))
+                else:
+                    with backend.on(p.device):  # new state goes on the parameter's GPU
+                        jobs.append((p, *self._prepare(p, group, state)))
                 p._version[0] += 1
         # None for an optimizer without a fused update (a user's subclass, say) or kernels off.
         kernel = getattr(active_kernels(), self._kernel, None) if self._kernel else None
@@ -194,10 +198,14 @@ class Optimizer:
                 else:
                     for column, a in zip(batch, arrays):
                         column.append(a)
-            else:
+            elif type(arrays[0]) is np.ndarray:
                 self._apply(*arrays, *self._buffers(p, 2), h)
-        for *columns, h in batches.values():
-            self._fused(kernel, *(None if c[0] is None else c for c in columns), h)
+            else:
+                with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
+                    self._apply(*arrays, *self._buffers(p, 2), h)
+        for key, (*columns, h) in batches.items():
+            with backend.on(key[2] or backend.CPU):
+                self._fused(kernel, *(None if c[0] is None else c for c in columns), h)
         return loss
 
     def _check_grads(self) -> None:
