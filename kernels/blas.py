@@ -2,19 +2,16 @@
 NumPy's matmul (the OpenBLAS that NumPy's wheels bundle).
 
 Why a second BLAS: the kernels' time is nearly all GEMM, and on an AVX-512 Xeon NumPy's OpenBLAS
-sgemm is markedly slower than MKL's, the BLAS PyTorch's CPU wheels link (medians, 1 thread, the
-2-core dev VM, one process; ms; NumPy / MKL through this module / torch.mm):
-    256x1024x1024  x @ W.T 5.74/4.37/4.30   gy @ W 5.32/4.21/4.23   gy.T @ x 5.19/4.18/4.40
-    65536x64x64    x @ W.T 9.23/6.61/6.53   gy @ W 9.13/6.72/6.52   gy.T @ x 9.29/7.69/7.79
-(OpenBLAS's other kernels are slower still; Haswell's 7.5 ms against SkylakeX's 4.0 at the best.)
+sgemm is markedly slower than MKL's, the BLAS PyTorch's CPU wheels link
+(benchmarks/results/kernel-decisions.md).
 `pip install gradtensor[mkl]` brings MKL; `GRADTENSOR_BLAS=numpy` keeps NumPy's BLAS even then,
 `GRADTENSOR_BLAS=mkl` makes a missing MKL an error instead of a silent fallback.
 
 MKL is loaded privately with ctypes (nothing is exported into the process), and its threads come
 from GNU OpenMP when the system has it: that is the runtime PyTorch and Numba already use, so
-the pools do not fight over the cores (with Intel's OpenMP beside PyTorch's, a 2-thread sgemm
-took 4.6 ms instead of 2.3). The thread count is MKL's own default, which threadpoolctl can limit
-like any BLAS.
+the pools do not fight over the cores (Intel's OpenMP beside PyTorch's slowed a 2-thread sgemm:
+benchmarks/results/kernel-decisions.md). The thread count is MKL's own default, which
+threadpoolctl can limit like any BLAS.
 """
 
 from __future__ import annotations
@@ -89,10 +86,10 @@ def _cblas_gemm(lib: Any, name: str, real: Any) -> Any:
 def _compiled_gemm(cblas: Any, np_real: Any) -> Any:
     """out = a @ b through `cblas` (a _cblas_gemm), called from compiled code.
 
-    Called from Python through ctypes, the call and the three `ndarray.ctypes.data` lookups cost
-    about 10 us, as much as a 128x256x256 sgemm takes; compiled, about 1 us (the function is a
-    constant here: taken as an argument, typing it adds 1.7 us a call). nogil, as ctypes
-    would: other Python threads run while MKL works.
+    Compiled, because from Python the ctypes call and three `ndarray.ctypes.data` lookups cost as
+    much as a small sgemm; `cblas` is a constant here, since taken as an argument its typing adds
+    to every call (benchmarks/results/kernel-decisions.md). nogil, as ctypes would: other Python
+    threads run while MKL works.
     """
     one, zero, row_major = np_real(1), np_real(0), _ROW_MAJOR
 
@@ -180,12 +177,9 @@ def select(name: str) -> str:
 select(NAME)
 
 
-# Below this many multiply-adds NumPy's matmul is as fast or faster: a call into MKL costs 3 to 4
-# us here, NumPy's about 1 (1 thread, float32, us, MKL / NumPy): 2x4x4 3.9/1.1, 32x32x32 3.9/3.2,
-# 256x16x16 5.8/3.1, 64x64x16 6.8/2.6, 48x48x48 6.8/5.4, 2x256x256 7.9/7.2; from 2**18 on MKL
-# mostly won: 64x64x64 7.2/8.3, 8x256x256 16.5/44.4, 256x64x10 10.0/11.1 (4x256x256 15.5/7.0
-# was the exception). NumPy's OpenBLAS runs these sizes on one thread, so none of its threads
-# wake to spin beside the kernels' own.
+# Below this many multiply-adds NumPy's matmul is as fast or faster: a call into MKL costs more
+# than NumPy's (benchmarks/results/kernel-decisions.md). NumPy's OpenBLAS runs these sizes on one
+# thread, so none of its threads wake to spin beside the kernels' own.
 SMALL_MACS = 1 << 17
 
 

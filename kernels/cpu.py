@@ -30,30 +30,18 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enums
 
 # Parallel passes (prange over row chunks) pay only when the GEMMs' threads and Numba's are one
-# OpenMP runtime. Beside NumPy's OpenBLAS, whose pthreads spin after each GEMM, they lost
-# everywhere (2-core dev box, Xeon, AVX-512, numba 0.68, float32, fwd+bwd, serial vs parallel,
-# 2 threads, alternating in one process): 65536x64x64 relu 27.8 vs 41.1 ms, 256x1024x1024 relu
-# 8.6 vs 14.4 ms, 4096x64x64 relu 1.25 vs 16.0 ms, 128x256x256 gelu 0.86 vs 15.2 ms. With MKL
-# on GNU OpenMP (kernels.blas) and Numba's "omp" layer they never lost and the transcendental
-# activations gained: relu 0.92-1.02 of serial from 64x256x256 to 16384x256x1024, gelu 0.71
-# (4096x64x64, 8192x256x256) to 0.95 (128x784x1024), 0.82 already at 64x256x256 (16384
-# outputs). "auto" therefore runs them from 2**14 elements in that case only; an int forces a
-# size, None turns them off.
+# OpenMP runtime: beside NumPy's OpenBLAS (pthreads that spin after each GEMM) they lost at every
+# size measured, beside MKL on GNU OpenMP they never lost (benchmarks/results/kernel-decisions.md).
+# "auto" therefore runs them from 2**14 elements in that case only; an int forces a size, None
+# turns them off.
 PARALLEL_MIN_ELEMENTS: int | str | None = "auto"
 _AUTO_MIN_ELEMENTS = 1 << 14
 _auto_ok: bool | None = None  # "auto"'s verdict on Numba's layer, once a parallel pass has run
 
-# GEMMs always go to BLAS (kernels.blas: MKL when installed, else NumPy's OpenBLAS). A Numba
-# GEMM with the epilogue fused in (4-row register blocking, the fastest of three layouts tried)
-# never beat OpenBLAS + one fused pass on this box, skinny layers included (ms, forward, float32,
-# relu, both on 2 threads with the workqueue layer; BLAS+pass vs Numba):
-#   65536x64x64 4.9 vs 12.1, 65536x32x32 1.7 vs 4.2, 65536x16x16 1.3 vs 1.9,
-#   8192x64x64 0.69 vs 1.8, 65536x128x128 17.2 vs 41.5
-# OpenBLAS reaches 76-125 GFLOP/s on these shapes (a half to a third of its 224 GFLOP/s at
-# 4096x1024x1024), while LLVM's code from Numba tops out near 45 GFLOP/s: its vector width is
-# capped at 256 bits and it cannot keep a tile of accumulators in registers. The crossover is
-# therefore "never" for the shapes measured; fusion is done in the passes instead. (Below ~1e5
-# multiply-adds both are dominated by the ~10 us of Python-side checks and calls.)
+# GEMMs always go to BLAS (kernels.blas: MKL when installed, else NumPy's OpenBLAS); fusion is done
+# in the passes instead. Don't retry a Numba GEMM with the epilogue fused in: it lost to BLAS + one
+# pass at every shape measured, skinny layers included, as LLVM caps its vectors at 256 bits and
+# cannot keep a tile of accumulators in registers (benchmarks/results/kernel-decisions.md).
 
 # No nnan/ninf: a NaN produced in training must come out as NaN, not as whatever LLVM assumes.
 # error_model="numpy" drops the division-by-zero check that otherwise blocks vectorization.
@@ -66,10 +54,10 @@ _OPTS = dict(
 
 
 # ---------------------------------------------------------------------------------------------
-# Scalar math. Numba lowers math.exp/tanh/erf to scalar libm calls that LLVM cannot vectorize
-# (25 ns per tanh here, 40x NumPy's SIMD ufunc), which would make the fused pass slower than the
-# unfused NumPy it replaces. So float32 gets branch-free versions built from + * / and a bit
-# cast, which vectorize; float64 keeps libm for full accuracy.
+# Scalar math. Numba lowers math.exp/tanh/erf to scalar libm calls that LLVM cannot vectorize,
+# which would make the fused pass slower than the unfused NumPy it replaces
+# (benchmarks/results/kernel-decisions.md). So float32 gets branch-free versions built from + * /
+# and a bit cast, which vectorize; float64 keeps libm for full accuracy.
 
 
 @intrinsic
@@ -124,13 +112,14 @@ _P0, _P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9, _P10 = _ERFC_P
 
 
 # Adding 1.5 * 2**23 rounds a float32 to an integer n and leaves n + 0x4B400000 in its bits: the
-# float -> int conversion without cvtps2dq/cvtps2qq round trips, 2x faster here. The exponent is
-# built as 2**(n-1) (times 2 afterwards) so that n = 128 still encodes and overflows to inf.
+# float -> int conversion without cvtps2dq/cvtps2qq round trips, which is faster
+# (benchmarks/results/kernel-decisions.md). The exponent is built as 2**(n-1) (times 2 afterwards)
+# so that n = 128 still encodes and overflows to inf.
 _SHIFTER = _F(12582912.0)
 _SHIFTER_BITS_MINUS_BIAS = np.int32(0x4B400000 - 126)
 # Below this exp returns 0 rather than a subnormal, and no lane, not even a discarded one, ever
-# computes a subnormal: each one costs a microcode assist of ~100 cycles (a gelu pass over wide
-# data went from 7 ms to 80 ms). At -86, p * 2**(n-1) >= 0.7 * 2**-125 is still normal.
+# computes a subnormal: each one costs a microcode assist of ~100 cycles (a gelu pass's slowdown:
+# benchmarks/results/kernel-decisions.md). At -86, p * 2**(n-1) >= 0.7 * 2**-125 is still normal.
 _EXP_FLUSH = _F(-86.0)
 _EXP_MAX = _F(88.73)
 
@@ -460,15 +449,10 @@ def _run_backward(gy, aux, act, gz):
 # block of rows at a time: the block's GEMM, then its epilogue while the block is still in L2;
 # backward, gz of the block, then its gx GEMM and its share of gW (accumulated, beta=1) from the
 # same cached block. Each (B, Out) array then crosses memory once, not two or three times, and gz
-# needs only a block of scratch. Measured (1 thread, float32, fwd+bwd, ratio to unfused NumPy,
-# whole arrays vs blocks of 512 KB of x and z rows): 65536x64x64 identity 0.74 -> 0.62, relu
-# 0.63 -> 0.42; 65536x16x16 relu 0.46 -> 0.31; 16384x128x128 relu 0.67 -> 0.56; 32768x64x256 relu
-# 0.67 -> 0.44; 8192x256x256 relu 0.84 -> 0.77; 1024x512x512 (128-row blocks) relu 0.91 either way.
-# Blocks of 256 KB to 2 MB were within 5% of 512 KB. Blocks under 128 rows lost (256x1024x1024 in
-# 64-row blocks: 0.80 -> 1.05), as gW, read and written once a block, outweighs what is saved.
-# In parallel, each thread takes a span of rows with MKL held to one thread on it: MKL's own
-# threads nested inside Numba's ran 2x to 18x slower. Spans at 2 threads (the layer's own time,
-# ms, whole arrays vs spans): 65536x64x64 relu 15.6 -> 12.1, 4096x64x64 relu 0.75 -> 0.66.
+# needs only a block of scratch. Blocks of 512 KB of x and z rows; under 128 rows blocking loses,
+# as gW, read and written once a block, outweighs what is saved. In parallel, each thread takes a
+# span of rows with MKL held to one thread on it: MKL's own threads nested inside Numba's ran
+# slower (figures: benchmarks/results/kernel-decisions.md).
 BLOCK_BYTES = 1 << 19
 _MIN_BLOCK_ROWS = 128
 

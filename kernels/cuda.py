@@ -53,18 +53,17 @@ SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-# Path B below this many multiply-adds per GEMM (B * In * Out), path A above. PROVISIONAL AND
-# UNMEASURED: no GPU was available when this was written. The reasoning: path A costs three
-# launches forward and four backward (~5 us each) plus a round trip of z and gz through global
-# memory, which dominates for small layers; path B's gw kernel runs one block per 64x64 tile of
-# weight and has no split-K, so it starves the GPU once B is large and In*Out small. Measure with
-# `python -m benchmarks.bench_linear_act` on a GPU and replace this.
+# Path B below this many multiply-adds per GEMM (B * In * Out), path A above: path A's extra
+# launches and z/gz round trip dominate small layers; path B's gw kernel (no split-K) starves the
+# GPU when B is large and In*Out small. PROVISIONAL AND UNMEASURED, never run on a GPU: measure
+# and replace (benchmarks/results/kernel-decisions.md).
 PATH_B_MAX_MACS = 1 << 22
 
 # Tiled GEMM geometry: a block of THREADS x THREADS threads computes a (THREADS*REG)^2 tile,
 # each thread a REG x REG block of accumulators in registers; K advances TILE_K at a time.
 # The simulator runs every thread as a Python thread, so it gets a smaller geometry: same code,
-# and tiny test shapes still cross several tiles and ragged edges.
+# and tiny test shapes still cross several tiles and ragged edges. The GPU values (here and for
+# the epilogues) are untuned, never measured on a GPU (benchmarks/results/kernel-decisions.md).
 THREADS, REG, TILE_K = (4, 2, 4) if SIMULATOR else (16, 4, 16)
 TILE = THREADS * REG
 _NT = THREADS * THREADS
