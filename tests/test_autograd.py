@@ -516,3 +516,18 @@ def test_zero_initialised_logistic_regression_steps_the_right_way():
     z = gt.zeros(3, requires_grad=True)
     F.softplus(z).sum().backward()
     np.testing.assert_array_equal(z.grad.numpy(), [0.5, 0.5, 0.5])
+
+
+def test_a_root_gradient_of_another_float_dtype_is_cast_to_the_outputs_like_torch():
+    x = gt.tensor([1.0, 2.0], dtype=gt.float64, requires_grad=True)
+    (gx,) = gt.grad(x * 3, x, gt.ones(2, dtype=gt.float32))
+    assert gx.dtype == gt.float64
+    np.testing.assert_array_equal(gx.numpy(), [3.0, 3.0])
+    y = x * 3
+    y.backward(gt.ones(2, dtype=gt.float16))
+    assert x.grad.dtype == gt.float64
+    # The cast is recorded: a gradient given with requires_grad stays differentiable.
+    v = gt.ones(2, dtype=gt.float32, requires_grad=True)
+    (gx,) = gt.grad(x * x, x, v, create_graph=True)
+    (gv,) = gt.grad(gx.sum(), v)
+    np.testing.assert_array_equal(gv.numpy(), [2.0, 4.0])

@@ -3,6 +3,7 @@
 The cases are generated from the op registry, so an op is tested the moment it is registered.
 """
 
+import numpy as np
 import pytest
 
 import gradtensor as gt
@@ -32,6 +33,34 @@ def test_gradcheck(op, i):
 def test_gradgradcheck(op, i):
     fn, xs = sample_call(op, op.samples[i])
     assert gradgradcheck(fn, xs, rtol=op.samples[i].rtol)
+
+
+COMPOSED = [
+    pytest.param(op, i, id=f"{name}-{i}")
+    for name, op in sorted(REGISTRY.items())
+    if getattr(op, "composite", None) is not None
+    for i in range(len(op.samples))
+]
+
+
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "arrays"])
+@pytest.mark.parametrize("op,i", COMPOSED)
+def test_a_declared_composite_has_the_ops_value_and_gradient(op, i, kernels):
+    """Gradients of gradients of a fused op come from its composite: the two must agree."""
+    assert len(COMPOSED) >= 10  # linear and cross_entropy declare theirs
+    with gt.use_kernels(kernels):
+        fn, xs = sample_call(op, op.samples[i])
+        y = fn(*xs)
+        params = {k: v for k, v in y.grad_fn.params.items() if k != "aux"}
+        z = op.composite(*y.grad_fn.inputs, **params)
+        np.testing.assert_allclose(y.detach().numpy(), z.detach().numpy(), rtol=1e-12, atol=1e-14)
+        g = gt.tensor(np.random.default_rng(i).standard_normal(y.shape))
+        ours = gt.grad(y, xs, g, allow_unused=True)
+        theirs = gt.grad(z, xs, g, allow_unused=True)
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_gradcheck_catches_a_wrong_derivative():

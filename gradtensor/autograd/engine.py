@@ -328,14 +328,7 @@ def backward(
                         "its saved tensors were already freed; pass retain_graph=True to the "
                         "first backward() if you need to go through it again"
                     )
-                fn = node.fn
-                if not raw:
-                    grads = fn.backward(node, gouts)
-                elif fn.arrays:
-                    grads = fn.backward_raw(node, gouts[0])  # the derivative runs on arrays
-                else:
-                    grads = fn.backward(node, [None if g is None else wrap(g) for g in gouts])
-                    grads = [None if g is None else g.data for g in grads]
+                grads = node.fn.backward(node, gouts, raw)
                 if not retain_graph:
                     # Drop what was saved, so its memory goes as soon as the node has run.
                     node.inputs = node.output = node.params = node.versions = node.arrays = None
@@ -500,6 +493,8 @@ def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
                 raise RuntimeError(
                     f"{op}: gradient on {g.device} given for output {i} on {t.device}"
                 )
+            if g.dtype != t.dtype:
+                g = g.astype(t.dtype)  # as PyTorch: cast to the output's dtype
         result.append(g)
     return result
 
@@ -531,17 +526,20 @@ class _Context:
 
 
 class _FunctionBackward:
-    arrays = False  # its backward takes and returns Tensors
-
     def __init__(self, cls: type, ctx: _Context, n_in: int):
         self.cls, self.ctx, self.n_in = cls, ctx, n_in
         self.name = cls.__name__
 
-    def backward(self, node: Node, gouts: list) -> tuple:
+    def backward(self, node: Node, gouts: list, raw: bool) -> list:
+        """A user's backward takes and returns Tensors, also in a plain backward (`raw`)."""
         Tensor = _tensor_mod.Tensor
         metas = node.output
         gs = [
-            g if g is not None else _tensor_mod.zeros(m.shape, dtype=m.dtype, device=m.device)
+            _tensor_mod.zeros(m.shape, dtype=m.dtype, device=m.device)
+            if g is None
+            else Tensor._make(g)
+            if raw
+            else g
             for g, m in zip(gouts, metas)
         ]
         grads = self.cls.backward(self.ctx, *gs)
@@ -558,8 +556,8 @@ class _FunctionBackward:
                 if not isinstance(g, Tensor):
                     g = _tensor_mod.tensor(g, dtype=x.dtype, device=x.device)
                 check_grad_shape(self.name, i, g, x.shape)
-            out.append(g)
-        return tuple(out)
+            out.append(g.data if raw and g is not None else g)
+        return out
 
     def release(self) -> None:
         self.ctx._saved = None

@@ -31,7 +31,7 @@ BINARY = [
 # -- unary ------------------------------------------------------------------------------------
 
 
-@primitive(arrays=True, save="", samples=UNARY)
+@primitive(save="", samples=UNARY)
 def negative(xp, x):
     return -x
 
@@ -53,7 +53,7 @@ def sign(xp, x):
     return xp.sign(x)
 
 
-@primitive(arrays=True, save="y", samples=UNARY)
+@primitive(save="y", samples=UNARY)
 def exp(xp, x):
     return xp.exp(_as_float(x))
 
@@ -61,7 +61,7 @@ def exp(xp, x):
 exp.defvjp(lambda g, y, x: g * y)
 
 
-@primitive(arrays=True, save="x", samples=POSITIVE)
+@primitive(save="x", samples=POSITIVE)
 def log(xp, x):
     return xp.log(_as_float(x))
 
@@ -69,7 +69,7 @@ def log(xp, x):
 log.defvjp(lambda g, y, x: g / x)
 
 
-@primitive(arrays=True, save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
+@primitive(save="x", samples=POSITIVE + [Sample((4,), domain=(-0.5, 0.5))])
 def log1p(xp, x):
     return xp.log1p(_as_float(x))
 
@@ -77,7 +77,7 @@ def log1p(xp, x):
 log1p.defvjp(lambda g, y, x: g / (1 + x))
 
 
-@primitive(arrays=True, save="y", samples=POSITIVE)
+@primitive(save="y", samples=POSITIVE)
 def sqrt(xp, x):
     return xp.sqrt(_as_float(x))
 
@@ -101,7 +101,7 @@ def cos(xp, x):
 cos.defvjp(lambda g, y, x: -g * sin(x))
 
 
-@primitive(arrays=True, save="y", samples=UNARY)
+@primitive(save="y", samples=UNARY)
 def tanh(xp, x):
     return xp.tanh(_as_float(x))
 
@@ -109,7 +109,7 @@ def tanh(xp, x):
 tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the output
 
 
-@primitive(arrays=True, save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
+@primitive(save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
 def sigmoid(xp, x):
     # exp of a non-positive number only, so that no input overflows (x = -1e4 included).
     x = _as_float(x)
@@ -120,7 +120,7 @@ def sigmoid(xp, x):
 sigmoid.defvjp(lambda g, y, x: g * y * (1 - y))
 
 
-@primitive(arrays=True, save="x", samples=UNARY)
+@primitive(save="x", samples=UNARY)
 def relu(xp, x):
     return xp.maximum(x, 0)
 
@@ -128,7 +128,7 @@ def relu(xp, x):
 relu.defvjp(lambda g, y, x: where(x > 0, g, 0))  # select: an infinite g at a dead unit gives 0
 
 
-@primitive(arrays=True, save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
+@primitive(save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
 def softplus(xp, x):
     """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
     x = _as_float(x)
@@ -151,7 +151,7 @@ erf.defvjp(lambda g, y, x: g * _TWO_OVER_SQRT_PI * exp(-x * x))
 # -- binary -----------------------------------------------------------------------------------
 
 
-@primitive(arrays=True, save="", elementwise=True, samples=BINARY)
+@primitive(save="", elementwise=True, samples=BINARY)
 def add(xp, a, b):
     return a + b
 
@@ -159,7 +159,7 @@ def add(xp, a, b):
 add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
 
 
-@primitive(arrays=True, save="", elementwise=True, samples=BINARY)
+@primitive(save="", elementwise=True, samples=BINARY)
 def subtract(xp, a, b):
     return a - b
 
@@ -167,7 +167,7 @@ def subtract(xp, a, b):
 subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
 
 
-@primitive(arrays=True, save="x", elementwise=True, samples=BINARY)
+@primitive(save="x", elementwise=True, samples=BINARY)
 def multiply(xp, a, b):
     return a * b
 
@@ -176,7 +176,6 @@ multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
 
 
 @primitive(
-    arrays=True,
     save="x",
     elementwise=True,
     samples=[

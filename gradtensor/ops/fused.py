@@ -2,8 +2,8 @@
 
 Forward and backward run on plain arrays: through `gradtensor.kernels` when it is enabled and the
 inputs qualify, otherwise through the array-module sequence below (the reference the kernels are
-checked against). For gradients of gradients (create_graph=True) the backward instead re-derives
-the layer from differentiable primitives, so higher orders keep working through a fused layer.
+checked against). The op declares its composite (matmul, bias, activation), which the registry
+differentiates for gradients of gradients, so higher orders keep working through a fused layer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 from .. import backend
 from .. import kernels as _kernels
 from ..tensor import Tensor
-from .registry import Sample, primitive
+from .elementwise import erf, relu, sigmoid, tanh
+from .registry import Sample, composite, primitive
 
 ACTIVATIONS = ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
 
@@ -163,43 +164,59 @@ def _linear(xp, x, w, b, *, activation):
     return y.reshape(lead + (w.shape[0],)), aux
 
 
-def _linear_grad(
-    g: Tensor, y: Any, x: Tensor, w: Tensor, b: Any, *, needs: tuple, activation: str, aux: Any
-) -> tuple:
-    from ..autograd.engine import grad, grad_mode
-
-    if grad_mode.enabled:
-        # create_graph: rebuild the layer from primitives and differentiate that, so the result
-        # is itself differentiable.
-        from ..nn.functional import linear_composite
-
-        ins = [t for t, n in zip((x, w, b), needs) if n]
-        out = linear_composite(x, w, b, activation)
-        got = iter(grad(out, ins, g, create_graph=True))
-        return tuple(next(got) if n else None for n in needs)
-    xp = backend.array_module(g.data)
+def _linear_grad(g, y, x, w, b, *, needs, activation, aux):
+    """On arrays: the kernel's backward where the forward ran the kernel, else the array path."""
     rows = math.prod(x.shape[:-1])
-    g2 = g.data.reshape(rows, w.shape[0])
-    x2 = x.data.reshape(rows, x.shape[-1])
+    g2 = g.reshape(rows, w.shape[0])
+    x2 = x.reshape(rows, x.shape[-1])
     path, a = aux
     # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
     if path == "kernel":
         gx, gw, gb = active_kernels().linear_act_backward(
-            g2, x2, w.data, a, activation, bias=b is not None, input_grad=needs[0]
+            g2, x2, w, a, activation, bias=b is not None, input_grad=needs[0]
         )
     else:
-        gx, gw, gb = linear_backward_arrays(
-            xp, g2, x2, w.data, a, activation, b is not None, needs[0]
-        )
+        xp = backend.array_module(g)
+        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w, a, activation, b is not None, needs[0])
     # A reshaped view would make the engine copy gx before adopting it as x.grad.
     return (
-        Tensor._make(gx if gx.shape == x.shape else gx.reshape(x.shape)) if needs[0] else None,
-        Tensor._make(gw) if needs[1] else None,
-        Tensor._make(gb) if b is not None and needs[2] else None,
+        (gx if gx.shape == x.shape else gx.reshape(x.shape)) if needs[0] else None,
+        gw if needs[1] else None,
+        gb if b is not None and needs[2] else None,
     )
 
 
 _linear.defvjp_joint(_linear_grad)
+
+
+@_linear.defcomposite
+def _linear_composite(x, w, b, *, activation):
+    z = x @ w.swapaxes(-1, -2)
+    return activation_function(activation)(z if b is None else z + b)
+
+
+@composite(
+    samples=[Sample((3, 4)), Sample((5,), domain=(-3, 3.0)), Sample((4,), approximate="tanh")]
+)
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: x * Phi(x) exactly, or its tanh approximation."""
+    if approximate == "none":
+        return x * (0.5 * (1 + erf(x * _INV_SQRT_2)))
+    if approximate == "tanh":
+        return 0.5 * x * (1 + tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+
+
+def activation_function(name: str) -> Any:
+    """The differentiable function of a fused activation's name."""
+    return {
+        "identity": lambda z: z,
+        "relu": relu,
+        "gelu": gelu,
+        "gelu_tanh": lambda z: gelu(z, approximate="tanh"),
+        "sigmoid": sigmoid,
+        "tanh": tanh,
+    }[name]
 
 
 @_linear.api

@@ -10,7 +10,6 @@ from .registry import Sample, primitive, unbroadcast
 
 @primitive(
     save="x",
-    arrays=True,
     samples=[
         Sample((3, 4), (4, 5)),
         Sample((4,), (4, 5)),
@@ -38,7 +37,7 @@ def matmul(xp, a, b):
 def _as_matrices(g: Tensor, a: Any, b: Any) -> tuple:
     """Lift 1-D operands to matrices (as matmul does) and the gradient to match.
 
-    Written with methods and operators that arrays share with Tensors (see `arrays=True`).
+    Written with methods and operators that arrays share with Tensors, as every derivative is.
     """
     a2 = a if a.ndim > 1 else a.reshape(1, -1)
     b2 = b if b.ndim > 1 else b.reshape(-1, 1)

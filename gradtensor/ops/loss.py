@@ -1,11 +1,10 @@
 """cross_entropy: log-softmax and the negative log-likelihood of class targets as one op.
 
-Written as the composite nll_loss(log_softmax(x)), a loss made some thirty array calls and tape
-nodes forward and as many backward: a (128, 10) float32 loss took 206 us forward and backward on
-the dev VM (up to a tenth of a 784-256-256-10 training step), against 113 us as one op. Its
-forward is a handful of array calls and its derivative one expression, softmax(x) minus the
-one-hot targets, scaled per row. For gradients of gradients (create_graph=True) the derivative
-is taken through the composite instead, so higher orders keep working.
+Its meaning is the composite nll_loss(log_softmax(x)), declared next to it, which the registry
+differentiates for gradients of gradients. As a composite it made some thirty array calls and
+tape nodes each way; as one op its forward is a handful of array calls and its derivative one
+expression, softmax(x) minus the one-hot targets, scaled per row (the measurement:
+benchmarks/results/kernel-decisions.md).
 """
 
 from __future__ import annotations
@@ -14,7 +13,10 @@ from typing import Any
 
 from .. import backend
 from ..tensor import Tensor
-from .registry import Sample, primitive
+from .elementwise import isfinite, where
+from .reduce import logsumexp
+from .registry import Sample, composite, primitive
+from .shape import _scatter
 
 _SAMPLES = [
     Sample((4, 3), backend.np.array([0, 2, 1, 2])),
@@ -61,33 +63,95 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
-    from ..autograd.engine import grad, grad_mode
-
+    """On arrays: softmax(x) minus the one-hot targets, scaled per row by g (and the count)."""
     if not needs[0]:
         return None, None
-    if grad_mode.enabled:
-        # create_graph: differentiate the composite, whose derivative is itself differentiable.
-        from ..nn.functional import log_softmax, nll_loss
-
-        out = nll_loss(log_softmax(x, axis=1), target, reduction, ignore_index)
-        return grad(out, [x], g, create_graph=True)[0], None
     logp, keep, rows, cls, count, bad = aux
     xp = backend.array_module(logp)
     gx = xp.exp(logp)
     gx[rows, cls] -= 1
-    gd = g.data  # a scalar, or one value per row for reduction="none"
     if count is not None:
-        gd = gd / count
-    scale = xp.where(keep, gd, 0)
+        g = g / count  # g is a scalar, or one value per row for reduction="none"
+    scale = xp.where(keep, g, 0)
     if bad is not None:
         scale = xp.where(bad, xp.nan, scale)
     gx *= scale.astype(gx.dtype)[:, None]
-    return Tensor._make(gx), None
+    return gx, None
 
 
 _cross_entropy.defvjp_joint(_cross_entropy_grad)
+_cross_entropy.defcomposite(
+    lambda x, target, *, reduction="mean", ignore_index=-100: nll_loss(
+        log_softmax(x, axis=1), target, reduction, ignore_index
+    )
+)
 
 
 def cross_entropy_op(x: Tensor, target: Any, reduction: str, ignore_index: int) -> Tensor:
     """The op itself: x (N, C) logits, target (N,) integer classes already on x's device."""
     return _cross_entropy(x, Tensor._make(target), reduction=reduction, ignore_index=ignore_index)
+
+
+@composite(samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((5,), domain=(-50, 50))])
+def log_softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
+    """x - logsumexp(x): log-probabilities, stable and precise for any magnitude of x."""
+    axis = dim if dim is not None else axis
+    if x.size:
+        # x - max(x) first, exactly: x - logsumexp(x) would round at the scale of x (a float32
+        # logit of 1e4 carries an error of 1e-3). A constant shift changes no derivative.
+        m = x.detach().max(axis=axis, keepdims=True)
+        x = x - where(isfinite(m), m, 0)
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def check_reduction(op: str, reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def class_targets(op: str, logits: Tensor, target: Any) -> Any:
+    """Integer class targets (N,) for logits (N, C), as an array on the logits' device."""
+    if isinstance(target, Tensor):
+        t = target.data
+    else:
+        t = target if backend.is_cuda_array(target) else backend.np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be integer class indices, not {t.dtype}")
+    if logits.ndim != 2 or t.ndim != 1 or t.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"{op}: expected input (N, C) and target (N,), got {logits.shape} and {tuple(t.shape)}"
+        )
+    return backend.to_device(t, logits.device)
+
+
+@composite(
+    samples=[
+        Sample((4, 3), backend.np.array([0, 2, 1, 2])),
+        Sample((4, 3), backend.np.array([0, 2, -100, 1]), reduction="sum"),
+    ]
+)
+def nll_loss(
+    input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100
+) -> Tensor:
+    """Negative log-likelihood of integer class targets, given log-probabilities (N, C)."""
+    check_reduction("nll_loss", reduction)  # before any work
+    t = class_targets("nll_loss", input, target)
+    xp = backend.array_module(t)
+    keep = t != ignore_index
+    n, c = input.shape
+    valid = t[keep]
+    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= c):
+        raise IndexError(
+            f"nll_loss: target classes must lie in [0, {c}); got "
+            f"{int(valid.min())}..{int(valid.max())}"
+        )
+    rows = xp.arange(n)
+    loss = -input[rows[keep], t[keep]]
+    if reduction == "none":
+        if bool(keep.all()):
+            return loss
+        return _scatter(loss, shape=(n,), index=(xp.nonzero(keep)[0],))
+    if reduction == "mean":
+        # The mean is over the targets that count (ignored ones contribute nothing).
+        return loss.sum() / max(int(keep.sum()), 1)
+    return loss.sum()

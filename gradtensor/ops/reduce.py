@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import backend
 from ..tensor import Tensor, _to_tensor
 from .elementwise import exp, sqrt, where
 from .registry import Sample, composite, primitive
+from .shape import _broadcast_to, _transpose, normalize_axis
 
 REDUCE = [
     Sample((3, 4)),
@@ -20,30 +22,6 @@ REDUCE = [
     Sample((1, 3), axis=0),
     Sample(()),
 ]
-
-
-def normalize_axis(op: str, ndim: int, axis: Any) -> tuple[int, ...] | None:
-    """Axis as a sorted tuple of non-negative ints (None: all axes), or a clear error."""
-    if axis is None:
-        return None
-    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
-    out = []
-    for a in axes:
-        if isinstance(a, (bool, np.bool_)):  # True would silently mean axis 1
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
-        if not isinstance(a, int):
-            if hasattr(a, "__index__"):
-                a = a.__index__()
-            else:
-                raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
-        if (ndim == 0 and a not in (0, -1)) or (ndim > 0 and not -ndim <= a < ndim):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: axis {axis!r} repeats an axis")
-    if ndim == 0:
-        return None
-    return tuple(sorted(out))
 
 
 def axis_args(op: str, x: Tensor, axis: Any, keepdims: bool, dim: Any, keepdim: Any) -> tuple:
@@ -105,8 +83,8 @@ def _sum(xp, x, *, axis, keepdims):
 
 
 _sum.defvjp(
-    lambda g, y, x, *, axis, keepdims: expand_reduced(g, x.shape, axis, keepdims).broadcast_to(
-        x.shape
+    lambda g, y, x, *, axis, keepdims: _broadcast_to(
+        expand_reduced(g, x.shape, axis, keepdims), shape=x.shape
     )
 )
 
@@ -282,23 +260,14 @@ def _prod_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool) ->
     red = tuple(range(nd)) if axis is None else axis
     keep = tuple(i for i in range(nd) if i not in red)
     perm = keep + red
-    xt = x.transpose(*perm)
+    xt = _transpose(x, axes=perm)
     lead = xt.shape[: len(keep)]
     n = _count(x.shape, axis)
-    flat = xt.reshape(lead + (n, 1)).broadcast_to(lead + (n, n))
-    diag = _eye_bool(n, x)
+    flat = _broadcast_to(xt.reshape(lead + (n, 1)), shape=lead + (n, n))
+    diag = backend.array_module(x.data if isinstance(x, Tensor) else x).eye(n, dtype=bool)
     others = where(diag, 1, flat).prod(axis=-2)  # [..., j] = product over i != j
-    gx = (gk.transpose(*perm).reshape(lead + (1,)) * others).reshape(xt.shape)
-    inverse = [0] * nd
-    for i, p in enumerate(perm):
-        inverse[p] = i
-    return gx.transpose(*inverse)
-
-
-def _eye_bool(n: int, like: Tensor) -> Tensor:
-    from ..tensor import eye
-
-    return eye(n, dtype=bool, device=like.device)
+    gx = (_transpose(gk, axes=perm).reshape(lead + (1,)) * others).reshape(xt.shape)
+    return _transpose(gx, axes=tuple(int(i) for i in np.argsort(perm)))
 
 
 _prod.defvjp(_prod_grad)

@@ -1,11 +1,11 @@
-"""How an op is defined: forward on arrays, derivative on Tensors, registered in one place.
+"""How an op is defined: forward on arrays, one derivative rule, registered in one place.
 
 ```python
 @primitive(save="y", samples=[Sample((3, 4))])
 def exp(xp, x):                 # arrays in, array out
     return xp.exp(x)
 
-exp.defvjp(lambda g, y, x: g * y)   # Tensors in, Tensor out: itself differentiable
+exp.defvjp(lambda g, y, x: g * y)   # arrays in a plain backward, Tensors under create_graph
 ```
 Registering makes the op callable on Tensors, recorded on the tape, and picked up by the test
 harness (which gradchecks every registered op on its `samples`, to first and second order).
@@ -17,7 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import backend
-from ..autograd.engine import Meta, Node, SavedOutput, _modified_error, check_grad_shape, grad_mode
+from ..autograd.engine import (
+    Meta,
+    Node,
+    SavedOutput,
+    _modified_error,
+    check_grad_shape,
+    grad,
+    grad_mode,
+)
 from ..errors import USER_ERRORS, names, public, renamed
 from ..tensor import Tensor, _to_tensor
 
@@ -65,7 +73,6 @@ class Primitive:
         aux: bool,
         samples: list[Sample],
         view: bool = False,
-        arrays: bool = False,
     ):
         self.fwd, self.name, self.save = fwd, name, save
         self.save_inputs = save in ("x", "xy")
@@ -75,10 +82,10 @@ class Primitive:
         self.aux = aux  # forward returns (y, aux): residuals only the derivative reads
         self.samples = samples
         self.view = view
-        self.arrays = arrays  # its vjps also run on plain arrays
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
+        self.composite: Callable | None = None
         self.__name__ = name
         self.__doc__ = fwd.__doc__
 
@@ -86,6 +93,16 @@ class Primitive:
         """One derivative per positional input: `vjp(g, y, *inputs, **params) -> gradient`."""
         self.vjps = vjps
         return self
+
+    def defcomposite(self, fn: Callable) -> Callable:
+        """What the op means, written with differentiable ops: `fn(*inputs, **params)`.
+
+        For an op whose value comes from a kernel or a shortcut (a fused layer, a fused loss):
+        its derivative rule then only needs to run on arrays, and gradients of gradients come
+        from differentiating `fn` (JAX's custom_jvp idea). The test harness checks the two agree.
+        """
+        self.composite = fn
+        return fn
 
     def defvjp_joint(self, vjp: Callable) -> Callable:
         """One derivative for all inputs at once, for ops whose gradients share work.
@@ -253,49 +270,44 @@ class Primitive:
             check_grad_shape(self.name, i, gi, shape)
         return gi
 
-    def backward(self, node: Node, gouts: list) -> list:
-        """Gradients for the node's inputs (Tensors) from the gradient of its output."""
-        y = self._check_versions(node)
+    def backward(self, node: Node, gouts: list, raw: bool) -> list:
+        """The input gradients from the output's: arrays when `raw`, else Tensors.
+
+        One derivative rule serves both. A plain backward (`raw`) hands it arrays: its operators
+        are the arrays' own, and primitives given arrays return arrays, so no Tensor is made.
+        Under create_graph it gets Tensors and every step is recorded; an op whose value comes
+        from a kernel is then differentiated through the composite it declared instead.
+        """
+        y = self._check_versions(node, raw)
         g = gouts[0]
         ins = node.inputs
         params = node.params
+        needs = tuple(e is not None for e in node.next)
+        if not raw and self.composite is not None:
+            return self._through_composite(ins, g, needs, params)
+        xs = node.arrays if raw and self.save_inputs else ins  # unsaved inputs: only shapes
         if self.joint_vjp is not None:
-            needs = tuple(e is not None for e in node.next)
-            grads = list(self.joint_vjp(g, y, *ins, needs=needs, **params))
+            grads = list(self.joint_vjp(g, y, *xs, needs=needs, **params))
         else:
             vjps = self.vjps
+            # None: an input with no derivative (where's condition)
             grads = [
-                None if e is None or vjps[i] is None else vjps[i](g, y, *ins, **params)
-                for i, e in enumerate(node.next)
+                vjps[i](g, y, *xs, **params) if n and vjps[i] is not None else None
+                for i, n in enumerate(needs)
             ]
-        return [
-            None if gi is None else self._fit(i, gi, ins[i].shape) for i, gi in enumerate(grads)
-        ]
-
-    def backward_raw(self, node: Node, gd: Any) -> list:
-        """Input gradients as arrays, from the output's gradient as an array (`arrays=True`).
-
-        The derivative formulas of `arrays=True` ops use operators, which NumPy and CuPy arrays
-        share with Tensors, and primitives, which given arrays return arrays: with nothing to
-        record, the engine runs the same formula on the plain arrays, skipping a Tensor per
-        intermediate result.
-        """
-        y = self._check_versions(node, raw=True)
-        ins = node.inputs
-        xs = node.arrays if self.save_inputs else ins  # unsaved inputs: only their shapes
-        params = node.params
-        vjps = self.vjps
-        grads = []
-        for i, e in enumerate(node.next):
-            if e is None or vjps[i] is None:  # None: an input with no derivative (where's cond)
-                grads.append(None)
-                continue
-            gi = vjps[i](gd, y, *xs, **params) if params else vjps[i](gd, y, *xs)
-            gi = self._fit(i, gi, ins[i].shape)
-            if type(gi) is not _ndarray and not backend.is_cuda_array(gi):
-                gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
-            grads.append(gi)
+        for i, gi in enumerate(grads):
+            if gi is not None:
+                gi = self._fit(i, gi, ins[i].shape)
+                if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
+                    gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
+                grads[i] = gi
         return grads
+
+    def _through_composite(self, ins: Any, g: Tensor, needs: tuple, params: dict) -> list:
+        wanted = [t for t, n in zip(ins, needs) if n]
+        params = {k: v for k, v in params.items() if k != "aux"}
+        got = iter(grad(self.composite(*ins, **params), wanted, g, create_graph=True))
+        return [next(got) if n else None for n in needs]
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -309,16 +321,15 @@ def primitive(
     differentiable: bool = True,
     aux: bool = False,
     view: bool = False,
-    arrays: bool = False,
     samples: list[Sample] | None = None,
 ) -> Callable[[Callable], Primitive]:
     """Register `fwd(xp, *arrays, **params)` as a primitive op.
 
     save: what the derivative reads besides shapes: "x" (inputs), "y" (output), "xy", or "" (none),
     so an input the derivative never reads may be changed in place after the op without error.
-    arrays: the derivatives also run on plain arrays (operators, .sum/.reshape, and primitives,
-    which given arrays return arrays), so when no graph is being recorded they run on the arrays;
-    the Tensor path still serves create_graph=True.
+    A derivative (`defvjp`) is written with operators, methods arrays share with Tensors
+    (.reshape, .sum) and primitives, which given arrays return arrays: a plain backward runs it
+    on arrays, create_graph=True on Tensors.
     """
     if save not in ("", "x", "y", "xy"):
         raise ValueError(f"primitive: save must be '', 'x', 'y' or 'xy', not {save!r}")
@@ -333,7 +344,6 @@ def primitive(
             aux,
             samples or [],
             view,
-            arrays,
         )
         if op.name in REGISTRY:
             raise ValueError(f"primitive: an op named {op.name!r} is already registered")

@@ -11,7 +11,6 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .reduce import normalize_axis
 from .registry import Sample, composite, primitive, unbroadcast
 
 
@@ -22,6 +21,30 @@ def _shape_arg(shape: tuple) -> tuple:
 
 
 # -- reshape / transpose / broadcast_to -------------------------------------------------------
+
+
+def normalize_axis(op: str, ndim: int, axis: Any) -> tuple[int, ...] | None:
+    """Axis as a sorted tuple of non-negative ints (None: all axes), or a clear error."""
+    if axis is None:
+        return None
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, (bool, np.bool_)):  # True would silently mean axis 1
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
+        if not isinstance(a, int):
+            if hasattr(a, "__index__"):
+                a = a.__index__()
+            else:
+                raise TypeError(f"{op}: axis must be an int or a tuple of ints, not {axis!r}")
+        if (ndim == 0 and a not in (0, -1)) or (ndim > 0 and not -ndim <= a < ndim):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis!r} repeats an axis")
+    if ndim == 0:
+        return None
+    return tuple(sorted(out))
 
 
 @primitive(
