@@ -276,6 +276,16 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
+    def _write(self, values: Any) -> Tensor:
+        """Write `values` into this tensor's memory outside the graph (init, load_state_dict)."""
+        self.data[...] = values
+        self._changed()
+        return self
+
+    def _changed(self) -> None:
+        """Its memory was changed in place: a graph that saved the old values must refuse them."""
+        self._version[0] += 1
+
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in `.grad` after backward."""
         if self._node is None:
@@ -498,7 +508,7 @@ class Tensor:
                 # retain_grad() follows the tensor: its .grad is that of the value it now holds.
                 del old.retained[old_idx]
                 self.retain_grad()
-        self._version[0] += 1
+        self._changed()
         return self
 
 

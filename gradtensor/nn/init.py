@@ -58,11 +58,7 @@ def _fans(t: Tensor, fn: str) -> tuple[int, int]:
 
 
 def _write(t: Tensor, values: Any) -> Tensor:
-    # Direct array write: no graph is recorded (as under no_grad), and the version goes up so a
-    # graph that saved the old values notices.
-    t.data[...] = values
-    t._version[0] += 1
-    return t
+    return t._write(values)  # no graph is recorded (as under no_grad); the version goes up
 
 
 def _check(t: Any, fn: str) -> None:

@@ -275,9 +275,7 @@ class Module:
             if id(_root(arr)) in ours:
                 staged[key] = arr.copy()
         for key, arr in staged.items():
-            t = targets[key]
-            t.data[...] = arr  # same shape, dtype and device: this cannot fail halfway
-            t._version[0] += 1  # an in-place change, as far as saved graphs are concerned
+            targets[key]._write(arr)  # same shape, dtype and device: this cannot fail halfway
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, device: Any = None, dtype: Any = None) -> Module:

@@ -180,7 +180,7 @@ class Optimizer:
                 else:
                     with backend.on(p.device):  # new state goes on the parameter's GPU
                         jobs.append((p, *self._prepare(p, group, state)))
-                p._version[0] += 1
+                p._changed()
         # None for an optimizer without a fused update (a user's subclass, say) or kernels off.
         kernel = getattr(active_kernels(), self._kernel, None) if self._kernel else None
         # Parameters that share a kernel call: same scalars, same kind of array, dtype and device,
