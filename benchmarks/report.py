@@ -15,32 +15,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-RESULTS_DIR = HERE / "results"
-FIGURES_DIR = HERE / "figures"
-OUT = HERE / "RESULTS.md"
-SCHEMA = "gradtensor-benchmarks/1"
+from benchmarks.impls import LABELS
+from benchmarks.suites import fmt_bytes as b
+from benchmarks.suites import fmt_time as t
 
-ORDER = [
-    "gradtensor",
-    "gradtensor-nokernels",
-    "numpy",
-    "cupy",
-    "torch",
-    "jax",
-    "jax-jit",
-    "autograd",
-]
-COLORS = {
-    "gradtensor": "C3",
-    "gradtensor-nokernels": "C1",
-    "numpy": "C0",
-    "cupy": "C0",
-    "torch": "C2",
-    "jax": "C4",
-    "jax-jit": "C9",
-    "autograd": "C5",
-}
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR, FIGURES_DIR, OUT = HERE / "results", HERE / "figures", HERE / "RESULTS.md"
+SCHEMA = "gradtensor-benchmarks/1"
+COLORS = dict(gradtensor="C3", numpy="C0", cupy="C0", torch="C2", jax="C4", autograd="C5")
+COLORS.update({"gradtensor-nokernels": "C1", "jax-jit": "C9", "kernels": "C6", "gemms": "C7"})
 SUITE_TITLES = {
     "overhead": "Per-op overhead: a chain of tiny elementwise ops, forward + backward",
     "linear": "Fused linear + activation, forward + backward",
@@ -48,366 +31,11 @@ SUITE_TITLES = {
     "scaling": "Scaling: MLP step time as batch and width double",
     "memory": "Peak memory of an MLP training step",
 }
-
-
-# -- loading -----------------------------------------------------------------------------------
-
-
-def load_runs(directory: Path, include_quick: bool) -> tuple[list[dict], list[str]]:
-    runs, other = [], []
-    for path in sorted(directory.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            other.append(path.name)
-            continue
-        if data.get("schema") != SCHEMA:
-            other.append(path.name)
-            continue
-        if data["settings"].get("quick") and not include_quick:
-            continue
-        data["_file"] = path.name
-        runs.append(data)
-    return runs, other
-
-
-def machine_key(run: dict[str, Any]) -> tuple[str, str]:
-    m = run["machine"]
-    if run["settings"]["device"] == "cuda":
-        return "cuda", m.get("gpu", "GPU")
-    n = run["settings"]["threads"]["requested"]
-    return "cpu", (
-        f"{m.get('cpu', 'CPU')} ({m.get('cpu_count', '?')} cores, host {m['host']}), "
-        f"{n} thread{'s' if n > 1 else ''}"
-    )
-
-
-def latest(runs: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
-    """machine -> suite -> the newest run that has that suite."""
-    out: dict[tuple[str, str], dict[str, dict]] = {}
-    for run in sorted(runs, key=lambda r: r["machine"]["date"]):
-        for suite in run["suites"]:
-            out.setdefault(machine_key(run), {})[suite] = run
-    return out
-
-
-# -- formatting --------------------------------------------------------------------------------
-
-
-def t(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} µs"
-    if s < 1:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def b(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KiB", "MiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.2f} GiB"
-
-
-def keys_of(cases: list[dict]) -> list[str]:
-    seen = {k for c in cases for part in ("results", "errors", "skipped") for k in c.get(part, {})}
-    return [k for k in ORDER if k in seen]
-
-
-def label(run: dict, key: str) -> str:
-    """The name a run gave an implementation, else the harness's own name for it."""
-    from benchmarks.references import LABELS
-
-    return run.get("implementations", {}).get(key) or LABELS.get(key, key)
-
-
-def cell(case: dict, key: str, value: str) -> str:
-    if key in case["results"]:
-        return value
-    if key in case.get("errors", {}):
-        return "dropped†"
-    if key in case.get("skipped", {}):
-        return "skipped‡"
-    return "-"
-
-
-def timing_table(run: dict, cases: list[dict], extra: str | None = None) -> list[str]:
-    keys = keys_of(cases)
-    head = ["case"] + [label(run, k) for k in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in cases:
-        row = [c["name"]]
-        for k in keys:
-            r = c["results"].get(k, {})
-            value = t(r.get("median_s"))
-            if "ratio" in r and k != "gradtensor":
-                value += f" ({r['ratio']:.2f}x)"
-            if extra and extra in r:
-                value += f"<br>{r[extra]:.1f} GFLOP/s" if extra == "gflops_per_s" else ""
-            row.append(cell(c, k, value))
-        lines.append("| " + " | ".join(row) + " |")
-    return lines + footnotes(run, cases)
-
-
-def footnotes(run: dict, cases: list[dict]) -> list[str]:
-    notes = []
-    for c in cases:
-        for k, msg in c.get("errors", {}).items():
-            notes.append(f"- † {label(run, k)}, {c['name']}: {msg}")
-        for k, msg in c.get("skipped", {}).items():
-            notes.append(f"- ‡ {label(run, k)}, {c['name']}: {msg}")
-    # the same reason for every case once is enough
-    out, seen = [], set()
-    for n in notes:
-        key = n.split(":", 1)[0].rsplit(",", 1)[0] + n.split(":", 1)[-1]
-        if key not in seen:
-            seen.add(key)
-            out.append(n)
-    return ([""] + out) if out else []
-
-
-def overhead_table(run: dict, cases: list[dict]) -> list[str]:
-    lines = [
-        "| implementation | per op | whole chain | time / gradtensor's | check |",
-        "|---|---|---|---|---|",
-    ]
-    for c in cases:
-        for k in keys_of([c]):
-            if k not in c["results"]:
-                continue
-            r = c["results"][k]
-            lines.append(
-                f"| {label(run, k)} | {t(r['per_op_s'])} | {t(r['median_s'])} | "
-                f"{r.get('ratio', 1.0):.2f}x | {r['check_max_rel_err']:.1e} |"
-            )
-    return lines + footnotes(run, cases)
-
-
-def memory_table(run: dict, cases: list[dict]) -> list[str]:
-    keys = keys_of(cases)
-    head = ["case"] + [label(run, k) for k in keys]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in cases:
-        row = [c["name"]]
-        for k in keys:
-            r = c["results"].get(k, {})
-            value = b(r.get("peak_bytes"))
-            if "ratio" in r and k != "gradtensor":
-                value += f" ({r['ratio']:.2f}x)"
-            if "step_bytes" in r:
-                value += f"<br>held {b(r['held_bytes'])}, step {b(r['step_bytes'])}"
-            if r.get("traced_peak_bytes") is not None:
-                value += f"<br>traced {b(r['traced_peak_bytes'])}"
-            row.append(cell(c, k, value))
-        lines.append("| " + " | ".join(row) + " |")
-    return lines + footnotes(run, cases)
-
-
-def targets_table(run: dict, suite: str) -> list[str]:
-    rows = [r for r in run.get("targets", []) if r["suite"] == suite]
-    if not rows:
-        return []
-    lines = [
-        "| target | case | gradtensor / reference | limit | verdict |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
-        limit = ("< " if r["strict"] else "≤ ") + f"{r['limit']:.2f}"
-        if r["met"] is None:
-            verdict = "not measured: " + r.get("note", "")
-        else:
-            verdict = "met" if r["met"] else "**missed**"
-            if r.get("provisional"):
-                verdict += " (provisional target)"
-        lines.append(f"| {r['target']} | {r['case']} | {ratio} | {limit} | {verdict} |")
-    return lines
-
-
-# -- plots -------------------------------------------------------------------------------------
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _series(ax: Any, run: dict, cases: list[dict], x_of: Any, y_of: Any) -> None:
-    for k in keys_of(cases):
-        pts = sorted((x_of(c), y_of(c["results"][k])) for c in cases if k in c["results"])
-        pts = [(x, y) for x, y in pts if y is not None]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            style = "-" if k.startswith("gradtensor") else "--"
-            ax.plot(xs, ys, style, marker="o", ms=3, color=COLORS.get(k), label=label(run, k))
-
-
-def _plain() -> Any:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _: f"{v:g}")
-
-
-def _proportional(ax: Any, cases: list[dict], x_of: Any) -> None:
-    """A dotted line through gradtensor's first point, growing in step with the flops."""
-    pts = sorted((x_of(c), c) for c in cases if "gradtensor" in c["results"])
-    if len(pts) < 2:
-        return
-    f0, t0 = pts[0][1]["params"]["flops"], pts[0][1]["results"]["gradtensor"]["median_s"]
-    xs = [x for x, _ in pts]
-    ys = [t0 * c["params"]["flops"] / f0 for _, c in pts]
-    ax.plot(xs, ys, ":", color="grey", lw=1, label="in proportion to flops")
-
-
-def plot_suite(run: dict, suite: str, cases: list[dict], path: Path) -> bool:
-    """time vs size and ratio vs size; one row per activation (linear) or per series (scaling).
-
-    Linear layers and MLPs are placed in order of their flops, one tick per shape (shapes of
-    equal flops, e.g. 65536x64x64 and 256x1024x1024, stay apart); scaling uses its doubling
-    batch or width as a log2 axis."""
-    if suite == "linear":
-        groups: dict[str, list[dict]] = {}
-        for c in cases:
-            groups.setdefault(c["params"]["activation"], []).append(c)
-        tick = lambda c: c["name"].rsplit(" ", 1)[0]  # noqa: E731  "BxIxO"
-    elif suite == "mlp":
-        groups = {"MLP step": cases}
-        tick = lambda c: c["name"].replace(" batch ", "\nbatch ")  # noqa: E731
-    elif suite == "scaling":
-        groups = {}
-        for c in cases:
-            groups.setdefault(c["params"]["series"], []).append(c)
-        tick = None
-    else:
-        return False
-    plt = _plt()
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.3 * len(groups) + 0.6), squeeze=False)
-    for row, (name, group) in zip(axes, groups.items(), strict=True):
-        if tick is None:
-            x_of = lambda c: c["params"]["value"]  # noqa: E731
-        else:
-            order = sorted(group, key=lambda c: (c["params"]["flops"], c["name"]))
-            pos = {id(c): i for i, c in enumerate(order)}
-            x_of = lambda c, pos=pos: pos[id(c)]  # noqa: E731
-        _series(row[0], run, group, x_of, lambda r: r["median_s"])
-        _series(row[1], run, group, x_of, lambda r: r.get("ratio"))
-        row[1].axhline(1.0, color="grey", lw=0.8)
-        if tick is None:
-            _proportional(row[0], group, x_of)
-        for ax, yl in zip(row, ("median time (s)", "time / gradtensor's"), strict=True):
-            ax.set_yscale("log")
-            ax.set_ylabel(yl)
-            ax.grid(True, which="major", alpha=0.3)
-            if tick is None:
-                ax.set_xscale("log", base=2)
-                ax.xaxis.set_major_formatter(_plain())
-                ax.set_xlabel("width w (784-w-w-10)" if name == "width" else "batch size")
-            else:
-                ax.set_xticks(
-                    range(len(order)),
-                    [tick(c) for c in order],
-                    fontsize=7,
-                    rotation=20 if suite == "linear" else 0,
-                )
-                ax.set_xlabel(
-                    "in order of flops per " + ("step" if suite == "mlp" else "forward + backward")
-                )
-        row[0].set_title(f"{name}: time", fontsize=10)
-        row[1].set_title(f"{name}: ratio to gradtensor (above 1: slower)", fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.45 / (3.3 * len(groups) + 0.6), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return True
-
-
-# -- the document --------------------------------------------------------------------------------
-
-
-def settings_lines(run: dict) -> list[str]:
-    m, s, v = run["machine"], run["settings"], run["versions"]
-    th = s["threads"]
-    pools = th.get("pools")
-    pools = (
-        ", ".join(f"{p['prefix'] or p['internal_api']} {p['num_threads']}" for p in pools)
-        if isinstance(pools, list)
-        else pools
-    )
-    where = m.get("gpu") or m.get("cpu", "?")
-    vs = ", ".join(f"{k} {v[k]}" for k in sorted(v))
-    lines = [
-        f"- Run: `{s['command']}` on {m['date']} ({run['_file']}); {where}, "
-        f"{m.get('cpu_count')} cores, {m['platform']}.",
-        f"- Threads: {th['requested']} for every CPU library (PyTorch {th.get('torch', '-')}, "
-        f"Numba {th.get('numba', '-')}, pools: {pools}); JAX: {s.get('jax_threads', '-')}"
-        + (f"; {s['settle_s']} s pause before each sample" if s.get("settle_s") else "")
-        + ".",
-        f"- float32, TF32 off; kernels available: {s['kernels_available']}; "
-        f"load average at start {s.get('load_average_at_start', ['?'])[0]:.2f}, "
-        f"at end {s.get('load_average_at_end', ['?'])[0]:.2f}.",
-        f"- Versions: {vs}.",
-    ]
-    src = run.get("source") or {}
-    if src.get("commit"):
-        dirty = src.get("uncommitted_library_changes") or []
-        lines.append(
-            f"- Source: commit {src['commit'][:10]}"
-            + (f", with uncommitted changes to {', '.join(dirty)}" if dirty else "")
-            + "."
-        )
-    if run.get("skipped"):
-        lines.append(
-            "- Not run: "
-            + "; ".join(f"{label(run, k)} ({why})" for k, why in run["skipped"].items())
-            + "."
-        )
-    return lines
-
-
-def section(run_by_suite: dict[str, dict], figures: Path, out_dir: Path) -> list[str]:
-    out: list[str] = []
-    shown_runs: list[dict] = []
-    for suite in ("overhead", "linear", "mlp", "scaling", "memory"):
-        run = run_by_suite.get(suite)
-        if run is None:
-            continue
-        if run not in shown_runs:
-            shown_runs.append(run)
-        cases = run["suites"][suite]["cases"]
-        out += ["", f"### {SUITE_TITLES[suite]}", ""]
-        if suite == "overhead":
-            out += overhead_table(run, cases)
-        elif suite == "memory":
-            out += memory_table(run, cases)
-        else:
-            out += timing_table(run, cases, "gflops_per_s" if suite == "scaling" else None)
-        notes = run["suites"][suite].get("notes", [])
-        if notes:
-            out += [""] + [f"- {n}" for n in notes]
-        tgt = targets_table(run, suite)
-        if tgt:
-            out += ["", "Targets, measured in this run:", ""] + tgt
-        tag = Path(run["_file"]).stem
-        png = figures / f"{tag}-{suite}.png"
-        if plot_suite(run, suite, cases, png):
-            out += ["", f"![{suite}]({Path(os.path.relpath(png, out_dir)).as_posix()})"]
-    head = []
-    for run in shown_runs:
-        head += settings_lines(run)
-    return head + out
-
-
+AXES = {  # a case's tick label and the x axis's label, by suite
+    "linear": (lambda c: c["name"].rsplit(" ", 1)[0], "in order of flops per forward + backward"),
+    "mlp": (lambda c: c["name"].replace(" batch ", "\nbatch "), "in order of flops per step"),
+    "scaling": (lambda c: str(c["params"]["value"]), "batch size"),
+}
 METHOD = """\
 How the figures are made (`python -m benchmarks`, see `benchmarks/__main__.py`): every
 implementation starts from the same float32 inputs and weights; before anything is timed its
@@ -422,14 +50,209 @@ library's busy-waiting worker threads cannot slow the next. ‡ marks an impleme
 not available or cannot run that case (the note says why)."""
 
 
-def build(
-    include_quick: bool = False,
-    results: Path = RESULTS_DIR,
-    out: Path = OUT,
-    figures: Path = FIGURES_DIR,
-) -> str:
+def load_runs(directory: Path, include_quick: bool) -> tuple[list[dict], list[str]]:
+    runs, other = [], []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        if data.get("schema") != SCHEMA:
+            other.append(path.name)
+        elif include_quick or not data["settings"].get("quick"):
+            runs.append({**data, "_file": path.name})
+    return runs, other
+
+
+def machine_key(run: dict[str, Any]) -> tuple[str, str]:
+    m, n = run["machine"], run["settings"]["threads"]["requested"]
+    if run["settings"]["device"] == "cuda":
+        return "cuda", m.get("gpu", "GPU")
+    return "cpu", (f"{m.get('cpu', 'CPU')} ({m.get('cpu_count', '?')} cores, host {m['host']}), "
+                   f"{n} thread{'s' if n > 1 else ''}")  # fmt: skip
+
+
+def keys_of(cases: list[dict]) -> list[str]:
+    seen = {k for c in cases for part in ("results", "errors", "skipped") for k in c.get(part, {})}
+    return [k for k in LABELS if k in seen]
+
+
+def label(run: dict, key: str) -> str:
+    """The name a run gave an implementation, else the harness's own name for it."""
+    return run.get("implementations", {}).get(key) or LABELS.get(key, key)
+
+
+def footnotes(run: dict, cases: list[dict]) -> list[str]:
+    out, seen = [], set()
+    for c in cases:
+        for part, mark in (("errors", "†"), ("skipped", "‡")):
+            for k, msg in c.get(part, {}).items():
+                if (mark, k, msg) not in seen:  # the same reason for every case once is enough
+                    seen.add((mark, k, msg))
+                    out.append(f"- {mark} {label(run, k)}, {c['name']}: {msg}")
+    return [""] + out if out else []
+
+
+def ratio(r: dict, k: str) -> str:
+    return f" ({r['ratio']:.2f}x)" if "ratio" in r and k != "gradtensor" else ""
+
+
+def timing(r: dict, k: str) -> str:
+    gflops = f"<br>{r['gflops_per_s']:.1f} GFLOP/s" if "gflops_per_s" in r else ""
+    return t(r.get("median_s")) + ratio(r, k) + gflops
+
+
+def memory(r: dict, k: str) -> str:
+    v = b(r.get("peak_bytes")) + ratio(r, k)
+    if "step_bytes" in r:
+        v += f"<br>held {b(r['held_bytes'])}, step {b(r['step_bytes'])}"
+    traced = r.get("traced_peak_bytes")
+    return v + (f"<br>traced {b(traced)}" if traced is not None else "")
+
+
+def md(head: list[str], rows: list[list[str]]) -> list[str]:
+    line = lambda cells: "| " + " | ".join(cells) + " |"
+    return [line(head), "|" + "---|" * len(head)] + [line(r) for r in rows]
+
+
+def table(run: dict, cases: list[dict], fmt: Any) -> list[str]:
+    """One row per case, one column per implementation."""
+    keys, rows = keys_of(cases), []
+    for c in cases:
+        marks = {k: m for part, m in (("errors", "dropped†"), ("skipped", "skipped‡"))
+                 for k in c.get(part, {})}  # fmt: skip
+        rows.append([c["name"]] + [fmt(c["results"][k], k) if k in c["results"] else
+                                   marks.get(k, "-") for k in keys])  # fmt: skip
+    return md(["case"] + [label(run, k) for k in keys], rows) + footnotes(run, cases)
+
+
+def overhead_table(run: dict, cases: list[dict]) -> list[str]:
+    head = ["implementation", "per op", "whole chain", "time / gradtensor's", "check"]
+    rows = [[label(run, k), t(r["per_op_s"]), t(r["median_s"]), f"{r.get('ratio', 1.0):.2f}x",
+             f"{r['check_max_rel_err']:.1e}"] for c in cases for k, r in
+            ((k, c["results"][k]) for k in keys_of([c]) if k in c["results"])]  # fmt: skip
+    return md(head, rows) + footnotes(run, cases)
+
+
+def targets_table(run: dict, suite: str) -> list[str]:
+    rows = []
+    for r in (r for r in run.get("targets", []) if r["suite"] == suite):
+        verdict = "not measured: " + r.get("note", "")
+        if r["met"] is not None:
+            verdict = "met" if r["met"] else "**missed**"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        limit = ("< " if r["strict"] else "≤ ") + f"{r['limit']:.2f}"
+        rows.append([r["target"], r["case"], ratio, limit, verdict])
+    head = ["target", "case", "gradtensor / reference", "limit", "verdict"]
+    return md(head, rows) if rows else []
+
+
+def plot_suite(run: dict, suite: str, cases: list[dict], path: Path) -> bool:
+    """Time and ratio to gradtensor's, case by case in order of flops (scaling's batches and
+    widths double), a row per activation or series; scaling adds a line in step with the flops."""
+    if suite not in ("linear", "mlp", "scaling"):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[dict]] = {}
+    for c in cases:
+        p = c["params"]
+        groups.setdefault(p.get("activation") or p.get("series") or "MLP step", []).append(c)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.3 * len(groups) + 0.6), squeeze=False)
+    for row, (name, group) in zip(axes, groups.items()):
+        group.sort(key=lambda c: (c["params"]["flops"], c["name"]))
+        tick, xlabel = AXES[suite]
+        xlabel = "width w (784-w-w-10)" if name == "width" else xlabel
+        for ax, y_of in zip(row, (lambda r: r["median_s"], lambda r: r.get("ratio"))):
+            for k in keys_of(group):
+                pts = [(i, y_of(c["results"][k])) for i, c in enumerate(group) if k in c["results"]]
+                if pts := [p for p in pts if p[1] is not None]:
+                    style = "-" if k.startswith("gradtensor") else "--"
+                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=COLORS.get(k),
+                            label=label(run, k))  # fmt: skip
+            ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+            ticks = [tick(c) for c in group]
+            ax.set_xticks(range(len(group)), ticks, fontsize=7, rotation=20 * (suite == "linear"))
+            ax.set_xlabel(xlabel)
+        base = [(i, c) for i, c in enumerate(group) if "gradtensor" in c["results"]]
+        if suite == "scaling" and len(base) > 1:
+            t0, f0 = base[0][1]["results"]["gradtensor"]["median_s"], base[0][1]["params"]["flops"]
+            ys = [t0 * c["params"]["flops"] / f0 for _, c in base]
+            row[0].plot([i for i, _ in base], ys, ":", color="grey", lw=1,
+                        label="in proportion to flops")  # fmt: skip
+        row[1].axhline(1.0, color="grey", lw=0.8)
+        for ax, title, ylabel in zip(row, ("time", "ratio to gradtensor (above 1: slower)"),
+                                     ("median time (s)", "time / gradtensor's")):  # fmt: skip
+            ax.set_title(f"{name}: {title}", fontsize=10)
+            ax.set_ylabel(ylabel)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.45 / (3.3 * len(groups) + 0.6), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+    return True
+
+
+def settings_lines(run: dict) -> list[str]:
+    m, s, v, th = run["machine"], run["settings"], run["versions"], run["settings"]["threads"]
+    pools = th.get("pools")
+    if isinstance(pools, list):
+        pools = ", ".join(f"{p['prefix'] or p['internal_api']} {p['num_threads']}" for p in pools)
+    pause = f"; {s['settle_s']} s pause before each sample" if s.get("settle_s") else ""
+    src = run.get("source") or {}
+    dirty = ", ".join(src.get("uncommitted_library_changes") or [])
+    why = "; ".join(f"{label(run, k)} ({w})" for k, w in run.get("skipped", {}).items())
+    lines = [
+        f"- Run: `{s['command']}` on {m['date']} ({run['_file']}); "
+        f"{m.get('gpu') or m.get('cpu', '?')}, {m.get('cpu_count')} cores, {m['platform']}.",
+        f"- Threads: {th['requested']} for every CPU library (PyTorch {th.get('torch', '-')}, "
+        f"Numba {th.get('numba', '-')}, pools: {pools}); JAX: {s.get('jax_threads', '-')}{pause}.",
+        f"- float32, TF32 off; kernels available: {s['kernels_available']}; load average at start "
+        f"{s['load_average_at_start'][0]:.2f}, at end {s['load_average_at_end'][0]:.2f}.",
+        "- Versions: " + ", ".join(f"{k} {v[k]}" for k in sorted(v)) + ".",
+    ]
+    if src.get("commit"):
+        changes = f", with uncommitted changes to {dirty}" if dirty else ""
+        lines.append(f"- Source: commit {src['commit'][:10]}{changes}.")
+    return lines + [f"- Not run: {why}."] * bool(why)
+
+
+def section(run_by_suite: dict[str, dict], figures: Path, out_dir: Path) -> list[str]:
+    out: list[str] = []
+    shown: list[dict] = []
+    for suite in SUITE_TITLES:
+        run = run_by_suite.get(suite)
+        if run is None:
+            continue
+        shown += [run] if run not in shown else []
+        cases = run["suites"][suite]["cases"]
+        out += ["", f"### {SUITE_TITLES[suite]}", ""]
+        if suite == "overhead":
+            out += overhead_table(run, cases)
+        else:
+            out += table(run, cases, memory if suite == "memory" else timing)
+        notes = [f"- {n}" for n in run["suites"][suite].get("notes", [])]
+        out += ["", *notes] if notes else []
+        tgt = targets_table(run, suite)
+        out += ["", "Targets, measured in this run:", "", *tgt] if tgt else []
+        png = figures / f"{Path(run['_file']).stem}-{suite}.png"
+        if plot_suite(run, suite, cases, png):
+            out += ["", f"![{suite}]({Path(os.path.relpath(png, out_dir)).as_posix()})"]
+    return [line for run in shown for line in settings_lines(run)] + out
+
+
+def build(include_quick: bool = False, results: Path = RESULTS_DIR, out: Path = OUT,
+          figures: Path = FIGURES_DIR) -> str:  # fmt: skip
     runs, other = load_runs(results, include_quick)
-    by_machine = latest(runs)
+    latest: dict[tuple[str, str], dict[str, dict]] = {}  # machine -> suite -> newest run with it
+    for run in sorted(runs, key=lambda r: r["machine"]["date"]):
+        for suite in run["suites"]:
+            latest.setdefault(machine_key(run), {})[suite] = run
     doc = [
         "# gradtensor benchmark results",
         "",
@@ -440,30 +263,17 @@ def build(
         METHOD,
     ]
     for device, title in (("cpu", "CPU"), ("cuda", "GPU")):
-        found = [(k, v) for k, v in by_machine.items() if k[0] == device]
+        found = [(k, v) for k, v in latest.items() if k[0] == device]
         if not found:
-            doc += [
-                "",
-                f"## {title}",
-                "",
-                f"No {title} results yet. "
-                + (
-                    "They need a machine with an NVIDIA GPU and CuPy: "
-                    "`python -m benchmarks --device cuda`. The GPU targets stay unmeasured "
-                    "until then."
-                    if device == "cuda"
-                    else "Run `python -m benchmarks`."
-                ),
-            ]
+            doc += ["", f"## {title}", "", f"No {title} results yet. " + (
+                "They need a machine with an NVIDIA GPU and CuPy: `python -m benchmarks --device "
+                "cuda`. The GPU targets stay unmeasured until then." if device == "cuda"
+                else "Run `python -m benchmarks`.")]  # fmt: skip
         for (_, name), by_suite in found:
             doc += ["", f"## {title}: {name}", ""] + section(by_suite, figures, out.parent)
     if other:
-        doc += [
-            "",
-            "Other result files (per-benchmark scripts, not shown here): "
-            + ", ".join(f"`{o}`" for o in other)
-            + ".",
-        ]
+        names = ", ".join(f"`{o}`" for o in other)
+        doc += ["", f"Other result files (per-benchmark scripts, not shown here): {names}."]
     text = "\n".join(doc) + "\n"
     out.write_text(text)
     return text
