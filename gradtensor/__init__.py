@@ -13,8 +13,10 @@ import numpy as _np
 
 from . import autograd, backend, cuda, nn, ops, testing
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import functional as _functional  # noqa: F401  (gt.autograd.functional)
 from .backend import Device, device
 from .ops import *  # noqa: F403  (every op is also a gt. function)
+from .ops import methods as _methods  # noqa: F401  (gives the Tensor its op methods)
 from .ops import use_kernels
 from .tensor import (
     Tensor,

@@ -1,7 +1,9 @@
-"""Tensor: an array, its gradient, and the node that made it. Operators are one-line calls into ops.
+"""Tensor: an array, its gradient, and the node that made it.
 
-This module also holds the constructors (`tensor`, `zeros`, `randn`, ...) and dtypes, because every
-other module needs them and they need nothing but the backend.
+This module sits below the engine and the ops, which make and read Tensors; the methods that call
+ops (operators, `x.sum()`, `x.to()`, in-place writes, `backward`) are given to the class by
+gradtensor.ops.methods, above them. It also holds the constructors (`tensor`, `zeros`, `randn`,
+...) and dtypes, which need nothing but the backend.
 """
 
 from __future__ import annotations
@@ -138,14 +140,6 @@ class Tensor:
     def grad_fn(self) -> Any:
         return self._node
 
-    @property
-    def T(self) -> Tensor:
-        return _ops.transpose(self)
-
-    @property
-    def mT(self) -> Tensor:
-        return _ops.swapaxes(self, -1, -2)
-
     # -- conversion ----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (shared, not copied); CPU tensors only."""
@@ -248,15 +242,6 @@ class Tensor:
         return f"tensor({body}{''.join(', ' + e for e in extras)})"
 
     # -- autograd ------------------------------------------------------------------------------
-    def backward(
-        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
-    ) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
-        from .autograd.engine import _root_grads, backward
-
-        (g,) = _root_grads("backward", [self], gradient)
-        backward([self], [g], retain_graph or create_graph, create_graph)
-
     def detach(self) -> Tensor:
         """The same data, cut from the graph (changes to one show in the other)."""
         t = Tensor._make(self.data)
@@ -293,223 +278,6 @@ class Tensor:
         if self._node.retained is None:
             self._node.retained = {}
         self._node.retained[self._idx] = weakref.ref(self)
-
-    # -- devices and dtypes --------------------------------------------------------------------
-    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
-        """Move to a device and/or convert dtype: `t.to("cuda")`, `t.to(gt.float64)`."""
-        if dtype is None and device is not None and not isinstance(device, (str, Device)):
-            device, dtype = None, device
-        t = self
-        if device is not None:
-            t = _ops.to_device(t, backend.device(device))
-        if dtype is not None:
-            t = t.astype(dtype)
-        return t
-
-    def cuda(self, index: int = 0) -> Tensor:
-        return self.to(Device("cuda", index))
-
-    def cpu(self) -> Tensor:
-        return self.to(CPU)
-
-    def astype(self, dtype: Any) -> Tensor:
-        return _ops.astype(self, dtype)
-
-    def float(self) -> Tensor:
-        return self.astype(float32)
-
-    def double(self) -> Tensor:
-        return self.astype(float64)
-
-    def long(self) -> Tensor:
-        return self.astype(int64)
-
-    def clone(self) -> Tensor:
-        return _ops.copy(self)
-
-    # -- operators -----------------------------------------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return _ops.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _ops.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _ops.subtract(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _ops.subtract(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _ops.multiply(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _ops.multiply(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _ops.divide(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.divide(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return _ops.power(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return _ops.power(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops.matmul(other, self)
-
-    def __neg__(self) -> Tensor:
-        return _ops.negative(self)
-
-    def __pos__(self) -> Tensor:
-        return self
-
-    def __abs__(self) -> Tensor:
-        return _ops.abs(self)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _ops.equal(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _ops.not_equal(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return _ops.less(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return _ops.less_equal(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return _ops.greater(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return _ops.greater_equal(self, other)
-
-    # Bitwise, as in PyTorch and NumPy: on bool tensors these are the logical operations.
-    def __invert__(self) -> Tensor:
-        return _ops.bitwise_not(self)
-
-    def __and__(self, other: Any) -> Tensor:
-        return _ops.bitwise_and(self, other)
-
-    def __rand__(self, other: Any) -> Tensor:
-        return _ops.bitwise_and(other, self)
-
-    def __or__(self, other: Any) -> Tensor:
-        return _ops.bitwise_or(self, other)
-
-    def __ror__(self, other: Any) -> Tensor:
-        return _ops.bitwise_or(other, self)
-
-    def __xor__(self, other: Any) -> Tensor:
-        return _ops.bitwise_xor(self, other)
-
-    def __rxor__(self, other: Any) -> Tensor:
-        return _ops.bitwise_xor(other, self)
-
-    def __lshift__(self, other: Any) -> Tensor:
-        return _ops.bitwise_left_shift(self, other)
-
-    def __rlshift__(self, other: Any) -> Tensor:
-        return _ops.bitwise_left_shift(other, self)
-
-    def __rshift__(self, other: Any) -> Tensor:
-        return _ops.bitwise_right_shift(self, other)
-
-    def __rrshift__(self, other: Any) -> Tensor:
-        return _ops.bitwise_right_shift(other, self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return _ops.getitem(self, index)
-
-    # -- in place ------------------------------------------------------------------------------
-    def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.add, other, "+=")
-
-    def __isub__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.subtract, other, "-=")
-
-    def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.multiply, other, "*=")
-
-    def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.divide, other, "/=")
-
-    def __iand__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.bitwise_and, other, "&=")
-
-    def __ior__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.bitwise_or, other, "|=")
-
-    def __ixor__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.bitwise_xor, other, "^=")
-
-    def __ilshift__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.bitwise_left_shift, other, "<<=")
-
-    def __irshift__(self, other: Any) -> Tensor:
-        return self._inplace(_ops.bitwise_right_shift, other, ">>=")
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace(_ops.setitem, value, "__setitem__", index=index)
-
-    def _inplace(self, op: Any, other: Any, symbol: str, **params: Any) -> Tensor:
-        """Change this tensor's data in place; in a graph, the op is recorded and this tensor
-        takes the op's node as its own, and its version goes up so stale saved copies are caught."""
-        from .autograd.engine import grad_mode
-
-        other_grad = isinstance(other, Tensor) and other.requires_grad
-        if grad_mode.enabled and (self.requires_grad or other_grad):
-            if self.requires_grad and self._node is None:
-                raise RuntimeError(
-                    f"{symbol}: a leaf tensor that requires grad cannot be changed in place "
-                    "(its gradient would be lost); do it under gt.no_grad(), or on a copy"
-                )
-            if self._view:
-                raise RuntimeError(
-                    f"{symbol}: this tensor is a view of another that is part of a graph; changing "
-                    "it in place would change the other behind the graph's back: use .clone()"
-                )
-            src = self
-            if getattr(op, "save_inputs", True):
-                # The op's derivative reads its input, and the input is about to be overwritten.
-                src = Tensor._make(self.data.copy(), self._node, self._idx)
-                src.requires_grad = self.requires_grad
-                if other is self:  # y *= y: both operands are the value from before
-                    other = src
-            out = op(src, other, **params)
-        else:
-            from .autograd.engine import no_grad
-
-            with no_grad():
-                out = op(self, other, **params)
-        if out.shape != self.shape:
-            raise ValueError(
-                f"{symbol}: the result has shape {out.shape}, which cannot be written into a "
-                f"tensor of shape {self.shape}"
-            )
-        if out.dtype != self.dtype and not np.can_cast(out.dtype, self.dtype, "same_kind"):
-            raise TypeError(
-                f"{symbol}: a {out.dtype} result cannot be stored in a {self.dtype} tensor in place"
-            )
-        if out.data is not self.data:
-            self.data[...] = out.data
-        if out._node is not None:
-            old, old_idx = self._node, self._idx
-            ref = old.retained.get(old_idx) if old is not None and old.retained else None
-            self._node, self._idx, self.requires_grad = out._node, out._idx, True
-            if ref is not None and ref() is self:
-                # retain_grad() follows the tensor: its .grad is that of the value it now holds.
-                del old.retained[old_idx]
-                self.retain_grad()
-        self._changed()
-        return self
 
 
 _new_tensor = object.__new__
@@ -570,46 +338,6 @@ def from_numpy(arr: np.ndarray) -> Tensor:
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(arr).__name__}")
     _infer_dtype(arr, arr.dtype)
     return Tensor._make(arr)
-
-
-def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
-    """An op's non-Tensor operand (a list, a NumPy array) as a constant tensor.
-
-    Host data next to a GPU tensor is an error, not a silent copy to the device.
-    """
-    if backend.is_cuda_array(a):
-        if dev is None or dev == backend.device_of_array(a):
-            return Tensor._make(a)
-        raise RuntimeError(
-            f"{op}: operands are on different devices, {dev} and "
-            f"{backend.device_of_array(a)}; move one with .to(device)"
-        )
-    if isinstance(a, (list, tuple)) and _holds_tensor(a):
-        # Stacked as an op, so that gradients reach every tensor in the list (NumPy reads
-        # np.mean([a, b]) as the mean of the stacked arrays).
-        parts = [e if isinstance(e, Tensor) else _to_tensor(e, op, dev) for e in a]
-        shapes = {p.shape for p in parts}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"{op}: a list of tensors must hold one shape to be stacked, got {sorted(shapes)}"
-            )
-        return _ops.stack(parts)
-    if dev is not None and dev.type == "cuda":
-        raise RuntimeError(
-            f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
-            f"a tensor on {dev} first (gradtensor never copies between devices silently)"
-        )
-    try:
-        t = tensor(a, device=dev)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{op}: cannot use a {type(a).__name__} as an operand ({exc})") from None
-    return t
-
-
-def _holds_tensor(seq: list | tuple) -> bool:
-    return any(
-        isinstance(e, Tensor) or (isinstance(e, (list, tuple)) and _holds_tensor(e)) for e in seq
-    )
 
 
 def _shape(shape: tuple) -> tuple[int, ...]:
@@ -767,65 +495,3 @@ for _name in (
     "full_like", "arange", "eye", "randn", "rand", "randint", "set_default_dtype",
 ):  # fmt: skip
     globals()[_name] = public(_name, globals()[_name], tensor_first=False)
-
-from . import ops as _ops  # noqa: E402  (ops import Tensor from here)
-
-
-def _method(fn: Any) -> Any:
-    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
-        return fn(self, *args, **kwargs)
-
-    method.__name__ = getattr(fn, "__name__", "method")
-    method.__doc__ = fn.__doc__
-    return method
-
-
-# Named ops as methods: `x.sum(axis=0)` is `gt.sum(x, axis=0)`.
-for _name in (
-    "abs",
-    "all",
-    "any",
-    "argmax",
-    "argmin",
-    "clip",
-    "cos",
-    "exp",
-    "expand_dims",
-    "flatten",
-    "log",
-    "log1p",
-    "logsumexp",
-    "matmul",
-    "max",
-    "maximum",
-    "mean",
-    "min",
-    "minimum",
-    "prod",
-    "relu",
-    "reshape",
-    "sigmoid",
-    "sign",
-    "sin",
-    "split",
-    "sqrt",
-    "squeeze",
-    "std",
-    "sum",
-    "swapaxes",
-    "tanh",
-    "transpose",
-    "unsqueeze",
-    "var",
-    "broadcast_to",
-    "erf",
-    "isnan",
-    "isfinite",
-):
-    setattr(Tensor, _name, _method(getattr(_ops, _name)))
-Tensor.neg = _method(_ops.negative)
-Tensor.pow = _method(_ops.power)
-Tensor.clamp = _method(_ops.clip)
-Tensor.view = Tensor.reshape
-Tensor.permute = Tensor.transpose
-del _name

@@ -1,218 +1,21 @@
-"""Reverse-mode autodiff: the nodes an op records, and the engine that walks them backwards.
+"""The reverse-mode engine: backward() and grad() walk the tape (autograd.graph) backwards.
 
-A Node is what one op leaves on the tape: the function that knows its derivative, the tensors that
-derivative needs (saved with their version, so an in-place change after saving is caught), and one
-edge per input saying where that input's gradient goes (the input's own node, or a leaf to
-accumulate into). `backward` orders the nodes with a dependency count (Kahn's algorithm: a node runs
-once every consumer of its outputs has contributed), so there is no recursion and a 10,000-op
-chain is as easy as a short one.
+Nodes run in reverse creation order, so there is no recursion and a 10,000-op chain is as easy as
+a short one; custom `Function`s record themselves as nodes too.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
-import itertools
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
 from .. import backend
-from .. import tensor as _tensor_mod
+from ..tensor import Tensor, ones_like, tensor, zeros
+from .graph import Meta, Node, SavedInput, check_grad_shape, grad_mode, no_grad
 
 _ndarray = backend.np.ndarray
-
-
-class _GradMode(threading.local):
-    """Whether ops record themselves on the tape, per thread (as in PyTorch): a `no_grad` block or
-    a running backward in one thread never switches recording off in another."""
-
-    enabled = True  # the class attribute is every thread's starting value
-
-
-grad_mode = _GradMode()
-
-
-def is_grad_enabled() -> bool:
-    """Whether ops record themselves on the tape (in the calling thread)."""
-    return grad_mode.enabled
-
-
-class _GradModeContext:
-    """Sets the recording mode inside a `with` block, or in every call of a decorated function."""
-
-    mode = True
-
-    def __enter__(self) -> None:
-        self.prev = grad_mode.enabled
-        grad_mode.enabled = self.mode
-
-    def __exit__(self, *exc: Any) -> None:
-        grad_mode.enabled = self.prev
-
-    def __call__(self, fn: Callable) -> Callable:
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            prev = grad_mode.enabled
-            grad_mode.enabled = mode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                grad_mode.enabled = prev
-
-        return wrapper
-
-
-class no_grad(_GradModeContext):
-    """`with gt.no_grad():` nothing inside is recorded (and no graph memory is held)."""
-
-    mode = False
-
-
-class enable_grad(_GradModeContext):
-    """`with gt.enable_grad():` record again inside a `no_grad` block."""
-
-    mode = True
-
-
-class set_grad_enabled(_GradModeContext):
-    """`gt.set_grad_enabled(False)` switches recording at once; as a context it restores on exit."""
-
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self.prev = grad_mode.enabled
-        grad_mode.enabled = self.mode
-
-    def __enter__(self) -> None:
-        pass  # already switched by the constructor; __exit__ restores the mode from before
-
-
-# ----------------------------------------------------------------------------------------------
-# What a node keeps of its inputs and outputs.
-
-
-class Meta:
-    """Shape, dtype and device of a tensor whose values the derivative does not need."""
-
-    __slots__ = ("shape", "dtype", "device")
-
-    def __init__(self, shape: tuple, dtype: Any, device: Any):
-        self.shape, self.dtype, self.device = shape, dtype, device
-
-    @classmethod
-    def of(cls, t: Any) -> Meta:
-        return cls(t.shape, t.dtype, t.device)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-
-class SavedInput:
-    """An input tensor the derivative reads, with the version it had when it was saved."""
-
-    __slots__ = ("tensor", "version")
-
-    def __init__(self, t: Any):
-        self.tensor, self.version = t, t._version[0]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.tensor.shape
-
-    def unpack(self, op: str) -> Any:
-        t = self.tensor
-        if t._version[0] != self.version:
-            raise _modified_error(op, t.shape, self.version, t._version[0])
-        return t
-
-
-class SavedOutput:
-    """An op's output, kept as its array and node rather than the Tensor object.
-
-    Holding the Tensor itself would make a reference cycle (tensor -> node -> tensor) that only the
-    garbage collector could break, so a training loop would hold every step's graph longer.
-    """
-
-    __slots__ = ("data", "box", "version", "node", "idx", "requires_grad")
-
-    def __init__(self, t: Any):
-        self.data, self.box, self.version = t.data, t._version, t._version[0]
-        self.node, self.idx, self.requires_grad = t._node, t._idx, t.requires_grad
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    def array(self, op: str) -> Any:
-        """The saved array, after checking that nothing changed it in place since."""
-        if self.box[0] != self.version:
-            raise _modified_error(op, self.data.shape, self.version, self.box[0])
-        return self.data
-
-    def unpack(self, op: str) -> Any:
-        self.array(op)
-        t = _tensor_mod.Tensor._make(self.data, self.node, self.idx)
-        t._version = self.box
-        return t
-
-
-def _modified_error(op: str, shape: tuple, saved: int, now: int) -> RuntimeError:
-    return RuntimeError(
-        f"{op}: a tensor of shape {tuple(shape)} that this op saved for backward was modified by "
-        f"an in-place operation (its version went from {saved} to {now}); compute the gradient "
-        "before changing it, or change a copy"
-    )
-
-
-_next_seq = itertools.count().__next__
-
-
-class Node:
-    """One recorded op: how to differentiate it, what it saved, and where its gradients go."""
-
-    __slots__ = (
-        "fn",
-        "inputs",
-        "versions",
-        "arrays",
-        "output",
-        "params",
-        "next",
-        "n_out",
-        "retained",
-        "seq",
-        "__weakref__",
-    )
-
-    def __init__(self, fn: Any, inputs: tuple, output: Any, params: dict, next: tuple, n_out=1):
-        self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
-        self.inputs = inputs  # per positional input: a Tensor (saved), a Meta, or a constant
-        self.versions = None  # for saved Tensor inputs: their versions when saved
-        self.arrays = None  # for saved inputs: their arrays, which the derivative on arrays reads
-        self.output = output  # SavedOutput or Meta (or a tuple of Metas for several outputs)
-        self.params = params  # non-tensor arguments (axis, keepdims, ...), and aux residuals
-        self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
-        self.n_out = n_out
-        self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
-        self.seq = _next_seq()  # creation order, which backward runs in reverse
-
-    @property
-    def name(self) -> str:
-        return self.fn.name
-
-    def __repr__(self) -> str:
-        return f"<{self.fn.name}Backward>"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,7 +34,6 @@ def backward(
     Without `inputs`, gradients accumulate into the `.grad` of the leaves reached. With `inputs`,
     nothing is accumulated: the gradient of each input is returned (None where none arrived).
     """
-    Tensor = _tensor_mod.Tensor
     capture = None if inputs is None else [None] * len(inputs)
     leaf_pos: dict[int, int] = {}
     out_pos: dict[tuple[Node, int], int] = {}
@@ -392,22 +194,13 @@ def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, crea
         for idx, ref in node.retained.items():
             t, g = ref(), gouts[idx]
             if t is not None and g is not None:
-                g = g if create else _tensor_mod.Tensor._make(g.copy())  # raw: g is an array
+                g = g if create else Tensor._make(g.copy())  # raw: g is an array
                 t.grad = g if t.grad is None else t.grad + g
 
 
 def _writable(arr: Any) -> bool:
     flags = arr.flags
     return getattr(flags, "writeable", True)  # CuPy arrays are always writable
-
-
-def check_grad_shape(op: str, i: int, g: Any, shape: tuple) -> None:
-    """Each gradient must have its input's shape: a wrong one is a bug in the op's derivative."""
-    if g.shape != tuple(shape):
-        raise RuntimeError(
-            f"{op}: the derivative returned a gradient of shape {g.shape} for input {i}, "
-            f"which has shape {tuple(shape)}"
-        )
 
 
 def grad(
@@ -445,15 +238,14 @@ def grad(
 
 def _tensors(what: str, ts: Any) -> list:
     """grad()'s outputs or inputs: a Tensor or a sequence of Tensors."""
-    if isinstance(ts, _tensor_mod.Tensor):
+    if isinstance(ts, Tensor):
         return [ts]
-    if isinstance(ts, (list, tuple)) and all(isinstance(t, _tensor_mod.Tensor) for t in ts):
+    if isinstance(ts, (list, tuple)) and all(isinstance(t, Tensor) for t in ts):
         return list(ts)
     raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got {ts!r:.80}")
 
 
 def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
-    Tensor = _tensor_mod.Tensor
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     grad_outputs = list(grad_outputs)
@@ -475,11 +267,11 @@ def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
                     f"{op}: the gradient can be implied only for a scalar output, but output {i} "
                     f"has shape {t.shape}; pass `{keyword}=` with that shape"
                 )
-            g = _tensor_mod.ones_like(t)
+            g = ones_like(t)
         else:
             if not isinstance(g, Tensor):
                 try:
-                    g = _tensor_mod.tensor(g, dtype=t.dtype, device=t.device)
+                    g = tensor(g, dtype=t.dtype, device=t.device)
                 except (TypeError, ValueError) as exc:
                     raise TypeError(
                         f"{op}: the gradient given for output {i} must be a tensor or array of "
@@ -512,7 +304,6 @@ class _Context:
         self._name = "Function"
 
     def save_for_backward(self, *tensors: Any) -> None:
-        Tensor = _tensor_mod.Tensor
         self._saved = tuple(SavedInput(t) if isinstance(t, Tensor) else t for t in tensors)
 
     @property
@@ -532,10 +323,9 @@ class _FunctionBackward:
 
     def backward(self, node: Node, gouts: list, raw: bool) -> list:
         """A user's backward takes and returns Tensors, also in a plain backward (`raw`)."""
-        Tensor = _tensor_mod.Tensor
         metas = node.output
         gs = [
-            _tensor_mod.zeros(m.shape, dtype=m.dtype, device=m.device)
+            zeros(m.shape, dtype=m.dtype, device=m.device)
             if g is None
             else Tensor._make(g)
             if raw
@@ -554,7 +344,7 @@ class _FunctionBackward:
         for i, (g, x) in enumerate(zip(grads, node.inputs)):
             if g is not None and node.next[i] is not None:
                 if not isinstance(g, Tensor):
-                    g = _tensor_mod.tensor(g, dtype=x.dtype, device=x.device)
+                    g = tensor(g, dtype=x.dtype, device=x.device)
                 check_grad_shape(self.name, i, g, x.shape)
             out.append(g.data if raw and g is not None else g)
         return out
@@ -588,7 +378,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any) -> Any:
-        Tensor = _tensor_mod.Tensor
         ctx = _Context()
         ctx._name = cls.__name__
         record = grad_mode.enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import tensor as _t
-from .engine import enable_grad, grad
+from .engine import grad
+from .graph import enable_grad
 
 
 def _prepare(inputs: Any) -> tuple[bool, tuple]:

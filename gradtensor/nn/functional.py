@@ -16,8 +16,8 @@ from ..ops import ACTIVATIONS, exp, linear, relu, sigmoid, tanh, where
 from ..ops import softplus as _softplus
 from ..ops.fused import gelu
 from ..ops.loss import check_reduction, class_targets, cross_entropy_op, log_softmax, nll_loss
-from ..ops.registry import Sample, composite
-from ..tensor import Tensor, _to_tensor
+from ..ops.registry import Sample, _to_tensor, composite
+from ..tensor import Tensor
 
 __all__ = [
     "binary_cross_entropy_with_logits",

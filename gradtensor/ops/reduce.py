@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, _to_tensor
+from ..tensor import Tensor
 from .elementwise import exp, sqrt, where
-from .registry import Sample, composite, primitive
+from .registry import Sample, _to_tensor, composite, primitive
 from .shape import _broadcast_to, _transpose, normalize_axis
 
 REDUCE = [

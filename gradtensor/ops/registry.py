@@ -17,17 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import backend
-from ..autograd.engine import (
-    Meta,
-    Node,
-    SavedOutput,
-    _modified_error,
-    check_grad_shape,
-    grad,
-    grad_mode,
-)
+from ..autograd.engine import grad
+from ..autograd.graph import Meta, Node, SavedOutput, check_grad_shape, grad_mode, modified_error
+from ..backend import Device
 from ..errors import USER_ERRORS, names, public, renamed
-from ..tensor import Tensor, _to_tensor
+from ..tensor import Tensor, tensor
 
 _np = backend.np
 _ndarray = _np.ndarray
@@ -256,10 +250,15 @@ class Primitive:
         if versions is not None:
             for t, v in zip(node.inputs, versions):
                 if isinstance(t, Tensor) and t._version[0] != v:
-                    raise _modified_error(self.name, t.shape, v, t._version[0])
+                    raise modified_error(self.name, t.shape, v, t._version[0])
         out = node.output
-        if type(out) is SavedOutput:  # unpack and array raise if y was changed in place
-            return out.unpack(self.name) if self.save_output and not raw else out.array(self.name)
+        if type(out) is SavedOutput:  # array() raises if y was changed in place
+            y = out.array(self.name)
+            if raw or not self.save_output:
+                return y
+            t = Tensor._make(y, out.node, out.idx)  # the output as it was, in its graph
+            t._version = out.box
+            return t
         return out
 
     def _fit(self, i: int, gi: Any, shape: tuple) -> Any:
@@ -423,3 +422,43 @@ def _op_error(name: str, exc: Exception, operands: Any) -> Exception:
         f"{t.shape} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__ for t in operands
     )
     return renamed(name, exc, f" (inputs: {desc})")
+
+
+def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
+    """An op's non-Tensor operand (a list, a NumPy array) as a constant tensor.
+
+    Host data next to a GPU tensor is an error, not a silent copy to the device.
+    """
+    if backend.is_cuda_array(a):
+        if dev is None or dev == backend.device_of_array(a):
+            return Tensor._make(a)
+        raise RuntimeError(
+            f"{op}: operands are on different devices, {dev} and "
+            f"{backend.device_of_array(a)}; move one with .to(device)"
+        )
+    if isinstance(a, (list, tuple)) and _holds_tensor(a):
+        # Stacked as an op, so that gradients reach every tensor in the list (NumPy reads
+        # np.mean([a, b]) as the mean of the stacked arrays).
+        parts = [e if isinstance(e, Tensor) else _to_tensor(e, op, dev) for e in a]
+        shapes = {p.shape for p in parts}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{op}: a list of tensors must hold one shape to be stacked, got {sorted(shapes)}"
+            )
+        return REGISTRY["stack"].call(parts)  # a composite of the shape ops, above this one
+    if dev is not None and dev.type == "cuda":
+        raise RuntimeError(
+            f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
+            f"a tensor on {dev} first (gradtensor never copies between devices silently)"
+        )
+    try:
+        t = tensor(a, device=dev)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{op}: cannot use a {type(a).__name__} as an operand ({exc})") from None
+    return t
+
+
+def _holds_tensor(seq: list | tuple) -> bool:
+    return any(
+        isinstance(e, Tensor) or (isinstance(e, (list, tuple)) and _holds_tensor(e)) for e in seq
+    )

@@ -1,0 +1,323 @@
+"""The Tensor's methods that are ops: operators, `x.sum()`, `x.to()`, in-place writes, backward.
+
+gradtensor.tensor defines the Tensor (an array, its gradient, the node that made it) below the
+engine and the ops; this module, above them, gives it the methods that call them (as jax.numpy
+gives its arrays theirs), so that every module of the core imports only downwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from .. import ops as _ops
+from ..autograd.engine import _root_grads
+from ..autograd.engine import backward as _backward
+from ..autograd.graph import grad_mode, no_grad
+from ..backend import CPU, Device
+from ..tensor import Tensor, float32, float64, int64
+
+
+class _Methods:
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self)
+
+    @property
+    def mT(self) -> Tensor:
+        return _ops.swapaxes(self, -1, -2)
+
+    def backward(
+        self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
+    ) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`."""
+        (g,) = _root_grads("backward", [self], gradient)
+        _backward([self], [g], retain_graph or create_graph, create_graph)
+
+    # -- devices and dtypes --------------------------------------------------------------------
+    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
+        """Move to a device and/or convert dtype: `t.to("cuda")`, `t.to(gt.float64)`."""
+        if dtype is None and device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device
+        t = self
+        if device is not None:
+            t = _ops.to_device(t, backend.device(device))
+        if dtype is not None:
+            t = t.astype(dtype)
+        return t
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(Device("cuda", index))
+
+    def cpu(self) -> Tensor:
+        return self.to(CPU)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.astype(self, dtype)
+
+    def float(self) -> Tensor:
+        return self.astype(float32)
+
+    def double(self) -> Tensor:
+        return self.astype(float64)
+
+    def long(self) -> Tensor:
+        return self.astype(int64)
+
+    def clone(self) -> Tensor:
+        return _ops.copy(self)
+
+    # -- operators -----------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.greater_equal(self, other)
+
+    # Bitwise, as in PyTorch and NumPy: on bool tensors these are the logical operations.
+    def __invert__(self) -> Tensor:
+        return _ops.bitwise_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _ops.bitwise_and(self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _ops.bitwise_and(other, self)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _ops.bitwise_or(self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _ops.bitwise_or(other, self)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _ops.bitwise_xor(self, other)
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return _ops.bitwise_xor(other, self)
+
+    def __lshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other: Any) -> Tensor:
+        return _ops.bitwise_right_shift(other, self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    # -- in place ------------------------------------------------------------------------------
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.add, other, "+=")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.subtract, other, "-=")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.multiply, other, "*=")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.divide, other, "/=")
+
+    def __iand__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_and, other, "&=")
+
+    def __ior__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_or, other, "|=")
+
+    def __ixor__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_xor, other, "^=")
+
+    def __ilshift__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_left_shift, other, "<<=")
+
+    def __irshift__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.bitwise_right_shift, other, ">>=")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._inplace(_ops.setitem, value, "__setitem__", index=index)
+
+    def _inplace(self, op: Any, other: Any, symbol: str, **params: Any) -> Tensor:
+        """Change this tensor's data in place; in a graph, the op is recorded and this tensor
+        takes the op's node as its own, and its version goes up so stale saved copies are caught."""
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if grad_mode.enabled and (self.requires_grad or other_grad):
+            if self.requires_grad and self._node is None:
+                raise RuntimeError(
+                    f"{symbol}: a leaf tensor that requires grad cannot be changed in place "
+                    "(its gradient would be lost); do it under gt.no_grad(), or on a copy"
+                )
+            if self._view:
+                raise RuntimeError(
+                    f"{symbol}: this tensor is a view of another that is part of a graph; changing "
+                    "it in place would change the other behind the graph's back: use .clone()"
+                )
+            src = self
+            if getattr(op, "save_inputs", True):
+                # The op's derivative reads its input, and the input is about to be overwritten.
+                src = Tensor._make(self.data.copy(), self._node, self._idx)
+                src.requires_grad = self.requires_grad
+                if other is self:  # y *= y: both operands are the value from before
+                    other = src
+            out = op(src, other, **params)
+        else:
+            with no_grad():
+                out = op(self, other, **params)
+        if out.shape != self.shape:
+            raise ValueError(
+                f"{symbol}: the result has shape {out.shape}, which cannot be written into a "
+                f"tensor of shape {self.shape}"
+            )
+        if out.dtype != self.dtype and not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise TypeError(
+                f"{symbol}: a {out.dtype} result cannot be stored in a {self.dtype} tensor in place"
+            )
+        if out.data is not self.data:
+            self.data[...] = out.data
+        if out._node is not None:
+            old, old_idx = self._node, self._idx
+            ref = old.retained.get(old_idx) if old is not None and old.retained else None
+            self._node, self._idx, self.requires_grad = out._node, out._idx, True
+            if ref is not None and ref() is self:
+                # retain_grad() follows the tensor: its .grad is that of the value it now holds.
+                del old.retained[old_idx]
+                self.retain_grad()
+        self._changed()
+        return self
+
+
+for _name, _value in vars(_Methods).items():
+    # __hash__ too: defining __eq__ gave _Methods a None hash; tensors stay usable as dict keys.
+    if _name not in (
+        "__module__",
+        "__qualname__",
+        "__dict__",
+        "__weakref__",
+        "__doc__",
+        "__hash__",
+    ):
+        setattr(Tensor, _name, _value)
+
+
+def _method(fn: Any) -> Any:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = getattr(fn, "__name__", "method")
+    method.__doc__ = fn.__doc__
+    return method
+
+
+# Named ops as methods: `x.sum(axis=0)` is `gt.sum(x, axis=0)`.
+for _name in (
+    "abs",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "clip",
+    "cos",
+    "exp",
+    "expand_dims",
+    "flatten",
+    "log",
+    "log1p",
+    "logsumexp",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "prod",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "sign",
+    "sin",
+    "split",
+    "sqrt",
+    "squeeze",
+    "std",
+    "sum",
+    "swapaxes",
+    "tanh",
+    "transpose",
+    "unsqueeze",
+    "var",
+    "broadcast_to",
+    "erf",
+    "isnan",
+    "isfinite",
+):
+    setattr(Tensor, _name, _method(getattr(_ops, _name)))
+Tensor.neg = _method(_ops.negative)
+Tensor.pow = _method(_ops.power)
+Tensor.clamp = _method(_ops.clip)
+Tensor.view = Tensor.reshape
+Tensor.permute = Tensor.transpose
+del _name
