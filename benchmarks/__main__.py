@@ -3,10 +3,9 @@
     python -m benchmarks [--suite overhead|linear|mlp|scaling|memory|all] [--device cpu|cuda]
                          [--quick] [--threads N] [--libs torch,jax,...]
 
-Prints a table per case with each implementation's median time and its ratio to gradtensor's,
-then the targets, and writes benchmarks/results/<date>-<host or GPU>[-<suite>][-quick].json
-(GRADTENSOR_RESULTS_DIR moves the folder), which `python -m benchmarks.report` turns into
-benchmarks/RESULTS.md and plots. A reference that is not installed is skipped with a note.
+Prints each case's median times and their ratios to gradtensor's, then the targets, and writes
+benchmarks/results/<date>-<host or GPU>[-<suite>][-quick].json (or GRADTENSOR_RESULTS_DIR/...)
+for `python -m benchmarks.report`. A reference that is not installed is skipped with a note.
 """
 
 from __future__ import annotations
@@ -28,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GRADTENSOR_RESULTS_DIR") or ROOT / "benchmarks" / "results")
 SUITES = ("overhead", "linear", "mlp", "scaling", "memory")
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-DISTS = "gradtensor numpy numba scipy torch jax jaxlib autograd cupy-cuda12x cupy-cuda11x "
-DISTS += "numba-cuda threadpoolctl"
+DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"
+TIMING = "warm-up, then round-robin samples in one process (order rotated each round); medians"
 _limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run
 
 
@@ -72,17 +71,17 @@ def machine(device: str = "cpu") -> dict[str, Any]:
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     info.update({k: os.environ[k] for k in THREAD_ENV[:3] if k in os.environ})
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-        if cpu:
-            info["cpu"] = cpu[1].strip()
+    cpuinfo = Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo") else ""
+    info.update(("cpu", m.strip()) for m in re.findall(r"model name\s*:\s*(.*)", cpuinfo)[:1])
     if device == "cuda":
         import cupy
 
-        props, rt = cupy.cuda.runtime.getDeviceProperties(0), cupy.cuda.runtime
+        dev, rt = cupy.cuda.Device(), cupy.cuda.runtime
+        props = rt.getDeviceProperties(dev.id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         info.update(gpu=name, gpu_memory_bytes=int(props["totalGlobalMem"]))
-        info.update(cuda_runtime=rt.runtimeGetVersion(), cuda_driver=rt.driverGetVersion())
+        info.update(compute_capability=dev.compute_capability, cuda_runtime=rt.runtimeGetVersion())
+        info["cuda_driver"] = rt.driverGetVersion()
     return info
 
 
@@ -133,16 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ctx = S.Context(libs, args.device, args.quick, args.budget, args.threads)
     info, kernels = machine(args.device), gt.kernels_enabled()
-    names = [(d.metadata["Name"] or "").lower() for d in metadata.distributions()]
-    versions = {n: metadata.version(n) for n in DISTS.split() if n in names}
+    dists = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
+    versions = {n: v for n, v in dists.items() if n in DISTS.split() or n.startswith("cupy-")}
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout
     dirty = [ln[3:] for ln in git("status", "--porcelain", "gradtensor", "kernels").splitlines()]
-    timing = [
-        "warm-up, then round-robin samples in one process (order rotated each round); medians"
-    ]
-    if ctx.settle_s:
-        timing.append(f"each sample after a {ctx.settle_s} s pause and one untimed call")
-    timing += ["GPU synchronised before each clock read"] * (args.device == "cuda")
+    commit = git("rev-parse", "HEAD").strip() or None
+    pause = f"; each sample after a {ctx.settle_s} s pause and one untimed call"
+    timing = TIMING + pause * bool(ctx.settle_s)
+    timing += "; GPU synchronised before each clock read" * (args.device == "cuda")
     pinned = f"; the process is pinned to cores {cores}" if cores else ""
     env = THREAD_ENV + ("XLA_FLAGS", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
     settings = dict(
@@ -150,27 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         thread_env={k: os.environ[k] for k in env if k in os.environ}, pinned_to_cores=cores,
         jax_threads="XLA sizes its CPU pool to the cores the process may use" + pinned,
         load_average_at_start=os.getloadavg(), settle_s=ctx.settle_s, tf32=False, dtype="float32",
-        kernels_available=kernels, budget_scale=args.budget, timing="; ".join(timing),
+        kernels_available=kernels, budget_scale=args.budget, timing=timing,
         check="value and every gradient: max|diff| <= 1e-4 * max|gradtensor's|",
         command=" ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
     )  # fmt: skip
-    where = info.get("gpu") or info.get("cpu", "?")
     pin = f" (pinned to core(s) {cores})" if cores else ""
-    kernels_text = "available" if kernels else "NOT available (both gradtensor rows use arrays)"
-    S.log(f"gradtensor {gt.__version__} on {args.device} ({where}), {args.threads} thread(s) for "
-          f"every CPU library{pin}; kernels {kernels_text}")  # fmt: skip
-    if os.getloadavg()[0] > 0.5:
-        S.log(f"note: load average {os.getloadavg()[0]:.1f} before starting; other work on this "
-              "machine adds noise")  # fmt: skip
+    state = "available" if kernels else "NOT available (both gradtensor rows use arrays)"
+    S.log(f"gradtensor {gt.__version__} on {args.device} ({info.get('gpu') or info.get('cpu')}),"
+          f" {args.threads} thread(s) for every CPU library{pin}; kernels {state}")  # fmt: skip
+    if os.getloadavg()[0] > 0.5:  # other work on this machine adds noise
+        S.log(f"note: load average {os.getloadavg()[0]:.1f} before starting")
     S.log("implementations: " + "; ".join(impls.LABELS[k] for k in libs))
     for key, why in skipped.items():
         S.log(f"skipping {impls.LABELS[key]}: {why}")
-    source = {"commit": git("rev-parse", "HEAD").strip() or None}
-    source["uncommitted_library_changes"] = dirty
-    run = dict(schema="gradtensor-benchmarks/1", machine=info, versions=versions, source=source,
-               settings=settings, implementations={k: impls.LABELS[k] for k in libs},
-               skipped=skipped, suites={})  # fmt: skip
-    run["versions"]["python"] = platform.python_version()
+    source = {"commit": commit, "uncommitted_library_changes": dirty}
+    run = dict(schema="gradtensor-benchmarks/1", machine=info, source=source, settings=settings,
+               versions={**versions, "python": platform.python_version()}, skipped=skipped,
+               implementations={k: impls.LABELS[k] for k in libs}, suites={})  # fmt: skip
     for name in SUITES if args.suite == "all" else (args.suite,):
         run["suites"][name] = S.SUITES[name](ctx)
     settings["load_average_at_end"] = os.getloadavg()

@@ -1,14 +1,10 @@
-"""Everything a lent GPU is for, in one run under a deadline: benchmarks/gpu_session.sh calls this.
-
-    python benchmarks/gpu_check.py [--deadline SECONDS] [--out DIR] [--only a,b,...]
-
-Parts run in priority order, each in its own process (a CUDA error that poisons a context, or a
-hang, costs one part, never the run) with at most its share of the time left; a part that cannot
-get its minimum is skipped with the reason. At most four files land in --out (default $OUT, else
-benchmarks/results/gpu): results.json (every part's status, reason, seconds and findings,
-rewritten after each part), session.log (every part's output), tests.txt (`pytest -m cuda`) and
-bench-mlp.json (the harness's MLP run). GPU_CHECK_STANDIN=1 installs tests/cupy_standin as
-`cupy` with one pretend GPU: the CPU test of this plumbing (tests/test_gpu_session.py).
+"""`python benchmarks/gpu_check.py [--deadline S] [--out DIR] [--only a,b,...]`, called by
+benchmarks/gpu_session.sh: everything a lent GPU is for, in one run under a deadline. Parts run in
+priority order, each in a process of its own (a CUDA error that poisons a context, or a hang, costs
+one part) with at most its share of the time left, or are skipped with the reason. At most four
+files land in --out (default $OUT, else benchmarks/results/gpu): results.json (each part's status,
+reason, seconds and findings, rewritten after each part), session.log, tests.txt (`pytest -m
+cuda`) and bench-mlp.json. GPU_CHECK_STANDIN=1 installs tests/cupy_standin as `cupy`: the CPU test.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import argparse
 import collections
 import contextlib
 import datetime as dt
-import importlib.util
 import itertools
 import json
 import math
@@ -49,15 +44,27 @@ GRID_LIMIT_BATCH = 65536 * 64
 TIMING_SHAPES = [(64, 64, 64), (256, 128, 128), (1024, 64, 64), (256, 256, 256), (4096, 64, 64),
                  (1024, 256, 256), (16384, 64, 64), (256, 1024, 1024), (4096, 512, 512),
                  (2048, 2048, 2048)]  # fmt: skip
-# min_s: skipped when less is left; cap_s: never given more; needs_gpu: Numba-CUDA launches,
-# skipped at once where part (a) found none; run(seconds it may take, out dir) -> its record
+# min_s: skipped with less left; cap_s: never given more; needs_gpu: skipped where part (a) found
+# no GPU for Numba-CUDA; run(seconds it may take, out dir) -> its record
 Part = collections.namedtuple("Part", "key name min_s cap_s needs_gpu run")
 _sync = lambda: sys.modules["cupy"].cuda.Device().synchronize()
-_name = lambda n: n.decode() if isinstance(n, bytes) else n
+# What compute-sanitizer runs: a few launches of every kernel, small enough for its checks
+WORKLOAD = """
+import cupy
+from benchmarks.gpu_check import on_path
+from benchmarks.suites import linear_inputs
+arrays = [cupy.asarray(a) for a in linear_inputs((70, 33, 65), clear=False)]
+for path in "ab":
+    for act in ("relu", "gelu"):
+        on_path(path, act, *arrays)
+cupy.cuda.Device().synchronize()
+"""
 
 
-def _numba_gpu_reason() -> str | None:
-    """Why Numba-CUDA kernels cannot launch here (None when they can)."""
+def _numba_gpu_reason(require: bool = False) -> str | None:
+    """Why Numba-CUDA kernels cannot launch here (None when they can); a Skip when required."""
+    if require and _numba_gpu_reason() is not None:
+        raise Skip(_numba_gpu_reason())
     from gradtensor import backend
 
     if backend.cuda_unavailable_reason() is not None:
@@ -69,61 +76,47 @@ def _numba_gpu_reason() -> str | None:
     return None if cuda.is_available() else "Numba-CUDA sees no GPU (driver or CUDA libraries)"
 
 
-def _require_gpu() -> None:
-    if _numba_gpu_reason() is not None:
-        raise Skip(_numba_gpu_reason())
-
-
 def _error(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (at {Path(last.filename).name}:{last.lineno})" if last else ""
     return f"{type(exc).__name__}: {str(exc)[:500]}{where}"
 
 
-def part_versions(budget: float, out: Path) -> dict[str, Any]:
-    """(a) Versions, and what nvidia-smi, CuPy and Numba see."""
-    rec: dict[str, Any] = {"python": platform.python_version(), "executable": sys.executable}
-    for mod in ("numpy", "cupy", "numba", "numba_cuda", "torch", "jax", "pytest"):
-        try:
-            rec[mod] = str(getattr(__import__(mod), "__version__", "?"))
-        except Exception as exc:  # a broken CUDA install raises more than ImportError
-            rec[mod] = f"not importable ({type(exc).__name__}: {exc})"
-    with contextlib.suppress(Exception):
-        query = ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
-        smi = subprocess.run(["nvidia-smi", *query], capture_output=True, text=True, timeout=30)
-        rec["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
-    try:
-        import cupy
-
-        dev, rt = cupy.cuda.Device(), cupy.cuda.runtime
-        rec["cupy_device"] = {"name": _name(rt.getDeviceProperties(dev.id)["name"]),
-                              "compute_capability": dev.compute_capability,
-                              "cuda_runtime": rt.runtimeGetVersion(),
-                              "cuda_driver": rt.driverGetVersion()}  # fmt: skip
-    except Exception as exc:
-        rec["cupy_device"] = _error(exc)
-    try:
-        from numba import cuda
-
-        if rec.setdefault("numba_cuda_available", bool(cuda.is_available())):
-            gpu = cuda.get_current_device()
-            rec["numba_device"] = {"name": _name(gpu.name),
-                                   "compute_capability": list(gpu.compute_capability),
-                                   "driver": list(cuda.cudadrv.driver.driver.get_version()),
-                                   "runtime": list(cuda.runtime.get_version())}  # fmt: skip
-    except Exception as exc:
-        rec["numba_device"] = _error(exc)
+def on_path(path: str, act: str, x: Any, w: Any, b: Any, gy: Any) -> Any:
+    """The fused GPU kernels alone, forward and backward, forced onto path A or B."""
     from gradtensor.kernels import cuda as kcuda
 
-    rec.update(
-        no_kernel_launches_because=_numba_gpu_reason(), kernels_cuda_simulator=kcuda.SIMULATOR
-    )
-    return {**rec, "path_b_max_macs": kcuda.PATH_B_MAX_MACS}
+    y, aux = kcuda.linear_act_forward(x, w, b, act, path=path)
+    return kcuda.linear_act_backward(gy, x, w, aux, act, path=path)
+
+
+def _attempt(fn: Any, *args: Any, **kw: Any) -> Any:
+    """fn's result, or the error it raised as text: one failed probe is not the whole part."""
+    try:
+        return fn(*args, **kw)
+    except Exception as exc:  # a broken CUDA install raises more than ImportError
+        return _error(exc)
+
+
+def part_versions(budget: float, out: Path) -> dict[str, Any]:
+    """(a) Versions, and what CuPy and Numba see."""
+    from numba import cuda
+
+    from benchmarks.__main__ import machine
+    from gradtensor.kernels import cuda as kcuda
+
+    rec: dict[str, Any] = {"python": platform.python_version(), "executable": sys.executable}
+    for mod in ("numpy", "cupy", "numba", "numba_cuda", "torch", "jax", "pytest"):
+        rec[mod] = _attempt(lambda m=mod: str(getattr(__import__(m), "__version__", "?")))
+    reason, numba_ok = _numba_gpu_reason(), _attempt(cuda.is_available)
+    rec.update(cupy_device=_attempt(machine, "cuda"), numba_cuda_available=numba_ok)
+    rec.update(no_kernel_launches_because=reason, path_b_max_macs=kcuda.PATH_B_MAX_MACS)
+    return {**rec, "kernels_cuda_simulator": kcuda.SIMULATOR}
 
 
 def part_kernels(budget: float, out: Path) -> dict[str, Any]:
     """(b) Every kernels.cuda variant on a side stream, the grid limit, the optimizers."""
-    _require_gpu()
+    _numba_gpu_reason(require=True)
     import cupy
     import numpy as np
 
@@ -163,8 +156,8 @@ def part_kernels(budget: float, out: Path) -> dict[str, Any]:
     takes_b = kcuda.use_path_b(GRID_LIMIT_BATCH, 1, 1)
     rec["grid_limit"] = {"shape": [GRID_LIMIT_BATCH, 1, 1], "default_takes_path_b": takes_b}
     rec["grid_limit"]["by_path"], rec["optimizers"] = grid, _check_optimizers(stream)
-    bad = [f"{what} {k}: {v}" for what, d in (("grid-limit path", grid), ("optimizer",
-           rec["optimizers"])) for k, v in d.items() if v != "ok"]  # fmt: skip
+    found = [("grid-limit path", grid), ("optimizer", rec["optimizers"])]
+    bad = [f"{what} {k}: {v}" for what, d in found for k, v in d.items() if v != "ok"]
     if failures or bad:
         reason = f"{len(failures)} of {len(variants)} variants and " + ", ".join(bad)
         rec.update(status="failed", reason=reason)
@@ -198,12 +191,10 @@ def _check_optimizers(stream: Any, largest: int = 100_003) -> dict[str, str]:
                 dev = [[cupy.asarray(a) for a in row] for row in host]
                 getattr(optim_cuda, fn)(*map(list, zip(*dev)), **h)
             stream.synchronize()
-            worst = 0.0
-            for row, drow in zip(host, dev):
+            for row in host:
                 getattr(optim_cpu, fn)(*row, **h)
-                for want, got in ((w, g) for w, g in zip(row, drow) if w.size):
-                    err = np.abs(cupy.asnumpy(got) - want) / np.maximum(np.abs(want), 1)
-                    worst = max(worst, float(err.max()))
+            pairs = [(w, cupy.asnumpy(g)) for w, g in zip(sum(host, []), sum(dev, [])) if w.size]
+            worst = max(float((abs(g - w) / np.maximum(abs(w), 1)).max()) for w, g in pairs)
             # The same operations in the same order, but NVVM contracts a*b+c into FMAs.
             tol = 1e-12 if dtype == np.float64 else 1e-5
             result[label] = "ok" if worst <= tol else f"mismatch: max rel error {worst}"
@@ -215,10 +206,6 @@ def _check_optimizers(stream: Any, largest: int = 100_003) -> dict[str, str]:
 def part_tests(budget: float, out: Path) -> dict[str, Any]:
     """(c) The cuda-marked tests, killed (workers too) when the part's time is up."""
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rfEs", "-p", "no:cacheprovider"]
-    if importlib.util.find_spec("xdist") is not None:
-        cmd += ["-n", str(min(8, os.cpu_count() or 1))]
-    if importlib.util.find_spec("pytest_timeout") is not None:
-        cmd += [f"--timeout={max(30, int(budget / 3))}"]  # one hung test is not the whole part
     cmd += os.environ.get("GPU_CHECK_PYTEST_ARGS", "tests").split()
     with (out / "tests.txt").open("w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
@@ -238,7 +225,7 @@ def part_tests(budget: float, out: Path) -> dict[str, Any]:
 
 def part_graph(budget: float, out: Path) -> dict[str, Any]:
     """(d) A CUDA graph of an MLP training step (SGD, momentum), replayed against eager steps."""
-    _require_gpu()
+    _numba_gpu_reason(require=True)
     import cupy
 
     from benchmarks.impls import GradTensor
@@ -275,7 +262,7 @@ def part_graph(budget: float, out: Path) -> dict[str, Any]:
 
 def part_sanitizer(budget: float, out: Path) -> dict[str, Any]:
     """(e) compute-sanitizer's memcheck and racecheck over a few launches of every kernel."""
-    _require_gpu()
+    _numba_gpu_reason(require=True)
     homes = [os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
     found = [shutil.which("compute-sanitizer")] + [f"{h}/bin/compute-sanitizer" for h in homes if h]
     tool = next((p for p in found if p and os.access(p, os.X_OK)), None)
@@ -288,10 +275,9 @@ def part_sanitizer(budget: float, out: Path) -> dict[str, Any]:
         if left < 20:
             rec[check] = "skipped: out of time"
             continue
-        cmd = [tool, "--tool", check, "--error-exitcode", "9", sys.executable, __file__]
+        cmd = [tool, "--tool", check, "--error-exitcode", "9", sys.executable, "-c", WORKLOAD]
         try:
-            done = subprocess.run(cmd + ["--workload"], capture_output=True, text=True,
-                                  timeout=left, cwd=ROOT)  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=left, cwd=ROOT)
             print(done.stdout[-4000:], done.stderr[-4000:], sep="\n")
             summary = [ln for ln in done.stdout.splitlines() if "ERROR SUMMARY" in ln]
             rec[check] = {"exit_status": done.returncode, "summary": summary[-1:] or None}
@@ -304,41 +290,33 @@ def part_sanitizer(budget: float, out: Path) -> dict[str, Any]:
     return rec
 
 
-def sanitizer_workload() -> None:
-    """A few launches of every kernel, small enough to run under compute-sanitizer."""
-    from benchmarks.impls import Kernels
-    from benchmarks.suites import linear_inputs
-
-    for path, act in itertools.product(("a", "b"), ("relu", "gelu")):
-        Kernels("cuda", path).linear(*linear_inputs((70, 33, 65), clear=False), act).step()
-    _sync()
-
-
 def part_timings(budget: float, out: Path) -> dict[str, Any]:
     """(f) GELU layers on path A, path B, unfused CuPy and PyTorch: the measured crossover."""
-    _require_gpu()
+    _numba_gpu_reason(require=True)
+    import cupy
+
     from benchmarks import impls
     from benchmarks.suites import alternate, linear_inputs
     from gradtensor.kernels import cuda as kcuda
 
-    started = time.monotonic()
-    names = {"kernels-a": "path_a", "kernels-b": "path_b", "cupy": "cupy_unfused", "torch": "torch"}
+    started, names = time.monotonic(), {"cupy": "cupy_unfused", "torch": "torch"}
     libs, rows = impls.load(list(names), "cuda")[0], []
     for shape in TIMING_SHAPES:
         if time.monotonic() - started > 0.8 * budget:  # leave time to report what we have
             break
-        args, cases = (*linear_inputs(shape, clear=False), "gelu"), {}
+        host = linear_inputs(shape, clear=False)
+        arrays = [cupy.asarray(a) for a in host]
+        cases = {f"path_{p}": lambda p=p, a=arrays: on_path(p, "gelu", *a) for p in "ab"}
         for key, lib in libs.items():
             with contextlib.suppress(Skip):  # CuPy's GELU needs cupyx's erf
-                cases[names[key]] = lib.linear(*args).step
+                cases[names[key]] = lib.linear(*host, "gelu").step
         med = {k: v["median_s"] for k, v in alternate(cases, repeats=10, sync=_sync).items()}
         rows.append({"shape": list(shape), "macs": math.prod(shape), "median_s": med})
         print(shape, {k: f"{v * 1e6:.1f} us" for k, v in med.items()}, flush=True)
-    threshold = 0  # the most MACs up to which path B won at every measured shape
-    for row in sorted(rows, key=lambda r: r["macs"]):
-        if row["median_s"]["path_b"] > row["median_s"]["path_a"]:
-            break
-        threshold = row["macs"]
+    # the most MACs up to which path B won at every measured shape
+    won = itertools.takewhile(lambda r: r["median_s"]["path_b"] <= r["median_s"]["path_a"],
+                              sorted(rows, key=lambda r: r["macs"]))  # fmt: skip
+    threshold = max((r["macs"] for r in won), default=0)
     rec = {"activation": "gelu", "dtype": "float32, TF32 off", "rows": rows}
     rec.update(shapes_planned=len(TIMING_SHAPES), path_b_max_macs_measured=threshold)
     rec["path_b_max_macs_now"] = kcuda.PATH_B_MAX_MACS
@@ -349,18 +327,18 @@ def part_timings(budget: float, out: Path) -> dict[str, Any]:
 
 def part_mlp(budget: float, out: Path) -> dict[str, Any]:
     """(g) An MLP training step against PyTorch eager, through the benchmark harness."""
-    _require_gpu()
+    _numba_gpu_reason(require=True)
     from benchmarks.__main__ import main as harness
 
     args = ["--suite", "mlp", "--device", "cuda", "--libs", "torch", "--no-kernels-off"]
     args += ["--budget", "0.3", "--out", str(out / "bench-mlp.json")]
-    rc = harness(args)
-    run = json.loads((out / "bench-mlp.json").read_text())
-    cases = [{"case": c["name"], "errors": c.get("errors"),
-              "median_s": {k: v["median_s"] for k, v in c["results"].items()}}
-             for c in run["suites"]["mlp"]["cases"]]  # fmt: skip
-    rec = {"command": "python -m benchmarks " + " ".join(args), "cases": cases}
-    rec["targets"] = run.get("targets")
+    rc, run = harness(args), json.loads((out / "bench-mlp.json").read_text())
+    rec = {"command": "python -m benchmarks " + " ".join(args), "targets": run.get("targets")}
+    cases = run["suites"]["mlp"]["cases"]
+    rec["median_s"] = {
+        c["name"]: {k: v["median_s"] for k, v in c["results"].items()} for c in cases
+    }
+    rec["errors"] = {c["name"]: c["errors"] for c in cases if c.get("errors")}
     if rc != 0:
         rec.update(status="failed", reason=f"harness exit status {rc}")
     return rec
@@ -432,11 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode: run one part
     ap.add_argument("--budget", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.workload:
-        sanitizer_workload()
-        return 0
     if args.part:
         return run_child(args.part, args.budget, args.out, args.result)
     started, only = time.monotonic(), {k for k in args.only.split(",") if k}

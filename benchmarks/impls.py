@@ -1,12 +1,9 @@
-"""The implementations compared: one short adapter per library, for the workloads it can run.
-
-`chain(x0)` (LINKS links of multiply, add, tanh on a tiny tensor, summed), `linear(x, w, b, gy,
-act)` (act(x @ w.T + b), backward against the cotangent gy) and `mlp(params, x, t, lr)` (one SGD
-step of an MLP of Linear + ReLU layers with softmax cross-entropy; params [(W (out, in), b)]) all
-start from the same float32 NumPy arrays and return an `Impl`: `result()` gives the value and the
-gradients as NumPy arrays from the starting weights (None: a floor with nothing to check),
-`step()` the timed unit of work. A library is imported when used; one that cannot run, `Skip`s.
-"""
+"""The implementations compared, one adapter per library: `chain(x0)` (LINKS links of multiply,
+add, tanh on a tiny tensor, summed), `linear(x, w, b, gy, act)` (act(x @ w.T + b), backward
+against the cotangent gy) and `mlp(params, x, t, lr)` (an SGD step of an MLP of Linear + ReLU
+layers, softmax cross-entropy; params [(W (out, in), b)]) start from the same float32 NumPy arrays
+and return an Impl: `result()` gives the value and gradients from the starting weights as NumPy
+arrays (the check before timing), `step()` does the timed work. Libraries load on use, or Skip."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ import numpy as np
 
 LINKS = 50  # each link is 3 ops: multiply, add, tanh
 OPS = 3 * LINKS + 1  # and the final sum
-_K, _C = math.sqrt(2 / math.pi), 0.044715  # GELU's tanh approximation
 # parts: an MLP step's forward, backward, update and parameters (bench_mlp, gpu_check)
 Impl = collections.namedtuple("Impl", "step result parts", defaults=((),))
 
@@ -45,8 +41,7 @@ def optional(name: str) -> Any:
         raise Skip(f"{name} could not be imported ({type(exc).__name__}: {exc})") from None
 
 
-def to_numpy(a: Any) -> np.ndarray:
-    """Any library's array (or scalar) as a NumPy array on the host."""
+def to_numpy(a: Any) -> np.ndarray:  # any library's array (or scalar), on the host
     if hasattr(a, "detach"):  # torch
         return a.detach().cpu().numpy()
     if type(a).__module__.startswith("cupy"):
@@ -55,11 +50,14 @@ def to_numpy(a: Any) -> np.ndarray:
 
 
 _host = lambda value, *grads: (to_numpy(value), [to_numpy(g) for g in grads])
+# nested lists and tuples of arrays (JAX's and autograd's results) as one flat list
+_flat = lambda tree: (
+    [a for t in tree for a in _flat(t)] if isinstance(tree, list | tuple) else [tree]
+)
 
 
 class Tape:  # gradtensor and PyTorch: tensors with .grad, .backward() and an SGD optimizer
-    def scope(self) -> Any:
-        return contextlib.nullcontext()
+    scope = staticmethod(contextlib.nullcontext)
 
     def _impl(self, leaves: list, forward: Callable, cotangent: Any = None) -> Impl:
         def run() -> tuple:
@@ -108,16 +106,10 @@ class GradTensor(Tape):
 
     def __init__(self, device: str, kernels: bool = True):
         self.gt, self.F = optional("gradtensor"), optional("gradtensor.nn.functional")
-        self.tanh, self.device, self.kernels = self.gt.tanh, device, kernels
-
-    def t(self, a, requires_grad=False):
-        return self.gt.tensor(a, requires_grad=requires_grad, device=self.device)
-
-    def scope(self):
-        return self.gt.use_kernels(self.kernels)
-
-    def layer(self, x, w, b, act):
-        return self.F.linear(x, w, b, activation=act)
+        self.device = device
+        self.t = lambda a, grad=False: self.gt.tensor(a, requires_grad=grad, device=device)
+        self.tanh, self.scope = self.gt.tanh, lambda: self.gt.use_kernels(kernels)
+        self.layer = lambda x, w, b, act: self.F.linear(x, w, b, activation=act)
 
     def model(self, params, lr, momentum):
         sizes = [params[0][0].shape[1]] + [w.shape[0] for w, _ in params]
@@ -136,15 +128,9 @@ class Torch(Tape):
             raise Skip("this PyTorch build sees no CUDA GPU")
         # float32 means float32: no TF32 in matmuls or convolutions
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        gelu_tanh = lambda z: self.F.gelu(z, approximate="tanh")
-        self.acts = dict(identity=lambda z: z, relu=torch.relu, gelu=self.F.gelu,
-                         gelu_tanh=gelu_tanh, sigmoid=torch.sigmoid, tanh=torch.tanh)  # fmt: skip
-
-    def t(self, a, requires_grad=False):
-        return self.torch.tensor(a, device=self.device, requires_grad=requires_grad)
-
-    def layer(self, x, w, b, act):
-        return self.acts[act](self.F.linear(x, w, b))
+        acts = {"relu": torch.relu, "gelu": self.F.gelu}
+        self.t = lambda a, grad=False: torch.tensor(a, device=device, requires_grad=grad)
+        self.layer = lambda x, w, b, act: acts[act](self.F.linear(x, w, b))
 
     def model(self, params, lr, momentum):
         nn = self.torch.nn
@@ -156,36 +142,6 @@ class Torch(Tape):
         model = nn.Sequential(*[m for layer in layers for m in (layer, nn.ReLU())][:-1])
         tensors = [p for layer in layers for p in (layer.weight, layer.bias)]
         return model, tensors, self.torch.optim.SGD(tensors, lr=lr, momentum=momentum)
-
-
-class Kernels:
-    """gradtensor's fused kernels on plain arrays, without the Tensor API. `path` forces the GPU
-    kernels' path A or B, or "gemms" runs the layer's three GEMMs alone (large layers' floor);
-    numpy_blas puts the CPU kernels' GEMMs on NumPy's BLAS: what fusion alone buys."""
-
-    def __init__(self, device: str, path: str | None = None, numpy_blas: bool = False):
-        self.xp = np if device == "cpu" else optional("cupy")
-        self.mod = optional("gradtensor.kernels" + ("" if path is None else ".cuda"))
-        self.path, self.blas = path, numpy_blas and optional("gradtensor.kernels.blas")
-        if self.blas and self.blas.NAME == "numpy":
-            raise Skip("the kernels' GEMMs are NumPy's already")
-
-    def linear(self, x, w, b, gy, act):
-        x, w, b, gy = (self.xp.asarray(a) for a in (x, w, b, gy))
-        kw = {"path": self.path} if self.path else {}
-        if self.path == "gemms":
-            return Impl(lambda: (x @ w.T, gy @ w, gy.T @ x), lambda: None)
-
-        def run() -> tuple:
-            prev = self.blas and self.blas.select("numpy")
-            try:
-                y, aux = self.mod.linear_act_forward(x, w, b, act, **kw)
-                return y, *self.mod.linear_act_backward(gy, x, w, aux, act, **kw)
-            finally:
-                if prev:
-                    self.blas.select(prev)
-
-        return Impl(run, lambda: _host(*run()))
 
 
 class ByHand:
@@ -212,24 +168,14 @@ class ByHand:
 
     def linear(self, x, w, b, gy, act):
         xp, (x, w, b, gy) = self.xp, (self.copy(a) for a in (x, w, b, gy))
-        if act == "gelu":
-            try:
-                erf = importlib.import_module(("cupyx." if xp is not np else "") + "scipy.special")
-            except ImportError:
-                raise Skip("GELU needs erf, which NumPy lacks and SciPy is not installed") from None
+        if act == "gelu":  # NumPy has no erf
+            erf = optional(("cupyx." if xp is not np else "") + "scipy.special")
 
         def fwd_bwd(z: Any) -> tuple:  # act(z) and gy * act'(z), one array op a step
-            if act in ("identity", "relu"):
-                return (z, gy) if act == "identity" else (xp.maximum(z, 0), gy * (z > 0))
-            if act in ("tanh", "sigmoid"):
-                y = xp.tanh(z) if act == "tanh" else 1 / (1 + xp.exp(-z))
-                return y, gy * ((1 - y * y) if act == "tanh" else y * (1 - y))
-            if act == "gelu":
-                cdf = 0.5 * (1 + erf.erf(z / math.sqrt(2)))
-                return z * cdf, gy * (cdf + z * xp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
-            t = xp.tanh(_K * (z + _C * z * z * z))
-            du = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _K * (1 + 3 * _C * z * z)
-            return 0.5 * z * (1 + t), gy * du
+            if act == "relu":
+                return xp.maximum(z, 0), gy * (z > 0)
+            cdf = 0.5 * (1 + erf.erf(z / math.sqrt(2)))
+            return z * cdf, gy * (cdf + z * xp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
 
         def run() -> tuple:
             z = x @ w.T
@@ -272,120 +218,77 @@ class ByHand:
         return Impl(lambda: run(True), lambda: _host(*run(False)))
 
 
-class Jax:
-    """jax.grad / jax.vjp run eagerly (traced on every call), or the same function under jax.jit."""
+class Functional:
+    """JAX, run eagerly (traced on every call) or under jax.jit, and HIPS autograd (a tape over
+    NumPy, the closest relative of gradtensor's design): gradients of plain functions."""
 
-    def __init__(self, device: str, jit: bool):
-        self.jax, self.jnp = optional("jax"), optional("jax.numpy")
-        self.jit = self.jax.jit if jit else (lambda f: f)
-        try:
-            self.dev = self.jax.devices("gpu" if device == "cuda" else "cpu")[0]
-        except RuntimeError as exc:
-            raise Skip(f"JAX has no backend for {device} here ({exc})") from None
-        # float32 matmuls at full precision (on a GPU JAX would otherwise allow TF32)
-        self.jax.config.update("jax_default_matmul_precision", "highest")
-        nn = self.jax.nn
-        self.acts = dict(identity=lambda z: z, relu=nn.relu, tanh=self.jnp.tanh,
-                         gelu=lambda z: nn.gelu(z, approximate=False), sigmoid=nn.sigmoid,
-                         gelu_tanh=lambda z: nn.gelu(z, approximate=True))  # fmt: skip
+    def __init__(self, device: str, name: str):
+        if name == "autograd" and device != "cpu":
+            raise Skip("HIPS autograd runs on NumPy only (CPU)")
+        lib = "autograd" if name == "autograd" else "jax"
+        ag, self.np, sp = (optional(m) for m in (lib, f"{lib}.numpy", f"{lib}.scipy.special"))
+        self.jit = self.put = self.ready = lambda a: a
+        self.vjp = lambda f, *args: ag.make_vjp(lambda a: f(*a))(args)[::-1]
+        if lib == "jax":
+            try:
+                dev = ag.devices("gpu" if device == "cuda" else "cpu")[0]
+            except RuntimeError as exc:
+                raise Skip(f"JAX has no backend for {device} here ({exc})") from None
+            # float32 matmuls at full precision (on a GPU JAX would otherwise allow TF32)
+            ag.config.update("jax_default_matmul_precision", "highest")
+            self.jit = ag.jit if name == "jax-jit" else self.jit
+            self.put = lambda a: ag.device_put(a, dev)
+            self.ready, self.vjp = ag.block_until_ready, ag.vjp
+        self.grad, self.value_and_grad, self.logsumexp = ag.grad, ag.value_and_grad, sp.logsumexp
+        m = self.np
+        gelu = lambda z: z * 0.5 * (1 + sp.erf(z * (1 / math.sqrt(2))))
+        self.acts = {"relu": lambda z: m.maximum(z, 0), "gelu": gelu}
 
     def _impl(self, fn: Callable, *args: Any, step: Callable | None = None) -> Impl:
-        fn, args = self.jit(fn), [self.jax.device_put(a, self.dev) for a in args]
-        run = lambda: self.jax.block_until_ready(fn(*args))
-        return Impl(step or run, lambda: _host(*self.jax.tree.leaves(run())))
+        fn, args = self.jit(fn), [self.put(a) for a in args]
+        run = lambda: self.ready(fn(*args))
+        return Impl(step or run, lambda: _host(*_flat(run())))
 
     def chain(self, x0):
-        return self._impl(self.jax.value_and_grad(lambda x: chain(self.jnp.tanh, x)), x0)
+        return self._impl(self.value_and_grad(lambda x: chain(self.np.tanh, x)), x0)
 
     def linear(self, x, w, b, gy, act):
         def fwd_bwd(x: Any, w: Any, b: Any, g: Any) -> tuple:
-            y, pullback = self.jax.vjp(lambda x, w, b: self.acts[act](x @ w.T + b), x, w, b)
+            y, pullback = self.vjp(lambda x, w, b: self.acts[act](x @ w.T + b), x, w, b)
             return y, pullback(g)
 
         return self._impl(fwd_bwd, x, w, b, gy)
 
     def mlp(self, params, x, t, lr):
-        jax = self.jax
-
         def loss(ps: list, x: Any, t: Any) -> Any:
             for w, b in ps[:-1]:
-                x = jax.nn.relu(x @ w.T + b)
-            logp = jax.nn.log_softmax(x @ ps[-1][0].T + ps[-1][1], axis=1)
-            return -self.jnp.take_along_axis(logp, t[:, None], axis=1).mean()
+                x = self.np.maximum(x @ w.T + b, 0)
+            z = x @ ps[-1][0].T + ps[-1][1]
+            return self.np.mean(self.logsumexp(z, axis=1) - z[self.np.arange(len(t)), t])
 
-        sgd = lambda ps, x, t: jax.tree.map(lambda p, g: p - lr * g, ps, jax.grad(loss)(ps, x, t))
-        sgd, state = self.jit(sgd), [jax.device_put(a, self.dev) for a in (params, x, t)]
+        def sgd(ps: list, x: Any, t: Any) -> list:
+            grads = self.grad(loss)(ps, x, t)
+            return [[w - lr * gw, b - lr * gb] for (w, b), (gw, gb) in zip(ps, grads)]
 
-        def step() -> None:
-            state[0] = jax.block_until_ready(sgd(*state))
-
-        return self._impl(jax.value_and_grad(loss), params, x, t, step=step)
-
-
-class Autograd:
-    """HIPS autograd: a tape over NumPy, the closest relative of gradtensor's design."""
-
-    def __init__(self, device: str):
-        if device != "cpu":
-            raise Skip("HIPS autograd runs on NumPy only (CPU)")
-        self.ag, self.np = optional("autograd"), optional("autograd.numpy")
-        self.sp, anp = optional("autograd.scipy.special"), self.np
-        self.acts = dict(identity=lambda z: z, relu=lambda z: anp.maximum(z, 0), tanh=anp.tanh,
-                         sigmoid=lambda z: 1 / (1 + anp.exp(-z)),
-                         gelu=lambda z: z * 0.5 * (1 + self.sp.erf(z * (1 / math.sqrt(2)))),
-                         gelu_tanh=lambda z: 0.5 * z * (1 + anp.tanh(_K * (z + _C * z**3))),
-                         )  # fmt: skip
-
-    def chain(self, x0):
-        fn, x = self.ag.value_and_grad(lambda x: chain(self.np.tanh, x)), x0.copy()
-        return Impl(lambda: fn(x), lambda: _host(*fn(x)))
-
-    def linear(self, x, w, b, gy, act):
-        args = (x.copy(), w.copy(), b.copy())
-
-        def run() -> tuple:
-            vjp, y = self.ag.make_vjp(lambda p: self.acts[act](p[0] @ p[1].T + p[2]))(args)
-            return y, *vjp(gy)
-
-        return Impl(run, lambda: _host(*run()))
-
-    def mlp(self, params, x, t, lr):
-        rows, ps = np.arange(x.shape[0]), [(w.copy(), b.copy()) for w, b in params]
-
-        def loss(ps: list) -> Any:
-            h = x
-            for w, b in ps[:-1]:
-                h = self.np.maximum(h @ w.T + b, 0)
-            z = h @ ps[-1][0].T + ps[-1][1]
-            return self.np.mean(self.sp.logsumexp(z, axis=1) - z[rows, t])
-
-        value_and_grad = self.ag.value_and_grad(loss)
+        sgd, state = self.jit(sgd), [self.put(a) for a in (params, x, t)]
 
         def step() -> None:
-            for (w, b), (gw, gb) in zip(ps, value_and_grad(ps)[1]):
-                w -= lr * gw
-                b -= lr * gb
+            state[0] = self.ready(sgd(*state))
 
-        flat = lambda v, gs: _host(v, *(g for wb in gs for g in wb))
-        return Impl(step, lambda: flat(*value_and_grad(ps)))
+        return self._impl(self.value_and_grad(loss), params, x, t, step=step)
 
 
-# key -> (label, maker, the one device it runs on or None), in the tables' order; gradtensor
-# comes first: every other implementation is checked against it.
+# key -> (label, maker, its one device or None), in the tables' order; gradtensor first: it is
+# what the others are checked against
 LIBRARIES: dict[str, tuple[str, Callable[[str], Any], str | None]] = {
     "gradtensor": ("gradtensor", GradTensor, None),
     "gradtensor-nokernels": ("gradtensor, kernels off", lambda d: GradTensor(d, False), None),
-    "kernels": ("kernels alone", Kernels, None),
-    "kernels-numpy-blas": ("kernels on NumPy's BLAS", lambda d: Kernels(d, numpy_blas=True), "cpu"),
-    "kernels-a": ("kernels, path A", lambda d: Kernels(d, "a"), "cuda"),
-    "kernels-b": ("kernels, path B", lambda d: Kernels(d, "b"), "cuda"),
     "numpy": ("NumPy by hand", ByHand, "cpu"),
     "cupy": ("CuPy by hand", ByHand, "cuda"),
     "torch": ("PyTorch", Torch, None),
-    "jax": ("JAX (no jit)", lambda d: Jax(d, jit=False), None),
-    "jax-jit": ("JAX jit", lambda d: Jax(d, jit=True), None),
-    "autograd": ("HIPS autograd", Autograd, None),
-    "gemms": ("GEMMs alone", lambda d: Kernels(d, "gemms"), "cuda"),
+    "jax": ("JAX (no jit)", lambda d: Functional(d, "jax"), None),
+    "jax-jit": ("JAX jit", lambda d: Functional(d, "jax-jit"), None),
+    "autograd": ("HIPS autograd", lambda d: Functional(d, "autograd"), None),
 }
 LABELS = {k: v[0] for k, v in LIBRARIES.items()}
 

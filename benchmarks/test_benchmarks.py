@@ -34,8 +34,8 @@ def lib(key: str):
 @pytest.mark.parametrize("group", WORKLOADS)
 def test_workload(benchmark, group, key):
     workload, args, names = WORKLOADS[group]
-    if not hasattr(lib(key), workload) or (workload, key) == ("chain", "gradtensor-nokernels"):
-        pytest.skip(f"{key} has no {workload} of its own")
+    if (workload, key) == ("chain", "gradtensor-nokernels"):
+        pytest.skip("the chain has no linear layer: no kernels to turn off")
     impl = getattr(lib(key), workload)(*args)
     I.compare(impl.result(), getattr(lib("gradtensor"), workload)(*args).result(), names)
     benchmark.group = group
@@ -69,7 +69,8 @@ def test_a_mismatch_drops_the_row_not_the_run(capsys):
     assert "DROPPED" in capsys.readouterr().out
 
 
-def test_cli_quick_overhead_writes_a_run_the_report_reads(tmp_path):
+def test_cli_quick_overhead_writes_a_run_the_report_reads(tmp_path, capsys):
+    import gradtensor as gt
     from benchmarks.__main__ import main
     from benchmarks.report import build
 
@@ -80,6 +81,9 @@ def test_cli_quick_overhead_writes_a_run_the_report_reads(tmp_path):
     assert run["targets"][0]["target"] == "per-op overhead no higher than PyTorch eager's"
     text = build(True, out.parent, tmp_path / "RESULTS.md", tmp_path / "figures")
     assert "Per-op overhead" in text and "No GPU results yet" in text
+    if (reason := gt.backend.cuda_unavailable_reason()) is not None:  # said, and not an error
+        assert main(["--device", "cuda", "--quick", "--no-save"]) == 0
+        assert f"needs a CUDA GPU: {reason}" in capsys.readouterr().out
 
 
 def test_the_committed_results_page_is_generated_from_the_committed_runs(tmp_path):
@@ -87,16 +91,6 @@ def test_the_committed_results_page_is_generated_from_the_committed_runs(tmp_pat
 
     text = build(False, RESULTS_DIR, tmp_path / "RESULTS.md", tmp_path / "figures")
     assert text == OUT.read_text()
-
-
-def test_cuda_without_a_gpu_says_why(capsys):
-    import gradtensor as gt
-    from benchmarks.__main__ import main
-
-    if (reason := gt.backend.cuda_unavailable_reason()) is None:
-        pytest.skip("a GPU is present")
-    assert main(["--device", "cuda", "--quick", "--no-save"]) == 0
-    assert f"needs a CUDA GPU: {reason}" in capsys.readouterr().out
 
 
 def test_memory_probe_measures_a_step():
@@ -114,21 +108,15 @@ def test_batches_are_drawn_clear_of_the_relu_kink():
         x = np.maximum(z, 0)
 
 
-def test_gpu_targets_judge_gradtensor_and_the_kernels_against_torch_and_the_gemms():
+def test_gpu_targets_judge_gradtensor_against_torch_where_they_apply():
     def case(shape, **times):
         params = dict(zip(("batch", "in", "out"), shape))
         results = {k: {"median_s": v} for k, v in times.items()}
         return {"name": "x".join(map(str, shape)), "params": params, "results": results}
 
-    small = case((64, 64, 64), gradtensor=3.0, kernels=1.0, torch=2.0)  # launch-bound
-    large = case((4096, 4096, 2048), gradtensor=1.2, kernels=1.05, torch=1.0, gemms=1.0)
+    small = case((64, 64, 64), gradtensor=1.0, torch=2.0)  # launch-bound
+    large = case((4096, 4096, 2048), gradtensor=1.2, torch=1.0)
     run = {"settings": {"device": "cuda"}, "suites": {"linear": {"cases": [small, large]}}}
-    rows = [r for r in S.check_targets(run) if "1.3x" in r["target"] or r["case"][0] == "4"]
-    got = {(r["case"], r["num"], r["ref"]): (round(r["ratio"], 3), r["met"]) for r in rows}
-    assert got == {
-        ("64x64x64", "gradtensor", "torch"): (1.5, False),  # >= 1.3x faster where launch-bound
-        ("64x64x64", "kernels", "torch"): (0.5, True),
-        ("4096x4096x2048", "gradtensor", "torch"): (1.2, False),  # no slower than PyTorch
-        ("4096x4096x2048", "kernels", "torch"): (1.05, False),
-        ("4096x4096x2048", "kernels", "gemms"): (1.05, True),  # within 10% of the GEMMs
-    }
+    got = [(r["case"], round(r["ratio"], 3), r["met"]) for r in S.check_targets(run)]
+    # no slower than PyTorch, then >= 1.3x faster where memory- or launch-bound
+    assert got == [("64x64x64", 0.5, True), ("4096x4096x2048", 1.2, False), ("64x64x64", 0.5, True)]
