@@ -51,7 +51,8 @@ def _tensor_label(t: Tensor, name: str | None) -> str:
 
 
 def _op_label(node: Any) -> str:
-    lines = [node.fn.name]
+    # The implementation that ran, when not the op's own: linear [kernel].
+    lines = [node.fn.name if node.impl is None else f"{node.fn.name} [{node.impl.name}]"]
     for k, v in (node.params or {}).items():
         text = f"{k}={v!r}"
         # aux is the derivative's residuals, not an argument; None/False are mostly defaults.

@@ -18,16 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from ._api import ACTIVATION_CODES as _CODES
 from ._api import ACTIVATIONS, AUX_KIND
 
 __all__ = [
     "ACTIVATIONS",
     "AUX_KIND",
     "adam_update",
+    "linear_act_accepts",
     "linear_act_backward",
     "linear_act_forward",
     "rmsprop_update",
     "sgd_update",
+    "update_accepts",
 ]
 
 
@@ -51,6 +54,43 @@ def _backend(fn: str, x: Any) -> ModuleType:
     raise ValueError(
         f"{fn}: x must be a NumPy array or a CUDA array (CuPy), got "
         f"{type(x).__module__}.{type(x).__qualname__}"
+    )
+
+
+def linear_act_accepts(x: Any, weight: Any, bias: Any | None, activation: str) -> bool:
+    """Whether the linear + activation kernels take these operands: one float dtype that the
+    device's kernels have (float32 or float64 on the CPU, float16 too on a GPU), any shapes."""
+    dt = getattr(x, "dtype", None)
+    if (
+        dt is None
+        or getattr(weight, "dtype", None) != dt
+        or (bias is not None and getattr(bias, "dtype", None) != dt)
+        or activation not in _CODES
+    ):
+        return False
+    # dtype.char, not dtype.name: name is built anew on each access (a few us per layer call).
+    if isinstance(x, np.ndarray):
+        return dt.char in "fd" and isinstance(weight, np.ndarray)
+    return hasattr(type(x), "__cuda_array_interface__") and dt.char in "efd"
+
+
+def update_accepts(arrays: list[Any]) -> bool:
+    """Whether the optimizer updates take these arrays (param, grad, state...; None for unused
+    state): float32 or float64 of one dtype and shape, C-contiguous, all host or all CUDA arrays."""
+    d = arrays[0]
+    if d.dtype.char not in "fd":
+        return False
+    # The class attribute: reading the instance's interface can query a stream.
+    gpu = hasattr(type(d), "__cuda_array_interface__")
+    return all(
+        a is None
+        or (
+            hasattr(type(a), "__cuda_array_interface__") == gpu
+            and a.dtype == d.dtype
+            and a.shape == d.shape
+            and a.flags.c_contiguous
+        )
+        for a in arrays
     )
 
 

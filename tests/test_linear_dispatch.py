@@ -26,7 +26,7 @@ def _run(x0, w0, b0, act, dtype):
     return [y.detach().numpy()] + [t.grad.numpy() for t in (x, w, b) if t is not None]
 
 
-@pytest.mark.skipif(not fused.kernels_enabled(), reason="gradtensor's kernels are not importable")
+@pytest.mark.skipif(not gt.kernels_enabled(), reason="gradtensor's kernels are not importable")
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("shape", [(1, 1, 1), (5, 37, 19), (130, 64, 257)])
@@ -37,9 +37,9 @@ def test_kernels_on_and_off_agree(shape, act, bias):
     b0 = rng.standard_normal(o_) if bias else None
     on = _run(x0, w0, b0, act, gt.float32)
     with gt.use_kernels(False):
-        assert not fused.kernels_enabled()
+        assert not gt.kernels_enabled()
         off = _run(x0, w0, b0, act, gt.float32)
-    assert fused.kernels_enabled()
+    assert gt.kernels_enabled()
     for a, c in zip(on, off):
         np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(c).max()))
 
@@ -80,15 +80,15 @@ def test_inputs_that_do_not_qualify_use_the_array_path():
 def test_use_kernels_as_function_and_context():
     gt.use_kernels(False)
     try:
-        assert not fused.kernels_enabled()
+        assert not gt.kernels_enabled()
     finally:
         gt.use_kernels(True)
     with gt.use_kernels(False):
-        assert not fused.kernels_enabled()
+        assert not gt.kernels_enabled()
 
 
 def test_environment_variable_turns_kernels_off():
-    code = "from gradtensor.ops import fused; print(fused.kernels_enabled())"
+    code = "import gradtensor as gt; print(gt.kernels_enabled())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -105,9 +105,9 @@ def test_an_unrelated_top_level_kernels_package_changes_nothing(tmp_path):
     (tmp_path / "kernels" / "__init__.py").write_text("FOREIGN = True\n")
     code = (
         "import kernels, gradtensor as gt, gradtensor.nn.functional as F; "
-        "from gradtensor.ops import fused; "
+        "from gradtensor.ops import registry; "
         "y = F.linear(gt.ones(2, 3), gt.ones(4, 3), activation='relu'); "
-        "assert kernels.FOREIGN and fused.active_kernels() is gt.kernels; "
+        "assert kernels.FOREIGN and registry.active_kernels() is gt.kernels; "
         "assert y.grad_fn is None and y.tolist() == [[3.0] * 4] * 2; print('ok')"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
@@ -128,10 +128,11 @@ def test_first_layer_input_gets_no_gradient_and_weights_still_do(kernels):
 
 
 def _path(y):
-    return y.grad_fn.params["aux"][0]
+    impl = y.grad_fn.impl  # which implementation ran is recorded on the node
+    return "arrays" if impl is None else impl.name
 
 
-@pytest.mark.skipif(not fused.kernels_enabled(), reason="gradtensor's kernels are not importable")
+@pytest.mark.skipif(not gt.kernels_enabled(), reason="gradtensor's kernels are not importable")
 def test_dispatch_takes_the_kernels_for_every_float_input_it_can():
     w = gt.randn(4, 8, requires_grad=True)
     for act in fused.ACTIVATIONS:
@@ -183,3 +184,60 @@ def test_read_only_inputs_reach_the_kernels():
         w2 = gt.tensor(wa, requires_grad=True)
         F.linear(gt.tensor(xa), w2, activation="relu").mean().backward()
     np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), rtol=1e-6)
+
+
+class _FakeCuda:
+    """Looks like a CuPy array to the kernels' accepts check (its class has the interface)."""
+
+    __cuda_array_interface__ = None
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+
+def test_the_kernels_say_what_they_accept_by_device_and_dtype():
+    accepts = gt.kernels.linear_act_accepts
+    host = {d: np.zeros((2, 3), d) for d in ("float16", "float32", "float64", "int64")}
+    for dtype, ok in [("float32", True), ("float64", True), ("float16", False), ("int64", False)]:
+        assert accepts(host[dtype], host[dtype], None, "relu") is ok, dtype
+    assert not accepts(host["float32"], host["float64"], None, "relu")  # mixed dtypes
+    assert not accepts(host["float32"], host["float32"], host["float64"][0], "relu")
+    assert not accepts(host["float32"], host["float32"], None, "elu")  # not an activation of theirs
+    assert accepts(host["float32"].T, host["float32"][:, :2], None, "tanh")  # any layout
+    for dtype, ok in [("float16", True), ("float32", True), ("float64", True), ("int32", False)]:
+        assert accepts(_FakeCuda(dtype), _FakeCuda(dtype), None, "gelu") is ok, dtype
+    assert not accepts([[1.0]], [[1.0]], None, "relu")
+
+
+def test_an_ops_registered_implementation_runs_where_it_accepts_and_is_recorded():
+    calls = []
+
+    @gt.ops.primitive("double_for_dispatch_test", save="", samples=[])
+    def double(xp, x):
+        return x * 2
+
+    double.defvjp(lambda g, y, x: g * 2)
+
+    @double.implementation(
+        "fast", accepts=lambda x: x.dtype == np.float64, backward=lambda g, y, x, *, needs: (g * 2,)
+    )
+    def _fast(xp, x):
+        calls.append("fast")
+        return x + x
+
+    try:
+        x64 = gt.ones(3, dtype=gt.float64, requires_grad=True)
+        y = double(x64)
+        assert calls == ["fast"] and y.grad_fn.impl.name == "fast"
+        y.sum().backward()
+        np.testing.assert_array_equal(x64.grad.numpy(), [2.0, 2.0, 2.0])
+        assert double(gt.ones(3, requires_grad=True)).grad_fn.impl is None  # float32: refused
+        with gt.use_kernels(False):
+            assert double(x64).grad_fn.impl is None  # kernels off: the op's own forward
+        assert calls == ["fast"]
+        # Its rule runs on arrays only: without a declared composite, no gradient of gradient.
+        y = double(x64)
+        with pytest.raises(RuntimeError, match="must declare its composite"):
+            gt.grad(y.sum(), x64, create_graph=True)
+    finally:
+        del gt.ops.REGISTRY["double_for_dispatch_test"]

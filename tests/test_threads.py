@@ -8,7 +8,7 @@ import numpy as np
 import gradtensor as gt
 import gradtensor.nn.functional as F
 from gradtensor import nn
-from gradtensor.ops import fused
+from gradtensor.ops import registry
 
 
 def _run_threads(targets):
@@ -131,12 +131,12 @@ def test_backward_in_many_threads_leaves_grad_mode_on():
 
 
 def test_use_kernels_is_per_thread():
-    default = fused._KernelSwitch.enabled  # the process default (GRADTENSOR_KERNELS)
+    default = registry._KernelSwitch.enabled  # the process default (GRADTENSOR_KERNELS)
     seen = []
     with gt.use_kernels(not default):
-        t = threading.Thread(target=lambda: seen.append(fused._switch.enabled))
+        t = threading.Thread(target=lambda: seen.append(registry._switch.enabled))
         t.start()
         t.join()
-        assert fused._switch.enabled is (not default)
+        assert registry._switch.enabled is (not default)
     assert seen == [default]
-    assert fused._switch.enabled is default
+    assert registry._switch.enabled is default

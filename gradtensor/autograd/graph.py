@@ -177,6 +177,7 @@ class Node:
         "n_out",
         "retained",
         "seq",
+        "impl",
         "__weakref__",
     )
 
@@ -191,6 +192,7 @@ class Node:
         self.n_out = n_out
         self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
         self.seq = _next_seq()  # creation order, which backward runs in reverse
+        self.impl = None  # the implementation that ran, when not the op's own (a kernel)
 
     @property
     def name(self) -> str:

@@ -42,7 +42,7 @@ from .elementwise import (
     tanh,
     where,
 )
-from .fused import ACTIVATIONS, kernels_enabled, linear, use_kernels
+from .fused import ACTIVATIONS, linear
 from .linalg import matmul
 from .loss import cross_entropy_op as _cross_entropy_op  # noqa: F401  (registers the op)
 from .reduce import (
@@ -59,7 +59,17 @@ from .reduce import (
     sum,
     var,
 )
-from .registry import REGISTRY, Composite, Primitive, Sample, composite, primitive, unbroadcast
+from .registry import (
+    REGISTRY,
+    Composite,
+    Primitive,
+    Sample,
+    composite,
+    kernels_enabled,
+    primitive,
+    unbroadcast,
+    use_kernels,
+)
 from .shape import (
     astype,
     broadcast_to,

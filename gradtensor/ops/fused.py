@@ -1,16 +1,15 @@
 """linear: activation(x @ weight.T + bias) as one op, so a fused kernel can stand behind it.
 
-Forward and backward run on plain arrays: through `gradtensor.kernels` when it is enabled and the
-inputs qualify, otherwise through the array-module sequence below (the reference the kernels are
-checked against). The op declares its composite (matmul, bias, activation), which the registry
-differentiates for gradients of gradients, so higher orders keep working through a fused layer.
+Forward and backward run on plain arrays: the array-module sequence below (the reference the
+kernels are checked against), or the kernels, registered as the op's "kernel" implementation,
+where `gradtensor.kernels` accepts the operands and kernels are on. The op declares its composite
+(matmul, bias, activation), which the registry differentiates for gradients of gradients, so
+higher orders keep working through a fused layer.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import threading
 from typing import Any
 
 from .. import backend
@@ -84,57 +83,6 @@ def linear_backward_arrays(
     return gx, gz.T @ x, (gz.sum(axis=0) if bias else None)
 
 
-# -- kernel dispatch --------------------------------------------------------------------------
-
-
-class _KernelSwitch(threading.local):
-    """Whether the kernels are on, per thread, like grad mode: `use_kernels(False)` in one thread
-    leaves every other thread as it was."""
-
-    enabled = os.environ.get("GRADTENSOR_KERNELS", "1").strip().lower() not in ("0", "false", "no")
-
-
-_switch = _KernelSwitch()
-
-
-def active_kernels() -> Any:
-    """gradtensor's kernels (`gradtensor.kernels`), or None where they are off in this thread."""
-    return _kernels if _switch.enabled else None
-
-
-class use_kernels:
-    """Turn fused kernels on or off in the calling thread: `gt.use_kernels(False)`, or
-    `with gt.use_kernels(False):` to restore the previous setting on exit."""
-
-    def __init__(self, enabled: bool = True):
-        self.prev = _switch.enabled
-        _switch.enabled = bool(enabled)
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, *exc: Any) -> None:
-        _switch.enabled = self.prev
-
-
-def kernels_enabled() -> bool:
-    return active_kernels() is not None
-
-
-def _qualifies(x: Any, w: Any, b: Any, activation: str) -> bool:
-    dt = x.dtype
-    if w.dtype != dt or (b is not None and b.dtype != dt):
-        return False
-    # dtype.char, not dtype.name: name is built anew on each access (~4 us, per call of F.linear).
-    if backend.is_cuda_array(x):
-        return dt.char in "efd"  # float16, float32, float64
-    # On the CPU the kernels win for every activation and size measured, relu and identity
-    # included (MLP step, kernels vs the array path, 1 thread, NumPy's BLAS for both:
-    # 784-1024-1024-10 b256 and 784-256-256-10 b128 1.00 and 0.98; with MKL behind the kernels,
-    # see kernels.blas, 0.85 and 0.85).
-    return dt.char in "fd"
-
-
 # -- the op -----------------------------------------------------------------------------------
 
 _SAMPLES = [Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS] + [
@@ -145,6 +93,12 @@ _SAMPLES = [Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS]
 
 @primitive("linear", save="x", aux=True, samples=_SAMPLES)
 def _linear(xp, x, w, b, *, activation):
+    _check_shapes(x, w, b)
+    y, aux = linear_forward_arrays(xp, _rows(x), w, b, activation)
+    return y.reshape(x.shape[:-1] + (w.shape[0],)), aux
+
+
+def _check_shapes(x: Any, w: Any, b: Any) -> None:
     if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} and weight of shape {w.shape} (out, in) do not "
@@ -152,38 +106,39 @@ def _linear(xp, x, w, b, *, activation):
         )
     if b is not None and (b.ndim != 1 or b.shape[0] != w.shape[0]):
         raise ValueError(f"linear: bias of shape {b.shape} does not match weight {w.shape}")
-    lead = x.shape[:-1]
-    x2 = x.reshape(math.prod(lead), x.shape[-1])  # not -1: an axis may be empty
-    k = active_kernels()
-    if k is not None and _qualifies(x2, w, b, activation):
-        y, aux = k.linear_act_forward(x2, w, b, activation)
-        aux = ("kernel", aux)
-    else:
-        y, aux = linear_forward_arrays(xp, x2, w, b, activation)
-        aux = ("arrays", aux)
-    return y.reshape(lead + (w.shape[0],)), aux
 
 
-def _linear_grad(g, y, x, w, b, *, needs, activation, aux):
-    """On arrays: the kernel's backward where the forward ran the kernel, else the array path."""
-    rows = math.prod(x.shape[:-1])
-    g2 = g.reshape(rows, w.shape[0])
-    x2 = x.reshape(rows, x.shape[-1])
-    path, a = aux
+def _rows(a: Any) -> Any:
+    """A batch of any rank as the 2-D (rows, features) the GEMMs take."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])  # not -1: an axis may be empty
+
+
+def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None, backward=None):
+    """On arrays: the array path's GEMMs and act', or `backward` (a kernel's) in their place."""
+    g2, x2 = _rows(g), _rows(x)
     # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
-    if path == "kernel":
-        gx, gw, gb = active_kernels().linear_act_backward(
-            g2, x2, w, a, activation, bias=b is not None, input_grad=needs[0]
-        )
-    else:
+    if backward is None:
         xp = backend.array_module(g)
-        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w, a, activation, b is not None, needs[0])
+        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w, aux, activation, b is not None, needs[0])
+    else:
+        gx, gw, gb = backward(g2, x2, w, aux, activation, bias=b is not None, input_grad=needs[0])
     # A reshaped view would make the engine copy gx before adopting it as x.grad.
     return (
         (gx if gx.shape == x.shape else gx.reshape(x.shape)) if needs[0] else None,
         gw if needs[1] else None,
         gb if b is not None and needs[2] else None,
     )
+
+
+@_linear.implementation(
+    "kernel",
+    accepts=lambda x, w, b, *, activation: _kernels.linear_act_accepts(x, w, b, activation),
+    backward=lambda *args, **kw: _linear_grad(*args, **kw, backward=_kernels.linear_act_backward),
+)
+def _linear_kernel(xp, x, w, b, *, activation):
+    _check_shapes(x, w, b)
+    y, aux = _kernels.linear_act_forward(_rows(x), w, b, activation)
+    return y.reshape(x.shape[:-1] + (w.shape[0],)), aux
 
 
 _linear.defvjp_joint(_linear_grad)

@@ -13,10 +13,13 @@ harness (which gradchecks every registered op on its `samples`, to first and sec
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import backend
+from .. import kernels as _kernels
 from ..autograd.engine import grad
 from ..autograd.graph import Meta, Node, SavedOutput, check_grad_shape, grad_mode, modified_error
 from ..backend import Device
@@ -30,6 +33,53 @@ _SCALARS = (int, float, bool)
 _new = object.__new__
 
 REGISTRY: dict[str, Any] = {}  # name -> Primitive or Composite, for the test harness
+
+
+class _KernelSwitch(threading.local):
+    """Whether ops may run their registered implementations (the kernels), per thread, like
+    grad mode: `use_kernels(False)` in one thread leaves every other thread as it was."""
+
+    enabled = os.environ.get("GRADTENSOR_KERNELS", "1").strip().lower() not in ("0", "false", "no")
+
+
+_switch = _KernelSwitch()
+
+
+def active_kernels() -> Any:
+    """gradtensor's kernels (`gradtensor.kernels`), or None where they are off in this thread."""
+    return _kernels if _switch.enabled else None
+
+
+def kernels_enabled() -> bool:
+    return _switch.enabled
+
+
+class use_kernels:
+    """Turn the kernels on or off in the calling thread: `gt.use_kernels(False)`, or
+    `with gt.use_kernels(False):` to restore the previous setting on exit."""
+
+    def __init__(self, enabled: bool = True):
+        self.prev = _switch.enabled
+        _switch.enabled = bool(enabled)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        _switch.enabled = self.prev
+
+
+class Implementation(NamedTuple):
+    """Another way to run an op (a kernel), taken when `accepts` says it can and kernels are on.
+
+    `forward(xp, *arrays, **params)` is the op's forward; `backward` is a joint derivative rule
+    on arrays (as `defvjp_joint` takes) for outputs it made. The node records which one ran.
+    """
+
+    name: str
+    accepts: Callable[..., bool]
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
 
 
 class Sample:
@@ -80,6 +130,7 @@ class Primitive:
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
         self.composite: Callable | None = None
+        self.impls: tuple[Implementation, ...] = ()
         self.__name__ = name
         self.__doc__ = fwd.__doc__
 
@@ -87,6 +138,23 @@ class Primitive:
         """One derivative per positional input: `vjp(g, y, *inputs, **params) -> gradient`."""
         self.vjps = vjps
         return self
+
+    def implementation(self, name: str, accepts: Callable, backward: Callable) -> Callable:
+        """Register `forward` as another implementation of this op (a decorator); see
+        `Implementation`. The first that accepts the operands runs, while kernels are on."""
+
+        def register(forward: Callable) -> Callable:
+            self.impls += (Implementation(name, accepts, forward, backward),)
+            return forward
+
+        return register
+
+    def _choose(self, arrays: Any, params: dict) -> Implementation | None:
+        if _switch.enabled:
+            for impl in self.impls:
+                if impl.accepts(*arrays, **params):
+                    return impl
+        return None
 
     def defcomposite(self, fn: Callable) -> Callable:
         """What the op means, written with differentiable ops: `fn(*inputs, **params)`.
@@ -155,14 +223,16 @@ class Primitive:
         if n_plain == len(args):  # numbers only: they become tensors, as lists would
             args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
             return self(*args, **params)
+        impl = self._choose(arrays, params) if self.impls else None
+        fwd = self.fwd if impl is None else impl.forward
         try:
             if on_gpu:
                 xp, dev = self._gpu_device(args)
                 with backend.on(dev):  # CuPy works on the current GPU: make it the operands'
-                    out = self.fwd(xp, *arrays, **params)
+                    out = fwd(xp, *arrays, **params)
             else:
                 xp, dev = _np, _CPU
-                out = self.fwd(xp, *arrays, **params)
+                out = fwd(xp, *arrays, **params)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         aux = None
@@ -196,6 +266,7 @@ class Primitive:
                 keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
             y._node = node = Node(self, ins, None, params, nxt)
+            node.impl = impl
             if save:
                 node.versions = versions
                 node.arrays = arrays
@@ -210,12 +281,14 @@ class Primitive:
         """
         gpu = next((a for a in args if backend.is_cuda_array(a)), None)
         xp = _np if gpu is None else backend.array_module(gpu)
+        impl = self._choose(args, params) if self.impls else None
+        fwd = self.fwd if impl is None else impl.forward
         try:
             if gpu is None:
-                out = self.fwd(xp, *args, **params)
+                out = fwd(xp, *args, **params)
             else:
                 with gpu.device:  # CuPy works on the current GPU: make it the operands'
-                    out = self.fwd(xp, *args, **params)
+                    out = fwd(xp, *args, **params)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         if self.aux:
@@ -284,8 +357,15 @@ class Primitive:
         needs = tuple(e is not None for e in node.next)
         if not raw and self.composite is not None:
             return self._through_composite(ins, g, needs, params)
+        if not raw and node.impl is not None:
+            raise RuntimeError(
+                f"{self.name}: ran {node.impl.name!r}, whose derivative is on arrays only; the op "
+                "must declare its composite (defcomposite) for gradients of gradients"
+            )
         xs = node.arrays if raw and self.save_inputs else ins  # unsaved inputs: only shapes
-        if self.joint_vjp is not None:
+        if node.impl is not None:  # raw here: with a graph, the composite was differentiated
+            grads = list(node.impl.backward(g, y, *xs, needs=needs, **params))
+        elif self.joint_vjp is not None:
             grads = list(self.joint_vjp(g, y, *xs, needs=needs, **params))
         else:
             vjps = self.vjps

@@ -56,7 +56,7 @@ class SGD(Optimizer):
 
     def _prepare(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple:
         mom = float(group["momentum"])
-        buf = first = None
+        buf, first = None, False
         if mom != 0:
             first = "momentum_buffer" not in state
             if first:  # PyTorch starts the buffer at the first gradient itself
@@ -64,10 +64,10 @@ class SGD(Optimizer):
             buf = state["momentum_buffer"].data
         h = dict(
             lr=float(group["lr"]),
-            wd=float(group["weight_decay"]),
-            mom=mom,
+            weight_decay=float(group["weight_decay"]),
+            momentum=mom,
             first=first,
-            damp=float(group["dampening"]),
+            dampening=float(group["dampening"]),
             nesterov=bool(group["nesterov"]),
         )
         return [p.data, p.grad.data, buf], h
@@ -75,29 +75,22 @@ class SGD(Optimizer):
     _kernel = "sgd_update"
 
     @staticmethod
-    def _fused(kernel: Any, d: Any, g: Any, b: Any, h: dict[str, Any]) -> None:
-        kernel(
-            d, g, b, lr=h["lr"], weight_decay=h["wd"], momentum=h["mom"], dampening=h["damp"],
-            nesterov=h["nesterov"], first=bool(h["first"]),
-        )  # fmt: skip
-
-    @staticmethod
     def _apply(d: Any, g: Any, b: Any, s: Any, t: Any, h: dict[str, Any]) -> None:
         xp = backend.array_module(d)
-        if h["wd"] != 0:
-            xp.multiply(d, h["wd"], out=s)  # g + wd * p, without touching p.grad
+        if h["weight_decay"] != 0:
+            xp.multiply(d, h["weight_decay"], out=s)  # g + wd * p, without touching p.grad
             xp.add(g, s, out=s)
             g = s
         if b is not None:
-            mom = h["mom"]
+            mom = h["momentum"]
             if h["first"]:
                 b[...] = g
             else:
                 xp.multiply(b, mom, out=b)
-                if h["damp"] == 0:
+                if h["dampening"] == 0:
                     xp.add(b, g, out=b)
                 else:
-                    xp.multiply(g, 1 - h["damp"], out=t)
+                    xp.multiply(g, 1 - h["dampening"], out=t)
                     xp.add(b, t, out=b)
             if h["nesterov"]:
                 xp.multiply(b, mom, out=t)
@@ -157,13 +150,13 @@ class Adam(Optimizer):
         lr, (b1, b2) = float(group["lr"]), (float(b) for b in group["betas"])
         h = dict(
             lr=lr,
-            wd=float(group["weight_decay"]),
+            weight_decay=float(group["weight_decay"]),
             decoupled=self._decoupled,
-            b1=b1,
-            b2=b2,
+            beta1=b1,
+            beta2=b2,
             eps=float(group["eps"]),
             step_size=lr / (1 - b1**step),
-            bc2_sqrt=math.sqrt(1 - b2**step),
+            bias_correction2_sqrt=math.sqrt(1 - b2**step),
         )
         vmax = state["max_exp_avg_sq"].data if group["amsgrad"] else None
         return [d, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data, vmax], h
@@ -171,30 +164,22 @@ class Adam(Optimizer):
     _kernel = "adam_update"
 
     @staticmethod
-    def _fused(kernel: Any, d: Any, g: Any, m: Any, v: Any, vmax: Any, h: dict[str, Any]) -> None:
-        kernel(
-            d, g, m, v, vmax, lr=h["lr"], beta1=h["b1"], beta2=h["b2"], eps=h["eps"],
-            weight_decay=h["wd"], decoupled=h["decoupled"], step_size=h["step_size"],
-            bias_correction2_sqrt=h["bc2_sqrt"],
-        )  # fmt: skip
-
-    @staticmethod
     def _apply(
         d: Any, g: Any, m: Any, v: Any, vmax: Any, s: Any, t: Any, h: dict[str, Any]
     ) -> None:
         xp = backend.array_module(d)
-        if h["wd"] != 0:
+        if h["weight_decay"] != 0:
             if h["decoupled"]:
-                xp.multiply(d, 1 - h["lr"] * h["wd"], out=d)
+                xp.multiply(d, 1 - h["lr"] * h["weight_decay"], out=d)
             else:
-                xp.multiply(d, h["wd"], out=s)
+                xp.multiply(d, h["weight_decay"], out=s)
                 xp.add(g, s, out=s)
                 g = s
         xp.subtract(g, m, out=t)  # m += (1 - b1) (g - m): a lerp towards g
-        xp.multiply(t, 1 - h["b1"], out=t)
+        xp.multiply(t, 1 - h["beta1"], out=t)
         xp.add(m, t, out=m)
-        xp.multiply(v, h["b2"], out=v)  # v = b2 v + ((1 - b2) g) g
-        xp.multiply(g, 1 - h["b2"], out=t)
+        xp.multiply(v, h["beta2"], out=v)  # v = b2 v + ((1 - b2) g) g
+        xp.multiply(g, 1 - h["beta2"], out=t)
         xp.multiply(t, g, out=t)
         xp.add(v, t, out=v)
         if vmax is not None:
@@ -203,11 +188,11 @@ class Adam(Optimizer):
         if d.dtype == xp.float16:
             # eps (1e-8) is 0 in float16, and 0 / 0 where v is 0: the step is formed in float32,
             # as fused GPU optimizers do, and rounded once.
-            den = xp.sqrt(v.astype(xp.float32)) / h["bc2_sqrt"] + h["eps"]
+            den = xp.sqrt(v.astype(xp.float32)) / h["bias_correction2_sqrt"] + h["eps"]
             xp.add(d, (m.astype(xp.float32) * -h["step_size"] / den).astype(d.dtype), out=d)
             return
         xp.sqrt(v, out=t)  # denominator: sqrt(v) / sqrt(1 - b2^t) + eps
-        xp.divide(t, h["bc2_sqrt"], out=t)
+        xp.divide(t, h["bias_correction2_sqrt"], out=t)
         xp.add(t, h["eps"], out=t)
         xp.multiply(m, -h["step_size"], out=s)  # g is no longer needed, so s is free
         xp.divide(s, t, out=s)
@@ -283,19 +268,12 @@ class RMSprop(Optimizer):
             lr=float(group["lr"]),
             alpha=float(group["alpha"]),
             eps=float(group["eps"]),
-            wd=float(group["weight_decay"]),
-            mom=mom,
+            weight_decay=float(group["weight_decay"]),
+            momentum=mom,
         )
         return [d, p.grad.data, state["square_avg"].data, ga, buf], h
 
     _kernel = "rmsprop_update"
-
-    @staticmethod
-    def _fused(kernel: Any, d: Any, g: Any, sq: Any, ga: Any, buf: Any, h: dict[str, Any]) -> None:
-        kernel(
-            d, g, sq, ga, buf, lr=h["lr"], alpha=h["alpha"], eps=h["eps"], weight_decay=h["wd"],
-            momentum=h["mom"],
-        )  # fmt: skip
 
     @staticmethod
     def _apply(
@@ -303,8 +281,8 @@ class RMSprop(Optimizer):
     ) -> None:
         xp = backend.array_module(d)
         alpha = h["alpha"]
-        if h["wd"] != 0:
-            xp.multiply(d, h["wd"], out=s)
+        if h["weight_decay"] != 0:
+            xp.multiply(d, h["weight_decay"], out=s)
             xp.add(g, s, out=s)
             g = s
         xp.multiply(sq, alpha, out=sq)  # sq = alpha sq + ((1 - alpha) g) g
@@ -322,7 +300,7 @@ class RMSprop(Optimizer):
             xp.sqrt(sq, out=t)
         xp.add(t, h["eps"], out=t)  # t is now the denominator
         if buf is not None:
-            xp.multiply(buf, h["mom"], out=buf)
+            xp.multiply(buf, h["momentum"], out=buf)
             xp.divide(g, t, out=s)
             xp.add(buf, s, out=buf)
             xp.multiply(buf, -h["lr"], out=s)

@@ -1,9 +1,10 @@
 """Optimizer: parameter groups, per-parameter state, zero_grad and state_dict.
 
 Subclasses write `_prepare` (per parameter: make its state, count the step, pick the arrays and
-the scalars of this step), `_apply` (the update itself, elementwise on those arrays, with array
-ops) and `_fused` (the same update as one kernel call, where the `kernels` package has one, on
-lists of arrays: every parameter that shares the step's scalars, dtype and device).
+the scalars of this step) and `_apply` (the update itself, elementwise on those arrays, with array
+ops), and name in `_kernel` the `gradtensor.kernels` update that does the same in one pass: it is
+called with lists of the arrays (every parameter that shares the step's scalars, dtype and
+device) and the scalars as keywords.
 
 Updates run on the parameters' arrays in place, never through the tape: the parameters keep their
 identity and no graph grows. A fused kernel (Numba on the CPU; on a GPU, one Numba-CUDA launch
@@ -25,28 +26,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd import enable_grad
-from ..ops.fused import active_kernels
+from ..ops.registry import active_kernels
 from ..tensor import Tensor
-
-
-def _fusable(arrays: list[Any]) -> bool:
-    """Whether the kernels can update these arrays: float32 or float64 of one dtype and shape,
-    C-contiguous, all on the host (the CPU kernels) or all CUDA arrays (the CUDA kernels)."""
-    d = arrays[0]
-    if d.dtype.char not in "fd":
-        return False
-    # The class attribute, as `kernels` dispatches on it: reading the instance's can query a stream.
-    gpu = hasattr(type(d), "__cuda_array_interface__")
-    return all(
-        a is None
-        or (
-            hasattr(type(a), "__cuda_array_interface__") == gpu
-            and a.dtype == d.dtype
-            and a.shape == d.shape
-            and a.flags.c_contiguous
-        )
-        for a in arrays
-    )
 
 
 class _Required:
@@ -181,13 +162,14 @@ class Optimizer:
                     with backend.on(p.device):  # new state goes on the parameter's GPU
                         jobs.append((p, *self._prepare(p, group, state)))
                 p._changed()
-        # None for an optimizer without a fused update (a user's subclass, say) or kernels off.
-        kernel = getattr(active_kernels(), self._kernel, None) if self._kernel else None
+        # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
+        kernels = active_kernels()
+        kernel = getattr(kernels, self._kernel, None) if self._kernel else None
         # Parameters that share a kernel call: same scalars, same kind of array, dtype and device,
         # same state in use. On a GPU each batch is one launch (per few tensors), not one each.
         batches: dict[tuple[Any, ...], list[list[Any]]] = {}
         for p, arrays, h in jobs:
-            if kernel is not None and _fusable(arrays):
+            if kernel is not None and kernels.update_accepts(arrays):
                 d = arrays[0]
                 # Only a GPU array asks for its device; every host array is on the CPU.
                 where = None if type(d) is np.ndarray else p.device
@@ -205,7 +187,7 @@ class Optimizer:
                     self._apply(*arrays, *self._buffers(p, 2), h)
         for key, (*columns, h) in batches.items():
             with backend.on(key[2] or backend.CPU):
-                self._fused(kernel, *(None if c[0] is None else c for c in columns), h)
+                kernel(*(None if c[0] is None else c for c in columns), **h)
         return loss
 
     def _check_grads(self) -> None:
@@ -232,14 +214,9 @@ class Optimizer:
         shape or None, and the scalars it needs."""
         raise NotImplementedError
 
-    # The `kernels` function that does this optimizer's update in one pass.
+    # The `gradtensor.kernels` update that does `_apply`'s work in one pass, taking `_prepare`'s
+    # arrays (as lists, one entry per parameter) and its scalars as keywords.
     _kernel = ""
-
-    @staticmethod
-    def _fused(kernel: Callable[..., None], *arrays_and_scalars: Any) -> None:
-        """The update as one call of `kernel` on lists of `_prepare`'s arrays (one entry per
-        parameter; None where the state is unused) and their shared scalars."""
-        raise NotImplementedError
 
     @staticmethod
     def _apply(*arrays_scratch_and_scalars: Any) -> None:

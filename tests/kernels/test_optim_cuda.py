@@ -17,7 +17,6 @@ import pytest
 from gradtensor import kernels
 from gradtensor.kernels import optim_cpu as kcpu
 from gradtensor.kernels import optim_cuda as kcuda
-from gradtensor.optim.optimizer import _fusable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -49,17 +48,17 @@ def test_cuda_arrays_dispatch_to_optim_cuda_and_numpy_to_optim_cpu(fn):
         kernels._optim(fn, [1.0, 2.0])
 
 
-def test_fusable_takes_cuda_arrays_of_one_float_dtype_shape_and_layout():
-    assert _fusable([_fake(), _fake(), None, _fake()])
-    assert _fusable([_fake(dtype=np.float64), _fake(dtype=np.float64)])
-    assert not _fusable([_fake(dtype=np.float16), _fake(dtype=np.float16)])
-    assert not _fusable([_fake(), _fake(dtype=np.float64)])
-    assert not _fusable([_fake(), _fake((5, 4))])
-    assert not _fusable([_fake(), FakeCudaArray(np.zeros((5, 4), np.float32).T)])
+def test_update_accepts_cuda_arrays_of_one_float_dtype_shape_and_layout():
+    assert kernels.update_accepts([_fake(), _fake(), None, _fake()])
+    assert kernels.update_accepts([_fake(dtype=np.float64), _fake(dtype=np.float64)])
+    assert not kernels.update_accepts([_fake(dtype=np.float16), _fake(dtype=np.float16)])
+    assert not kernels.update_accepts([_fake(), _fake(dtype=np.float64)])
+    assert not kernels.update_accepts([_fake(), _fake((5, 4))])
+    assert not kernels.update_accepts([_fake(), FakeCudaArray(np.zeros((5, 4), np.float32).T)])
     # One kind of memory per update: a host array next to CUDA arrays goes to the array path.
-    assert not _fusable([_fake(), np.zeros((4, 5), np.float32)])
-    assert not _fusable([np.zeros((4, 5), np.float32), _fake()])
-    assert _fusable([np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32)])
+    assert not kernels.update_accepts([_fake(), np.zeros((4, 5), np.float32)])
+    assert not kernels.update_accepts([np.zeros((4, 5), np.float32), _fake()])
+    assert kernels.update_accepts([np.zeros((4, 5), np.float32), np.zeros((4, 5), np.float32)])
 
 
 @pytest.mark.parametrize(
