@@ -354,29 +354,30 @@ class Primitive:
         g = gouts[0]
         ins = node.inputs
         params = node.params
-        needs = tuple(e is not None for e in node.next)
-        if not raw and self.composite is not None:
-            return self._through_composite(ins, g, needs, params)
-        if not raw and node.impl is not None:
-            raise RuntimeError(
-                f"{self.name}: ran {node.impl.name!r}, whose derivative is on arrays only; the op "
-                "must declare its composite (defcomposite) for gradients of gradients"
-            )
+        nxt = node.next
+        if not raw:
+            if self.composite is not None:
+                return self._through_composite(ins, g, _needs(nxt), params)
+            if node.impl is not None:
+                raise RuntimeError(
+                    f"{self.name}: ran {node.impl.name!r}, whose derivative is on arrays only; "
+                    "the op must declare its composite (defcomposite) for gradients of gradients"
+                )
         xs = node.arrays if raw and self.save_inputs else ins  # unsaved inputs: only shapes
-        if node.impl is not None:  # raw here: with a graph, the composite was differentiated
-            grads = list(node.impl.backward(g, y, *xs, needs=needs, **params))
-        elif self.joint_vjp is not None:
-            grads = list(self.joint_vjp(g, y, *xs, needs=needs, **params))
+        joint = self.joint_vjp if node.impl is None else node.impl.backward
+        if joint is not None:
+            grads = list(joint(g, y, *xs, needs=_needs(nxt), **params))
         else:
+            # The hot loop of a plain backward: one call per input that wants a gradient.
             vjps = self.vjps
-            # None: an input with no derivative (where's condition)
-            grads = [
-                vjps[i](g, y, *xs, **params) if n and vjps[i] is not None else None
-                for i, n in enumerate(needs)
-            ]
+            grads = [None] * len(nxt)
+            for i, e in enumerate(nxt):
+                if e is not None and vjps[i] is not None:  # None: no derivative (where's cond)
+                    grads[i] = vjps[i](g, y, *xs, **params) if params else vjps[i](g, y, *xs)
         for i, gi in enumerate(grads):
             if gi is not None:
-                gi = self._fit(i, gi, ins[i].shape)
+                if gi.shape != ins[i].shape:
+                    gi = self._fit(i, gi, ins[i].shape)
                 if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
                     gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
                 grads[i] = gi
@@ -453,6 +454,11 @@ def composite(name: str | None = None, *, samples: list[Sample] | None = None) -
         return call
 
     return register
+
+
+def _needs(nxt: tuple) -> tuple[bool, ...]:
+    """Which inputs want a gradient: those with somewhere for it to go."""
+    return tuple(e is not None for e in nxt)
 
 
 def _is_plain(a: Any) -> bool:
