@@ -218,6 +218,28 @@ class ByHand:
         return Impl(lambda: run(True), lambda: _host(*run(False)))
 
 
+class Kernels:
+    """gradtensor.kernels alone on arrays: the fused layer without the Tensor API around it."""
+
+    def __init__(self, device: str):
+        self.k = optional("gradtensor.kernels")
+        self.copy = np.array if device == "cpu" else optional("cupy").asarray
+
+    def linear(self, x, w, b, gy, act):
+        k, (x, w, b, gy) = self.k, (self.copy(a) for a in (x, w, b, gy))
+
+        def run() -> tuple:
+            y, aux = k.linear_act_forward(x, w, b, act)
+            return y, *k.linear_act_backward(gy, x, w, aux, act)
+
+        return Impl(run, lambda: _host(*run()))
+
+    def chain(self, *args):
+        raise Skip("the kernels alone are a layer and an update, not general ops")
+
+    mlp = chain
+
+
 class Functional:
     """JAX, run eagerly (traced on every call) or under jax.jit, and HIPS autograd (a tape over
     NumPy, the closest relative of gradtensor's design): gradients of plain functions."""
@@ -289,6 +311,7 @@ LIBRARIES: dict[str, tuple[str, Callable[[str], Any], str | None]] = {
     "jax": ("JAX (no jit)", lambda d: Functional(d, "jax"), None),
     "jax-jit": ("JAX jit", lambda d: Functional(d, "jax-jit"), None),
     "autograd": ("HIPS autograd", lambda d: Functional(d, "autograd"), None),
+    "kernels": ("gradtensor.kernels alone", Kernels, None),
 }
 LABELS = {k: v[0] for k, v in LIBRARIES.items()}
 

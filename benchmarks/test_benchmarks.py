@@ -36,7 +36,10 @@ def test_workload(benchmark, group, key):
     workload, args, names = WORKLOADS[group]
     if (workload, key) == ("chain", "gradtensor-nokernels"):
         pytest.skip("the chain has no linear layer: no kernels to turn off")
-    impl = getattr(lib(key), workload)(*args)
+    try:
+        impl = getattr(lib(key), workload)(*args)
+    except I.Skip as exc:  # a workload this implementation does not do (the kernels' MLP)
+        pytest.skip(str(exc))
     I.compare(impl.result(), getattr(lib("gradtensor"), workload)(*args).result(), names)
     benchmark.group = group
     benchmark.pedantic(impl.step, rounds=7, iterations=1, warmup_rounds=2)
