@@ -273,6 +273,10 @@ def erf(a: Any) -> Any:
     if _erf_cpu is None:
         import numba
 
+        from .kernels._numba_cache import ensure_cache
+
+        ensure_cache(__file__)
+
         @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
         def _erf(v):  # pragma: no cover - compiled
             return math.erf(v)

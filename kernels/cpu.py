@@ -23,8 +23,11 @@ from ._api import (
     check_backward,
     check_forward,
 )
+from ._numba_cache import ensure_cache
 
 __all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
+
+ensure_cache(__file__)  # before any cache=True function is defined
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enums

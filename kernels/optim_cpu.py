@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ._numba_cache import ensure_cache
+
+ensure_cache(__file__)  # before any cache=True function is defined
+
 __all__ = ["adam_update", "rmsprop_update", "sgd_update"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -1,0 +1,37 @@
+"""Somewhere for Numba's compile cache, on any install.
+
+Functions compiled with cache=True make Numba raise when it has nowhere to write their cache: no
+writable __pycache__ beside the source (a read-only install) and no writable user cache folder
+(a read-only home, as for a service account). Then the cache goes to a private temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+_checked: set[str] = set()
+
+
+def ensure_cache(py_file: str) -> None:
+    """Call before a module's cache=True functions are defined: when no place Numba looks in is
+    writable for `py_file`, point Numba at a temporary folder of this user's, and say so once."""
+    from numba.core import caching, config
+
+    if config.CACHE_DIR or py_file in _checked:
+        return  # NUMBA_CACHE_DIR (or an earlier call) has chosen the folder
+    _checked.add(py_file)
+    locators = getattr(getattr(caching, "_CacheImpl", None), "_locator_classes", ())
+    if any(cls.from_function(ensure_cache, py_file) is not None for cls in locators):
+        return
+    user = getattr(os, "getuid", lambda: "user")()
+    path = os.path.join(tempfile.gettempdir(), f"gradtensor-numba-cache-{user}")
+    config.CACHE_DIR = path  # read as each cache=True function is defined
+    warnings.warn(
+        f"gradtensor: compiled kernels cannot be cached beside {os.path.dirname(py_file)} or in "
+        f"the home folder (neither is writable); they are cached in {path}. Set NUMBA_CACHE_DIR "
+        "to choose the folder.",
+        RuntimeWarning,
+        stacklevel=2,
+    )

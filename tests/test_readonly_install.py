@@ -1,0 +1,76 @@
+"""gradtensor installed where nothing can be written (package folder and HOME read-only) still runs
+its kernels, caching them in a temporary folder, and says so once."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import warnings
+warnings.simplefilter("always")
+import gradtensor as gt, gradtensor.nn.functional as F
+x = gt.randn(4, 3, requires_grad=True)
+w = gt.randn(5, 3, requires_grad=True)
+F.linear(x, w, activation="gelu").sum().backward()
+opt = gt.optim.Adam([w])
+opt.step()
+print("ok", round(gt.erf(gt.ones(1)).item(), 4), tuple(x.grad.shape))
+"""
+
+
+def _read_only_run(site: Path, home: Path, tmp: Path) -> subprocess.CompletedProcess:
+    """Run SCRIPT with `site` and `home` bind-mounted read-only in a mount namespace of its own."""
+    mounts = " && ".join(
+        f"mount --bind {d} {d} && mount -o remount,bind,ro {d}" for d in (site, home)
+    )
+    probe = f"! touch {site}/probe 2>/dev/null && ! touch {home}/probe 2>/dev/null"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
+    env.update(HOME=str(home), PYTHONPATH=str(site), TMPDIR=str(tmp))
+    cmd = ["unshare", "-m", "sh", "-c", f'{mounts} && {probe} && exec "$0" -c "$1"']
+    return subprocess.run(
+        [*cmd, sys.executable, SCRIPT], capture_output=True, text=True, env=env, cwd=tmp,
+        timeout=600,
+    )  # fmt: skip
+
+
+def _can_mount_read_only() -> str | None:
+    if shutil.which("unshare") is None:
+        return "needs util-linux's unshare to make folders read-only in a mount namespace"
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount --bind / /mnt 2>/dev/null || mount -t tmpfs t /mnt"],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        return (
+            "needs permission for a mount namespace (root, or user namespaces) to mount read-only"
+        )
+    return None
+
+
+@pytest.mark.slow
+def test_a_read_only_install_with_a_read_only_home_runs_and_caches_elsewhere(tmp_path):
+    why = _can_mount_read_only()
+    if why:
+        pytest.skip(why)
+    site, home, tmp = tmp_path / "site", tmp_path / "home", tmp_path / "tmp"
+    for d in (site, home, tmp):
+        d.mkdir()
+    # The package as an install lays it out: gradtensor/kernels a real folder, no caches yet.
+    shutil.copytree(ROOT / "gradtensor", site / "gradtensor", symlinks=False,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    first = _read_only_run(site, home, tmp)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert first.stdout.split() == ["ok", "0.8427", "(4,", "3)"]
+    assert first.stderr.count("cannot be cached beside") == 1, first.stderr  # said once
+    cache = tmp / f"gradtensor-numba-cache-{os.getuid()}"
+    assert any(cache.rglob("*.nbi")), "nothing was cached in the temporary folder"
+    assert not any(site.rglob("*.nbi")) and not any(home.rglob("*"))
+    # A second process finds the kernels it compiled there.
+    second = _read_only_run(site, home, tmp)
+    assert second.returncode == 0, second.stderr[-4000:]
