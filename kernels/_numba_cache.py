@@ -22,9 +22,10 @@ def ensure_cache(py_file: str) -> None:
     if config.CACHE_DIR or py_file in _checked:
         return  # NUMBA_CACHE_DIR (or an earlier call) has chosen the folder
     _checked.add(py_file)
-    locators = getattr(getattr(caching, "_CacheImpl", None), "_locator_classes", ())
-    if any(cls.from_function(ensure_cache, py_file) is not None for cls in locators):
-        return
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if not locators or any(cls.from_function(ensure_cache, py_file) for cls in locators):
+        return  # a writable place exists (or this Numba keeps its locators elsewhere: let it be)
     user = getattr(os, "getuid", lambda: "user")()
     path = os.path.join(tempfile.gettempdir(), f"gradtensor-numba-cache-{user}")
     config.CACHE_DIR = path  # read as each cache=True function is defined

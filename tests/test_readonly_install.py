@@ -74,3 +74,16 @@ def test_a_read_only_install_with_a_read_only_home_runs_and_caches_elsewhere(tmp
     # A second process finds the kernels it compiled there.
     second = _read_only_run(site, home, tmp)
     assert second.returncode == 0, second.stderr[-4000:]
+
+
+def test_a_writable_install_keeps_numbas_own_cache_and_says_nothing():
+    code = (
+        "import warnings; warnings.simplefilter('error'); "
+        "from gradtensor.kernels import cpu, optim_cpu; import gradtensor as gt; "
+        "gt.erf(gt.ones(1)); "
+        "from numba.core import config; print(repr(config.CACHE_DIR))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.strip() == "''"  # not redirected: the cache stays beside the package
