@@ -1,7 +1,8 @@
 """The 2-2-2 sigmoid network, one backpropagation step, with the numbers of the classic walkthrough.
 
 Inputs 0.05, 0.10; targets 0.01, 0.99; sigmoid everywhere; E = sum 1/2 (target - out)^2;
-learning rate 0.5; biases are not updated. Everything is float64 so the digits match the page.
+learning rate 0.5; biases are not updated. Everything is float64 so the digits match the page
+(after the update, where the walkthrough rounds its intermediate values, both figures are shown).
 Run: python examples/two_layer_by_hand.py
 """
 
@@ -80,7 +81,9 @@ def main(steps: int = 10_000, verbose: bool = True) -> dict:
     say(f"  w1 = {w1[0, 0]:.9f}, w2 = {w1[0, 1]:.8f}, w3 = {w1[1, 0]:.8f}, w4 = {w1[1, 1]:.8f}")
     with gt.no_grad():
         after_one = forward(net, i, target)[4].sum().item()
-    say(f"  E_total on the same input = {after_one:.10f}")
+    # The walkthrough rounds its intermediate values as it goes and prints 0.291027924 here.
+    say(f"  E_total on the same input = {after_one:.10f} (the walkthrough, rounding as it goes: "
+        "0.291027924)")  # fmt: skip
 
     for _ in range(steps - 1):
         for p in (net["W1"], net["W2"]):
