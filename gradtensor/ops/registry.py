@@ -163,6 +163,8 @@ class Primitive:
         its derivative rule then only needs to run on arrays, and gradients of gradients come
         from differentiating `fn` (JAX's custom_jvp idea). The test harness checks the two agree.
         """
+        if not self.save_inputs:
+            raise ValueError(f"{self.name}: an op with a composite must save its inputs (save='x')")
         self.composite = fn
         return fn
 
