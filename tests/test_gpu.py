@@ -277,6 +277,22 @@ def test_a_model_on_the_second_gpu_trains_while_the_first_is_current(make):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_backward_through_a_graph_that_crosses_gpus_runs_each_part_on_its_own():
+    import cupy
+
+    if gt.cuda.device_count() < 2:
+        if not hasattr(cupy, "set_device_count"):
+            pytest.skip("needs two GPUs (or the CuPy stand-in, which can pretend to have them)")
+        cupy.set_device_count(2)
+    w = gt.randn(3, 3, device="cuda:1", requires_grad=True)
+    x = gt.randn(4, 3, device="cuda:1")
+    h = x @ w  # two consumers on cuda:1, whose gradients add up there
+    (h * h + h).to("cuda:0").sum().backward()  # the loss, and so backward's start, on cuda:0
+    assert w.grad.device == gt.device("cuda:1")
+    xh, wh = x.cpu().numpy(), w.detach().cpu().numpy()
+    np.testing.assert_allclose(w.grad.cpu().numpy(), xh.T @ (2 * (xh @ wh) + 1), rtol=1e-5)
+
+
 def test_a_training_step_never_waits_for_the_gpu():
     import cupy
 

@@ -52,14 +52,18 @@ def backward(
     def add(a: Any, b: Any) -> Any:
         if a is None:
             return b
+        if raw and type(a) is not _ndarray:
+            with _device(a):  # CuPy works on the current GPU: the gradients'
+                return a + b
         s = a + b
-        if raw and type(s) is not _ndarray and not backend.is_cuda_array(s):
+        if raw and type(s) is not _ndarray:
             s = backend.np.asarray(s)  # 0-d NumPy sums come back as scalars
         return s
 
     def deliver_leaf(leaf: Any, g: Any) -> None:
         if g.dtype != leaf.dtype:
-            g = g.astype(leaf.dtype)
+            with _device(g):
+                g = g.astype(leaf.dtype)
         if capture is not None:
             i = leaf_pos.get(id(leaf))
             if i is not None:
@@ -81,7 +85,8 @@ def backward(
         # kept as it is; anything else is copied.
         key = id(g)
         if g.base is not None or key in handed_out or not _writable(g):
-            return g.copy()
+            with _device(g):  # CuPy copies to the current GPU: keep it on the gradient's
+                return g.copy()
         handed_out.add(key)
         return g
 
@@ -113,10 +118,8 @@ def backward(
     push, pop = heapq.heappush, heapq.heappop
     # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
-    # CuPy works on the current GPU: a graph on another one runs with that one current.
-    gpu = next((t.data for t in tensors if backend.is_cuda_array(t.data)), None)
     try:
-        with backend.np.errstate(all="ignore"), nullcontext() if gpu is None else gpu.device:
+        with backend.np.errstate(all="ignore"):
             while heap:
                 node = pop(heap)[1]
                 gouts = pending.pop(node)
@@ -130,7 +133,12 @@ def backward(
                         "its saved tensors were already freed; pass retain_graph=True to the "
                         "first backward() if you need to go through it again"
                     )
-                grads = node.fn.backward(node, gouts, raw)
+                g0 = gouts[0] if gouts[0] is not None else next(g for g in gouts if g is not None)
+                if not raw or type(g0) is _ndarray:
+                    grads = node.fn.backward(node, gouts, raw)  # Tensor ops keep their devices
+                else:
+                    with _device(g0):  # a derivative's array maths runs on the node's GPU
+                        grads = node.fn.backward(node, gouts, raw)
                 if not retain_graph:
                     # Drop what was saved, so its memory goes as soon as the node has run.
                     node.inputs = node.output = node.params = node.versions = node.arrays = None
@@ -153,6 +161,11 @@ def backward(
     if capture is not None and raw:
         capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
+
+
+def _device(a: Any) -> Any:
+    """A context with `a`'s GPU current (CuPy works on the current one); none for host arrays."""
+    return a.device if backend.is_cuda_array(a) else nullcontext()
 
 
 def _leading_to(roots: list, leaf_pos: dict, out_pos: dict) -> set:

@@ -281,16 +281,12 @@ class Primitive:
         This is what lets one derivative rule serve both speeds: in a plain backward the engine
         hands it arrays and every op it calls runs here; under create_graph it gets Tensors.
         """
-        gpu = next((a for a in args if backend.is_cuda_array(a)), None)
-        xp = _np if gpu is None else backend.array_module(gpu)
+        # On arrays, CuPy's rule holds: the current GPU (a backward makes it the node's).
+        xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
         impl = self._choose(args, params) if self.impls else None
         fwd = self.fwd if impl is None else impl.forward
         try:
-            if gpu is None:
-                out = fwd(xp, *args, **params)
-            else:
-                with gpu.device:  # CuPy works on the current GPU: make it the operands'
-                    out = fwd(xp, *args, **params)
+            out = fwd(xp, *args, **params)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         if self.aux:
