@@ -191,6 +191,28 @@ def tensor_rows(fn: str, named: dict[str, Any], flat: Any) -> list[list[Any]]:
     ]
 
 
+# The loops' scalar arguments, in the arrays' float type `ft`, worked out in one place for the
+# CPU loops and the CUDA kernels alike.
+
+
+def sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first):
+    return (
+        ft(-lr), ft(weight_decay), ft(momentum), ft(1 - dampening), ft(dampening),
+        bool(nesterov), bool(first),
+    )  # fmt: skip
+
+
+def adam_scalars(ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bc2_sqrt):
+    return (
+        ft(weight_decay), ft(1 - lr * weight_decay), ft(1 - beta1), ft(beta2), ft(1 - beta2),
+        ft(eps), ft(-step_size), ft(bc2_sqrt), bool(decoupled),
+    )  # fmt: skip
+
+
+def rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum):
+    return ft(-lr), ft(alpha), ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum)
+
+
 def sgd_update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -208,8 +230,9 @@ def sgd_update(
     for p, g, b in tensor_rows("sgd_update", named, _flat):
         ft = p.dtype.type
         _sgd(
-            p, g, p if b is None else b, ft(-lr), ft(weight_decay), ft(momentum),
-            ft(1 - dampening), ft(dampening), bool(nesterov), bool(first), b is not None,
+            p, g, p if b is None else b,
+            *sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first),
+            b is not None,
         )  # fmt: skip
 
 
@@ -240,9 +263,12 @@ def adam_update(
     for p, g, m, v, vmax in tensor_rows("adam_update", named, _flat):
         ft = p.dtype.type
         _adam(
-            p, g, m, v, v if vmax is None else vmax, ft(weight_decay), ft(1 - lr * weight_decay),
-            ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps), ft(-step_size),
-            ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
+            p, g, m, v, v if vmax is None else vmax,
+            *adam_scalars(
+                ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
+                bias_correction2_sqrt,
+            ),
+            vmax is not None,
         )  # fmt: skip
 
 
@@ -270,6 +296,7 @@ def rmsprop_update(
     for p, g, sq, ga, b in tensor_rows("rmsprop_update", named, _flat):
         ft = p.dtype.type
         _rmsprop(
-            p, g, sq, sq if ga is None else ga, sq if b is None else b, ft(-lr), ft(alpha),
-            ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None, b is not None,
+            p, g, sq, sq if ga is None else ga, sq if b is None else b,
+            *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum),
+            ga is not None, b is not None,
         )  # fmt: skip

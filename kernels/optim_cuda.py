@@ -23,7 +23,15 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .optim_cpu import adam, rmsprop, sgd, tensor_rows
+from .optim_cpu import (
+    adam,
+    adam_scalars,
+    rmsprop,
+    rmsprop_scalars,
+    sgd,
+    sgd_scalars,
+    tensor_rows,
+)
 
 __all__ = ["SIMULATOR", "adam_update", "per_launch", "rmsprop_update", "sgd_update"]
 
@@ -241,8 +249,8 @@ def sgd_update(
     )
     ft = _scalar_type(p)
     _launch(
-        _sgd, [p, g, g if b is None else b], ft(-lr), ft(weight_decay), ft(momentum),
-        ft(1 - dampening), ft(dampening), bool(nesterov), bool(first), b is not None,
+        _sgd, [p, g, g if b is None else b],
+        *sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first), b is not None,
     )  # fmt: skip
 
 
@@ -277,9 +285,11 @@ def adam_update(
     )
     ft = _scalar_type(p)
     _launch(
-        _adam, [p, g, m, v, g if vmax is None else vmax], ft(weight_decay),
-        ft(1 - lr * weight_decay), ft(1 - beta1), ft(beta2), ft(1 - beta2), ft(eps),
-        ft(-step_size), ft(bias_correction2_sqrt), bool(decoupled), vmax is not None,
+        _adam, [p, g, m, v, g if vmax is None else vmax],
+        *adam_scalars(
+            ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bias_correction2_sqrt
+        ),
+        vmax is not None,
     )  # fmt: skip
 
 
@@ -311,7 +321,7 @@ def rmsprop_update(
     )
     ft = _scalar_type(p)
     _launch(
-        _rmsprop, [p, g, sq, g if ga is None else ga, g if b is None else b], ft(-lr),
-        ft(alpha), ft(1 - alpha), ft(eps), ft(weight_decay), ft(momentum), ga is not None,
+        _rmsprop, [p, g, sq, g if ga is None else ga, g if b is None else b],
+        *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum), ga is not None,
         b is not None,
     )  # fmt: skip
