@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ._api import ACTIVATION_CODES as _CODES
 from ._api import ACTIVATIONS, AUX_KIND
 
 __all__ = [
@@ -65,7 +64,7 @@ def linear_act_accepts(x: Any, weight: Any, bias: Any | None, activation: str) -
         dt is None
         or getattr(weight, "dtype", None) != dt
         or (bias is not None and getattr(bias, "dtype", None) != dt)
-        or activation not in _CODES
+        or activation not in AUX_KIND
     ):
         return False
     # dtype.char, not dtype.name: name is built anew on each access (a few us per layer call).

@@ -1,37 +1,24 @@
-"""The contract every linear+activation backend shares: names, codes and argument checks."""
+"""The contract every linear+activation backend shares: the activations and the argument checks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-ACTIVATIONS: tuple[str, ...] = ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
+from .activations import ACTIVATIONS, TABLE
 
-# Integer codes let the compiled kernels branch on the activation without string handling.
-IDENTITY, RELU, GELU, GELU_TANH, SIGMOID, TANH = range(len(ACTIVATIONS))
-ACTIVATION_CODES: dict[str, int] = {name: i for i, name in enumerate(ACTIVATIONS)}
-
-# Which array the backward pass reads as `aux`: the output itself is free (no extra memory, no
-# extra writes) whenever the derivative can be written in terms of it; the GELUs cannot, so they
-# keep the pre-activation; identity needs nothing. Since aux may be y itself, a caller must not
-# modify y in place before the backward pass.
-AUX_KIND: dict[str, str | None] = {
-    "identity": None,
-    "relu": "output",
-    "sigmoid": "output",
-    "tanh": "output",
-    "gelu": "preactivation",
-    "gelu_tanh": "preactivation",
-}
+# What each activation's backward reads as `aux`: the output ("output"; then aux may be y itself,
+# so a caller must not modify y in place before the backward pass), the pre-activation ("input")
+# or nothing (None).
+AUX_KIND: dict[str, str | None] = {name: entry.saves for name, entry in TABLE.items()}
 
 
-def activation_code(fn: str, activation: Any) -> int:
-    """Map an activation name to its kernel code, or raise a ValueError naming it."""
-    code = ACTIVATION_CODES.get(activation) if isinstance(activation, str) else None
-    if code is None:
+def check_activation(fn: str, activation: Any) -> str:
+    """The activation's name, or a ValueError naming `fn` and the choices."""
+    if not isinstance(activation, str) or activation not in TABLE:
         raise ValueError(
             f"{fn}: unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}"
         )
-    return code
+    return activation
 
 
 def _describe(a: Any) -> str:
@@ -69,10 +56,10 @@ def check_forward(
     array_types: tuple[type, ...],
     kind: str,
     dtypes: tuple[Any, ...],
-) -> int:
-    """Validate forward arguments; return the activation code."""
+) -> None:
+    """Validate forward arguments."""
     fn = "linear_act_forward"
-    code = activation_code(fn, activation)
+    check_activation(fn, activation)
     named = {"x": x, "weight": weight}
     if bias is not None:
         named["bias"] = bias
@@ -90,7 +77,6 @@ def check_forward(
             f"{tuple(weight.shape)}, got {tuple(bias.shape)}"
         )
     _check_dtypes(fn, named, dtypes)
-    return code
 
 
 def check_backward(
@@ -103,10 +89,10 @@ def check_backward(
     array_types: tuple[type, ...],
     kind: str,
     dtypes: tuple[Any, ...],
-) -> int:
-    """Validate backward arguments; return the activation code."""
+) -> None:
+    """Validate backward arguments."""
     fn = "linear_act_backward"
-    code = activation_code(fn, activation)
+    check_activation(fn, activation)
     if not isinstance(bias, bool):
         raise ValueError(f"{fn}: bias must be True or False, got {bias!r}")
     named = {"gy": gy, "x": x, "weight": weight}
@@ -140,4 +126,3 @@ def check_backward(
             f"got {tuple(aux.shape)}"
         )
     _check_dtypes(fn, named, dtypes)
-    return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numba
@@ -12,18 +13,9 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from . import blas
-from ._api import (
-    ACTIVATIONS,
-    AUX_KIND,
-    GELU,
-    IDENTITY,
-    RELU,
-    SIGMOID,
-    TANH,
-    check_backward,
-    check_forward,
-)
+from ._api import ACTIVATIONS, AUX_KIND, check_backward, check_forward
 from ._numba_cache import ensure_cache
+from .activations import DIGEST, TABLE
 
 __all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
 
@@ -204,198 +196,278 @@ def _erfc_pos_f32(z):
     return _F(0.0) if a < _F(-80.0) else e
 
 
-def _activation_math(ft, exp, tanh_, erfc_pos):
-    """Activation values and derivatives for one float type, free of mixed-precision constants."""
-    zero, half, one, two = ft(0.0), ft(0.5), ft(1.0), ft(2.0)
-    inv_sqrt2 = ft(1.0 / math.sqrt(2.0))
-    inv_sqrt2pi = ft(1.0 / math.sqrt(2.0 * math.pi))
-    k = ft(math.sqrt(2.0 / math.pi))
-    k3 = ft(math.sqrt(2.0 / math.pi) * 0.044715)
-    k33 = ft(3.0 * math.sqrt(2.0 / math.pi) * 0.044715)
+class _Maths:
+    """The activation table's maths namespace (kernels.activations) for Numba scalars of one
+    float type, its constants of that type: no mixed-precision arithmetic in the loops."""
 
-    def relu(z):
-        return zero if z < zero else z  # NaN passes through
+    def __init__(self, ft, exp, tanh, erfc_pos):
+        half, one = ft(0.5), ft(1.0)
+        inv_sqrt2 = ft(1.0 / math.sqrt(2.0))
+        self.const, self.exp, self.tanh = ft, exp, tanh
 
-    # Gradients take (g, a) with a the aux: the output y, or the pre-activation z for the GELUs.
-    def relu_grad(g, a):
-        return g if a > zero else zero
+        # Inlined in Numba's IR: left to LLVM, these calls are too big to inline and block
+        # vectorization of the loops that use them.
+        @_inline
+        def sigmoid(z):
+            return one / (one + exp(-z))
 
-    # Inlined in Numba's IR: left to LLVM, these calls are too big to inline and block
-    # vectorization of the loops that use them.
-    @njit(inline="always", error_model="numpy", fastmath=_OPTS["fastmath"])
-    def sigmoid(z):
-        return one / (one + exp(-z))
+        @_inline
+        def ncdf(z):
+            # erfc of |z| only, so that the negative tail is not 1 - (almost 1).
+            c = half * erfc_pos(abs(z) * inv_sqrt2)
+            return c if z < ft(0.0) else one - c
 
-    def tanh(z):
-        return tanh_(z)
-
-    def sigmoid_grad(g, a):
-        return g * a * (one - a)
-
-    def tanh_grad(g, a):
-        return g * (one - a * a)
-
-    @njit(inline="always", error_model="numpy", fastmath=_OPTS["fastmath"])
-    def normal_cdf(z):
-        # erfc of |z| only, so that the negative tail is not 1 - (almost 1).
-        c = half * erfc_pos(abs(z) * inv_sqrt2)
-        return c if z < zero else one - c
-
-    def gelu(z):
-        return z * normal_cdf(z)
-
-    def gelu_grad(g, a):
-        return g * (normal_cdf(a) + a * inv_sqrt2pi * exp(-half * a * a))
-
-    def gelu_tanh(z):
-        # 0.5 (1 + tanh u) written as sigmoid(2u): no cancellation for negative z.
-        return z * sigmoid(two * (k * z + k3 * z * z * z))
-
-    def gelu_tanh_grad(g, a):
-        a2 = a * a
-        s = sigmoid(two * (k * a + k3 * a2 * a))
-        return g * (s + a * two * (k + k33 * a2) * s * (one - s))
-
-    def sigmoid_value(z):
-        return sigmoid(z)
-
-    return {
-        "relu": relu,
-        "relu_grad": relu_grad,
-        "sigmoid": sigmoid_value,
-        "sigmoid_grad": sigmoid_grad,
-        "tanh": tanh,
-        "tanh_grad": tanh_grad,
-        "gelu": gelu,
-        "gelu_grad": gelu_grad,
-        "gelu_tanh": gelu_tanh,
-        "gelu_tanh_grad": gelu_tanh_grad,
-    }
+        self.sigmoid, self.ncdf, self.where, self.maximum = sigmoid, ncdf, _where, _maximum
 
 
-_MATH = {
-    types.float32: _activation_math(np.float32, _exp_f32, _tanh_f32, _erfc_pos_f32),
-    types.float64: _activation_math(np.float64, math.exp, math.tanh, math.erfc),
-}
+def _inline(fn):
+    return njit(inline="always", error_model="numpy", fastmath=_OPTS["fastmath"])(fn)
 
 
-def _per_dtype(name):
-    """A function callable from njit code that resolves to the float32 or float64 version."""
-    # Overload signatures must match the implementations': values take z, gradients (g, a).
-    if name.endswith("_grad"):
-
-        def stub(g, a):
-            raise NotImplementedError("only callable from compiled code")
-
-        def resolve(g, a):
-            return _MATH[a][name] if a in _MATH else None
-
-    else:
-
-        def stub(z):
-            raise NotImplementedError("only callable from compiled code")
-
-        def resolve(z):
-            return _MATH[z][name] if z in _MATH else None
-
-    stub.__name__ = f"_{name}"
-    overload(stub, inline="always")(resolve)
-    return stub
+@_inline
+def _where(c, a, b):
+    return a if c else b
 
 
-_relu, _relu_grad = _per_dtype("relu"), _per_dtype("relu_grad")
-_sigmoid, _sigmoid_grad = _per_dtype("sigmoid"), _per_dtype("sigmoid_grad")
-_tanh, _tanh_grad = _per_dtype("tanh"), _per_dtype("tanh_grad")
-_gelu, _gelu_grad = _per_dtype("gelu"), _per_dtype("gelu_grad")
-_gelu_tanh, _gelu_tanh_grad = _per_dtype("gelu_tanh"), _per_dtype("gelu_tanh_grad")
+@_inline
+def _maximum(a, b):
+    return b if a < b else a  # a NaN in a passes through
+
+
+_MATHS = {
+    types.float32: _Maths(np.float32, _exp_f32, _tanh_f32, _erfc_pos_f32),
+    types.float64: _Maths(np.float64, _inline(lambda z: math.exp(z)),
+                          _inline(lambda z: math.tanh(z)), _inline(lambda z: math.erfc(z))),
+}  # fmt: skip
+_SCALAR: dict[tuple[str, Any], tuple[Any, Any]] = {}
+
+
+def _scalar(act: Any, ty: Any) -> tuple[Any, Any] | None:
+    """(value, grad) of the activation that `act` names, compiled for Numba float type `ty`."""
+    name = act.types[0] if isinstance(act, types.BaseTuple) else None
+    if not isinstance(name, types.StringLiteral) or ty not in _MATHS:
+        return None
+    key = (name.literal_value, ty)
+    if key not in _SCALAR:
+        fns = TABLE[key[0]].maths(_MATHS[ty])
+        _SCALAR[key] = tuple(f if hasattr(f, "py_func") else _inline(f) for f in fns)
+    return _SCALAR[key]
+
+
+# Compiled code names the activation with `act`, a tuple of literal strings (name, table digest)
+# that each kernel holds as a constant: the overloads below pick the activation's maths while
+# compiling, so each activation has its own straight-line loops, compiled on first use, and its
+# own entry in the on-disk cache, which the digest ties to the table's source.
+def _act_value(act, z):
+    raise NotImplementedError("only callable from compiled code")
+
+
+def _act_grad(act, g, s):
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_act_value, inline="always", prefer_literal=True)
+def _act_value_impl(act, z):
+    fns = _scalar(act, z)
+    if fns is not None:
+        value = fns[0]
+        return lambda act, z: value(z)
+    return None
+
+
+@overload(_act_grad, inline="always", prefer_literal=True)
+def _act_grad_impl(act, g, s):
+    fns = _scalar(act, s)
+    if fns is not None:
+        grad = fns[1]
+        return lambda act, g, s: grad(g, s)
+    return None
+
+
+def _saves(act: Any) -> str | None:
+    return TABLE[act.types[0].literal_value].saves
 
 
 # ---------------------------------------------------------------------------------------------
-# Fused passes over rows [r0, r1). The activation branch is taken once per row, so each inner
-# loop is a straight line over a contiguous row that LLVM vectorizes.
+# Fused passes over rows [r0, r1): each inner loop is a straight line over a contiguous row that
+# LLVM vectorizes.
 
 
-@njit(**_OPTS)
-def _forward_rows(z, bias, act, y, r0, r1):
+def _forward_rows(act, z, bias, y, r0, r1):
     """Rows r0:r1 of the epilogue: z += bias, then act applied in place (aux is y) or into y."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_forward_rows, prefer_literal=True)
+def _forward_rows_impl(act, z, bias, y, r0, r1):
     # In-place activations read and write one array: with two names for the same buffer LLVM's
     # runtime overlap check would send every row down the scalar loop.
-    n = z.shape[1]
-    for i in range(r0, r1):
-        if act == IDENTITY:
-            for j in range(n):
-                z[i, j] += bias[j]
-        elif act == RELU:
-            for j in range(n):
-                z[i, j] = _relu(z[i, j] + bias[j])
-        elif act == SIGMOID:
-            for j in range(n):
-                z[i, j] = _sigmoid(z[i, j] + bias[j])
-        elif act == TANH:
-            for j in range(n):
-                z[i, j] = _tanh(z[i, j] + bias[j])
-        elif act == GELU:
-            for j in range(n):
-                v = z[i, j] + bias[j]
-                z[i, j] = v
-                y[i, j] = _gelu(v)
-        else:
-            for j in range(n):
-                v = z[i, j] + bias[j]
-                z[i, j] = v
-                y[i, j] = _gelu_tanh(v)
+    if _saves(act) == "input":
+
+        def keep_z(act, z, bias, y, r0, r1):
+            for i in range(r0, r1):
+                for j in range(z.shape[1]):
+                    v = z[i, j] + bias[j]
+                    z[i, j] = v
+                    y[i, j] = _act_value(act, v)
+
+        return keep_z
+
+    def in_place(act, z, bias, y, r0, r1):
+        for i in range(r0, r1):
+            for j in range(z.shape[1]):
+                z[i, j] = _act_value(act, z[i, j] + bias[j])
+
+    return in_place
 
 
-@njit(**_OPTS)
-def _backward_rows(gy, aux, act, gz, gb, r0, r1):
+def _backward_rows(act, gy, aux, gz, gb, r0, r1):
     """gz = gy * act'(aux) over rows r0:r1, adding each column's sum of gz into gb (float64)."""
-    n = gy.shape[1]
-    for i in range(r0, r1):
-        if act == IDENTITY:
-            for j in range(n):
-                gb[j] += gy[i, j]
-        elif act == RELU:
-            for j in range(n):
-                g = _relu_grad(gy[i, j], aux[i, j])
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_backward_rows, prefer_literal=True)
+def _backward_rows_impl(act, gy, aux, gz, gb, r0, r1):
+    if _saves(act) is None:  # gz is gy: only the sums
+
+        def sums(act, gy, aux, gz, gb, r0, r1):
+            for i in range(r0, r1):
+                for j in range(gy.shape[1]):
+                    gb[j] += gy[i, j]
+
+        return sums
+
+    def rows(act, gy, aux, gz, gb, r0, r1):
+        for i in range(r0, r1):
+            for j in range(gy.shape[1]):
+                g = _act_grad(act, gy[i, j], aux[i, j])
                 gz[i, j] = g
                 gb[j] += g
-        elif act == SIGMOID:
-            for j in range(n):
-                g = _sigmoid_grad(gy[i, j], aux[i, j])
-                gz[i, j] = g
-                gb[j] += g
-        elif act == TANH:
-            for j in range(n):
-                g = _tanh_grad(gy[i, j], aux[i, j])
-                gz[i, j] = g
-                gb[j] += g
-        elif act == GELU:
-            for j in range(n):
-                g = _gelu_grad(gy[i, j], aux[i, j])
-                gz[i, j] = g
-                gb[j] += g
+
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Row blocks (when the GEMMs are MKL's, which compiled code can call). A layer whose activations
+# outgrow the cache while its weight does not (65536x64x64: 16 MB arrays, a 16 KB weight) runs a
+# block of rows at a time: the block's GEMM, then its epilogue while the block is still in L2;
+# backward, gz of the block, then its gx GEMM and its share of gW (accumulated, beta=1) from the
+# same cached block. Each (B, Out) array then crosses memory once, not two or three times, and gz
+# needs only a block of scratch. Blocks of 512 KB of x and z rows; under 128 rows blocking loses,
+# as gW, read and written once a block, outweighs what is saved. In parallel, each thread takes a
+# span of rows with MKL held to one thread on it: MKL's own threads nested inside Numba's ran
+# slower (figures: benchmarks/results/kernel-decisions.md).
+BLOCK_BYTES = 1 << 19
+_MIN_BLOCK_ROWS = 128
+
+
+@njit(inline="always")
+def _forward_span(act, gemm, x, w, tw, ldw, bias, z, y, r0, r1, block):
+    """Rows r0:r1 of act(x @ w.T + bias) into z (and y), `block` rows at a time."""
+    n_in, n_out = x.shape[1], z.shape[1]
+    for s in range(r0, r1, block):
+        e = min(r1, s + block)
+        gemm(_ROW_MAJOR, _NO_TRANS, tw, e - s, n_out, n_in, 1.0,
+             x[s:e].ctypes, n_in, w.ctypes, ldw, 0.0, z[s:e].ctypes, n_out)  # fmt: skip
+        _forward_rows(act, z, bias, y, s, e)
+
+
+@njit(inline="always")
+def _backward_span(act, gemm, gy, x, w, tw, ldw, aux, gz, gx, gw, gb, r0, r1, block, want_gx,
+                   want_gb):  # fmt: skip
+    """Rows r0:r1 of the backward, `block` rows at a time: gx rows, gW and gb sums (gz scratch)."""
+    n_in, n_out = x.shape[1], gy.shape[1]
+    tw_gx = _NO_TRANS if tw == _TRANS else _TRANS  # gx = gz @ w reads w the other way round
+    beta = 0.0  # the first block writes gW, the others add to it
+    for s in range(r0, r1, block):
+        e = min(r1, s + block)
+        m = e - s
+        if gz.shape[0] == 0:  # identity: gz is gy itself
+            g = gy[s:e]
+            if want_gb:
+                _backward_rows(act, g, g, g, gb, 0, m)
         else:
-            for j in range(n):
-                g = _gelu_tanh_grad(gy[i, j], aux[i, j])
-                gz[i, j] = g
-                gb[j] += g
+            g = gz[:m]
+            _backward_rows(act, gy[s:e], aux[s:e], g, gb, 0, m)
+        if want_gx:
+            gemm(_ROW_MAJOR, _NO_TRANS, tw_gx, m, n_in, n_out, 1.0,
+                 g.ctypes, n_out, w.ctypes, ldw, 0.0, gx[s:e].ctypes, n_in)  # fmt: skip
+        gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_out, n_in, m, 1.0,
+             g.ctypes, n_out, x[s:e].ctypes, n_in, beta, gw.ctypes, n_in)  # fmt: skip
+        beta = 1.0
+    if beta == 0.0:  # an empty span (more threads than rows to share) adds nothing to gW
+        gw[:] = 0.0
 
 
-@njit(parallel=True, **_OPTS)
-def _forward_parallel(z, bias, act, y, nchunks):
-    rows = z.shape[0]
-    step = (rows + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        _forward_rows(z, bias, act, y, c * step, min(rows, (c + 1) * step))
+_PASSES: dict[str, Any] = {}
 
 
-@njit(parallel=True, **_OPTS)
-def _backward_parallel(gy, aux, act, gz, partial):
-    rows = gy.shape[0]
-    nchunks = partial.shape[0]
-    step = (rows + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        _backward_rows(gy, aux, act, gz, partial[c], c * step, min(rows, (c + 1) * step))
+def _passes(activation: str) -> Any:
+    """The compiled passes of one activation, made on its first use; each compiles (or loads
+    from the on-disk cache) on its first call, so a model pays only for what it runs."""
+    passes = _PASSES.get(activation)
+    if passes is None:
+        passes = _PASSES[activation] = _make_passes((activation, DIGEST))
+    return passes
+
+
+def _make_passes(act: tuple[str, str]) -> Any:
+    @njit(**_OPTS)
+    def forward(z, bias, y, r0, r1):
+        _forward_rows(act, z, bias, y, r0, r1)
+
+    @njit(**_OPTS)
+    def backward(gy, aux, gz, gb, r0, r1):
+        _backward_rows(act, gy, aux, gz, gb, r0, r1)
+
+    @njit(parallel=True, **_OPTS)
+    def forward_parallel(z, bias, y, nchunks):
+        rows = z.shape[0]
+        step = (rows + nchunks - 1) // nchunks
+        for c in prange(nchunks):
+            _forward_rows(act, z, bias, y, c * step, min(rows, (c + 1) * step))
+
+    @njit(parallel=True, **_OPTS)
+    def backward_parallel(gy, aux, gz, partial):
+        rows = gy.shape[0]
+        nchunks = partial.shape[0]
+        step = (rows + nchunks - 1) // nchunks
+        for c in prange(nchunks):
+            _backward_rows(act, gy, aux, gz, partial[c], c * step, min(rows, (c + 1) * step))
+
+    @njit(nogil=True, **_OPTS)
+    def forward_span(gemm, x, w, tw, ldw, bias, z, y, r0, r1, block):
+        _forward_span(act, gemm, x, w, tw, ldw, bias, z, y, r0, r1, block)
+
+    @njit(nogil=True, **_OPTS)
+    def backward_span(gemm, gy, x, w, tw, ldw, aux, gz, gx, gw, gb, r0, r1, block, want_gx,
+                      want_gb):  # fmt: skip
+        _backward_span(act, gemm, gy, x, w, tw, ldw, aux, gz, gx, gw, gb, r0, r1, block,
+                       want_gx, want_gb)  # fmt: skip
+
+    @njit(parallel=True, **_OPTS)
+    def forward_spans(gemm, one_thread, x, w, tw, ldw, bias, z, y, block, nchunks):
+        rows = z.shape[0]
+        step = (rows + nchunks - 1) // nchunks
+        for c in prange(nchunks):
+            prev = one_thread(1)
+            _forward_span(act, gemm, x, w, tw, ldw, bias, z, y, c * step,
+                          min(rows, (c + 1) * step), block)  # fmt: skip
+            one_thread(prev)
+
+    @njit(parallel=True, **_OPTS)
+    def backward_spans(gemm, one_thread, gy, x, w, tw, ldw, aux, gz, gx, gw, gb, block,
+                       want_gx, want_gb):  # fmt: skip
+        rows = gy.shape[0]
+        nchunks = gw.shape[0]
+        step = (rows + nchunks - 1) // nchunks
+        for c in prange(nchunks):
+            prev = one_thread(1)
+            _backward_span(act, gemm, gy, x, w, tw, ldw, aux, gz[c], gx, gw[c], gb[c], c * step,
+                           min(rows, (c + 1) * step), block, want_gx, want_gb)  # fmt: skip
+            one_thread(prev)
+
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "act"})
 
 
 def _parallel_min() -> int | None:
@@ -426,100 +498,24 @@ def _chunks(size: int) -> int:
     return numba.get_num_threads()
 
 
-def _run_forward(z, bias, act, y):
+def _run_forward(k, z, bias, y):
     nchunks = _chunks(z.size)
     if nchunks == 1:
-        _forward_rows(z, bias, act, y, 0, z.shape[0])
+        k.forward(z, bias, y, 0, z.shape[0])
     else:
-        _forward_parallel(z, bias, act, y, nchunks)
+        k.forward_parallel(z, bias, y, nchunks)
 
 
-def _run_backward(gy, aux, act, gz):
+def _run_backward(k, gy, aux, gz):
     """Fill gz and return the float64 column sums of gz."""
     nchunks = _chunks(gy.size)
     if nchunks == 1:
         gb = np.zeros(gy.shape[1], np.float64)
-        _backward_rows(gy, aux, act, gz, gb, 0, gy.shape[0])
+        k.backward(gy, aux, gz, gb, 0, gy.shape[0])
         return gb
     partial = np.zeros((nchunks, gy.shape[1]), np.float64)
-    _backward_parallel(gy, aux, act, gz, partial)
+    k.backward_parallel(gy, aux, gz, partial)
     return partial.sum(axis=0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Row blocks (when the GEMMs are MKL's, which compiled code can call). A layer whose activations
-# outgrow the cache while its weight does not (65536x64x64: 16 MB arrays, a 16 KB weight) runs a
-# block of rows at a time: the block's GEMM, then its epilogue while the block is still in L2;
-# backward, gz of the block, then its gx GEMM and its share of gW (accumulated, beta=1) from the
-# same cached block. Each (B, Out) array then crosses memory once, not two or three times, and gz
-# needs only a block of scratch. Blocks of 512 KB of x and z rows; under 128 rows blocking loses,
-# as gW, read and written once a block, outweighs what is saved. In parallel, each thread takes a
-# span of rows with MKL held to one thread on it: MKL's own threads nested inside Numba's ran
-# slower (figures: benchmarks/results/kernel-decisions.md).
-BLOCK_BYTES = 1 << 19
-_MIN_BLOCK_ROWS = 128
-
-
-@njit(nogil=True, **_OPTS)
-def _forward_span(gemm, x, w, tw, ldw, bias, act, z, y, r0, r1, block):
-    """Rows r0:r1 of act(x @ w.T + bias) into z (and y), `block` rows at a time."""
-    n_in, n_out = x.shape[1], z.shape[1]
-    for s in range(r0, r1, block):
-        e = min(r1, s + block)
-        gemm(_ROW_MAJOR, _NO_TRANS, tw, e - s, n_out, n_in, 1.0,
-             x[s:e].ctypes, n_in, w.ctypes, ldw, 0.0, z[s:e].ctypes, n_out)  # fmt: skip
-        _forward_rows(z, bias, act, y, s, e)
-
-
-@njit(nogil=True, **_OPTS)
-def _backward_span(gemm, gy, x, w, tw, ldw, aux, act, gz, gx, gw, gb, r0, r1, block, want_gx,
-                   want_gb):  # fmt: skip
-    """Rows r0:r1 of the backward, `block` rows at a time: gx rows, gW and gb sums (gz scratch)."""
-    n_in, n_out = x.shape[1], gy.shape[1]
-    tw_gx = _NO_TRANS if tw == _TRANS else _TRANS  # gx = gz @ w reads w the other way round
-    beta = 0.0  # the first block writes gW, the others add to it
-    for s in range(r0, r1, block):
-        e = min(r1, s + block)
-        m = e - s
-        if act == IDENTITY:
-            g = gy[s:e]
-            if want_gb:
-                _backward_rows(g, g, act, g, gb, 0, m)
-        else:
-            g = gz[:m]
-            _backward_rows(gy[s:e], aux[s:e], act, g, gb, 0, m)
-        if want_gx:
-            gemm(_ROW_MAJOR, _NO_TRANS, tw_gx, m, n_in, n_out, 1.0,
-                 g.ctypes, n_out, w.ctypes, ldw, 0.0, gx[s:e].ctypes, n_in)  # fmt: skip
-        gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_out, n_in, m, 1.0,
-             g.ctypes, n_out, x[s:e].ctypes, n_in, beta, gw.ctypes, n_in)  # fmt: skip
-        beta = 1.0
-    if beta == 0.0:  # an empty span (more threads than rows to share) adds nothing to gW
-        gw[:] = 0.0
-
-
-@njit(parallel=True, **_OPTS)
-def _forward_spans(gemm, one_thread, x, w, tw, ldw, bias, act, z, y, block, nchunks):
-    rows = z.shape[0]
-    step = (rows + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        prev = one_thread(1)
-        _forward_span(gemm, x, w, tw, ldw, bias, act, z, y, c * step, min(rows, (c + 1) * step),
-                      block)  # fmt: skip
-        one_thread(prev)
-
-
-@njit(parallel=True, **_OPTS)
-def _backward_spans(gemm, one_thread, gy, x, w, tw, ldw, aux, act, gz, gx, gw, gb, block,
-                    want_gx, want_gb):  # fmt: skip
-    rows = gy.shape[0]
-    nchunks = gw.shape[0]
-    step = (rows + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        prev = one_thread(1)
-        _backward_span(gemm, gy, x, w, tw, ldw, aux, act, gz[c], gx, gw[c], gb[c], c * step,
-                       min(rows, (c + 1) * step), block, want_gx, want_gb)  # fmt: skip
-        one_thread(prev)
 
 
 def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
@@ -558,33 +554,32 @@ def linear_act_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, activation: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """y, aux = act(x @ weight.T + bias); e.g. linear_act_forward(x, w, b, "relu")."""
-    act = check_forward(x, weight, bias, activation, (np.ndarray,), "NumPy", DTYPES)
+    check_forward(x, weight, bias, activation, (np.ndarray,), "NumPy", DTYPES)
     x, weight = _blasable(x), _blasable(weight)
     n_out = weight.shape[0]
     z = np.empty((x.shape[0], n_out), x.dtype)
-    if act == IDENTITY and bias is None:
+    saves = AUX_KIND[activation]
+    if saves is None and bias is None:
         return blas.matmul(x, weight.T, z), None
     b = np.zeros(n_out, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    keeps_z = AUX_KIND[activation] == "preactivation"
-    y = np.empty_like(z) if keeps_z else z
+    y = np.empty_like(z) if saves == "input" else z
+    k = _passes(activation)
     blocks = _blocking(x, n_out)
     if blocks is None:
         blas.matmul(x, weight.T, z)
-        _run_forward(z, b, act, y)
+        _run_forward(k, z, b, y)
     else:
-        _forward_blocked(x, weight, b, act, z, y, *blocks)
-    if act == IDENTITY:
-        return y, None
-    return y, (z if keeps_z else y)
+        _forward_blocked(k, x, weight, b, z, y, *blocks)
+    return y, (None if saves is None else z)
 
 
-def _forward_blocked(x, weight, b, act, z, y, gemm, block):
+def _forward_blocked(k, x, weight, b, z, y, gemm, block):
     w, tw, ldw = _weight_operand(weight)
     nchunks = _span_count(z, block)
     if nchunks == 1:
-        _forward_span(gemm, x, w, tw, ldw, b, act, z, y, 0, z.shape[0], block)
+        k.forward_span(gemm, x, w, tw, ldw, b, z, y, 0, z.shape[0], block)
     else:
-        _forward_spans(gemm, blas.set_threads_local, x, w, tw, ldw, b, act, z, y, block, nchunks)
+        k.forward_spans(gemm, blas.set_threads_local, x, w, tw, ldw, b, z, y, block, nchunks)
 
 
 def linear_act_backward(
@@ -601,23 +596,25 @@ def linear_act_backward(
     input_grad=False skips gx (returned as None): a first layer's input needs no gradient, and
     that saves one of the three GEMMs.
     """
-    act = check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
+    check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
     x, weight = _blasable(x), _blasable(weight)
     # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes gy
     # as its own output.
     gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()
-    aux = gy if act == IDENTITY else np.ascontiguousarray(aux)
+    identity = AUX_KIND[activation] is None
+    aux = gy if identity else np.ascontiguousarray(aux)
+    k = _passes(activation)
     blocks = _blocking(x, weight.shape[0])
     if blocks is not None:
-        return _backward_blocked(gy, x, weight, aux, act, bias, input_grad, *blocks)
+        return _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, *blocks)
     gb = None
-    if act == IDENTITY:
+    if identity:
         gz = gy
         if bias:
-            gb = _run_backward(gy, gy, act, gy)
+            gb = _run_backward(k, gy, gy, gy)
     else:
         gz = np.empty_like(gy)
-        gb = _run_backward(gy, aux, act, gz)
+        gb = _run_backward(k, gy, aux, gz)
     gx = None
     if input_grad:
         gx = np.empty(x.shape, x.dtype)
@@ -627,47 +624,47 @@ def linear_act_backward(
     return gx, gw, (gb.astype(x.dtype) if bias else None)
 
 
-def _backward_blocked(gy, x, weight, aux, act, bias, input_grad, gemm, block):
+def _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, gemm, block):
     n_out, n_in = weight.shape
     nchunks = _span_count(gy, block)
     gx = np.empty(x.shape if input_grad else (0, n_in), x.dtype)
-    gz = np.empty((nchunks, 0 if act == IDENTITY else block, n_out), x.dtype)
+    gz = np.empty((nchunks, 0 if identity else block, n_out), x.dtype)
     w, tw, ldw = _weight_operand(weight)
     if nchunks == 1:
         gw, gb = np.empty((n_out, n_in), x.dtype), np.zeros(n_out, np.float64)
-        _backward_span(gemm, gy, x, w, tw, ldw, aux, act, gz[0], gx, gw, gb, 0, gy.shape[0],
-                       block, input_grad, bias)  # fmt: skip
+        k.backward_span(gemm, gy, x, w, tw, ldw, aux, gz[0], gx, gw, gb, 0, gy.shape[0], block,
+                        input_grad, bias)  # fmt: skip
     else:  # each span sums its own gW and gb
         gws, gbs = np.empty((nchunks, n_out, n_in), x.dtype), np.zeros((nchunks, n_out))
-        _backward_spans(gemm, blas.set_threads_local, gy, x, w, tw, ldw, aux, act, gz, gx,
-                        gws, gbs, block, input_grad, bias)  # fmt: skip
+        k.backward_spans(gemm, blas.set_threads_local, gy, x, w, tw, ldw, aux, gz, gx, gws, gbs,
+                         block, input_grad, bias)  # fmt: skip
         gw, gb = gws.sum(axis=0), gbs.sum(axis=0)
     return gx if input_grad else None, gw, (gb.astype(x.dtype) if bias else None)
 
 
-def warmup() -> None:
-    """Compile (or load from the on-disk cache) every kernel signature; call before timing."""
+def warmup(activations: tuple[str, ...] = ACTIVATIONS) -> None:
+    """Compile (or load from the on-disk cache) the kernels of `activations` for every
+    signature they can run with; call before timing."""
     parallel = PARALLEL_MIN_ELEMENTS is not None  # "auto" may turn them on later
     for dtype in DTYPES:
-        x = np.ones((4, 3), dtype)
-        w = np.ones((2, 3), dtype)
-        b = np.ones(2, dtype)
-        for name in ACTIVATIONS:
+        x, w, b = np.ones((4, 3), dtype), np.ones((2, 3), dtype), np.ones(2, dtype)
+        z = np.ones((4, 2), dtype)
+        gemm = blas.cblas_gemm(np.dtype(dtype))
+        wt, tw, ldw = _weight_operand(w)
+        gz, gw, gb = np.empty((2, 2, 2), dtype), np.empty((2, 2, 3), dtype), np.zeros((2, 2))
+        for name in activations:
             y, aux = linear_act_forward(x, w, b, name)
             linear_act_backward(np.ones_like(y), x, w, aux, name)
-        z = np.ones((4, 2), dtype)
-        if parallel:
-            _forward_parallel(z, b, IDENTITY, z, 2)
-            _backward_parallel(z, z, IDENTITY, z, np.zeros((2, 2)))
-        gemm = blas.cblas_gemm(np.dtype(dtype))
-        if gemm is None:
-            continue
-        # The row-block kernels; the activation is a run-time code, so one call covers them all.
-        w, tw, ldw = _weight_operand(w)
-        gz, gw, gb = np.empty((2, 2, 2), dtype), np.empty((2, 2, 3), dtype), np.zeros((2, 2))
-        _forward_span(gemm, x, w, tw, ldw, b, RELU, z, z, 0, 4, 2)
-        _backward_span(gemm, z, x, w, tw, ldw, z, RELU, z, x, gw[0], gb[0], 0, 4, 2, True, True)
-        if parallel and blas.set_threads_local is not None:
-            one = blas.set_threads_local
-            _forward_spans(gemm, one, x, w, tw, ldw, b, RELU, z, z, 2, 2)
-            _backward_spans(gemm, one, z, x, w, tw, ldw, z, RELU, gz, x, gw, gb, 2, True, True)
+            k = _passes(name)
+            if parallel:
+                k.forward_parallel(z, b, z.copy(), 2)
+                k.backward_parallel(z, z, z.copy(), np.zeros((2, 2)))
+            if gemm is None:
+                continue
+            k.forward_span(gemm, x, wt, tw, ldw, b, z, z.copy(), 0, 4, 2)
+            k.backward_span(gemm, z, x, wt, tw, ldw, z, gz[0], x, gw[0], gb[0], 0, 4, 2, True,
+                            True)  # fmt: skip
+            if parallel and blas.set_threads_local is not None:
+                one = blas.set_threads_local
+                k.forward_spans(gemm, one, x, wt, tw, ldw, b, z, z.copy(), 2, 2)
+                k.backward_spans(gemm, one, z, x, wt, tw, ldw, z, gz, x, gw, gb, 2, True, True)

@@ -404,7 +404,10 @@ NOT_FUZZED = {
     "scatter": "the derivative of getitem: runs in every getitem's backward",
 }
 # Registered ops drawn under another name.
-FUZZED_AS = {"binary_cross_entropy_with_logits": "bce_with_logits"}
+FUZZED_AS = {
+    "binary_cross_entropy_with_logits": "bce_with_logits",
+    "gelu_tanh": "gelu",  # gelu(x, approximate="tanh")
+}
 
 
 # -- where an op is not smooth: distances to its kinks, to spot rounding on either side --------

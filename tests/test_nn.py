@@ -299,8 +299,13 @@ def test_mlp_structure_and_forward():
         "layers.2.weight",
     ]
     assert m(gt.randn(5, 8)).shape == (5, 4)
-    silu = nn.MLP([3, 4, 2], activation="silu")
-    assert [type(x).__name__ for x in silu.layers] == ["Linear", "SiLU", "Linear"]
+    silu = nn.MLP([3, 4, 2], activation="silu")  # a fused activation: no module of its own
+    assert [(type(x).__name__, x.activation) for x in silu.layers] == [
+        ("Linear", "silu"),
+        ("Linear", None),
+    ]
+    softplus = nn.MLP([3, 4, 2], activation="softplus")
+    assert [type(x).__name__ for x in softplus.layers] == ["Linear", "Softplus", "Linear"]
     with pytest.raises(ValueError, match="unknown activation"):
         nn.MLP([3, 2], output_activation="nope")
     with pytest.raises(ValueError, match="input and an output"):

@@ -127,6 +127,7 @@ TWINS = {
     "gelu": TF.gelu,
     "softplus": TF.softplus,
     "silu": TF.silu,
+    "gelu_tanh": lambda x: TF.gelu(x, approximate="tanh"),
     "log_softmax": lambda x, axis=-1: TF.log_softmax(x, dim=axis),
     "softmax": lambda x, axis=-1: TF.softmax(x, dim=axis),
     "mse_loss": TF.mse_loss,

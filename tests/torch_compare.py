@@ -75,4 +75,5 @@ def torch_activation(name: Any) -> Any:
         "gelu_tanh": lambda z: tf.gelu(z, approximate="tanh"),
         "sigmoid": torch.sigmoid,
         "tanh": torch.tanh,
+        "silu": tf.silu,
     }[name]

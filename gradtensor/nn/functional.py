@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..ops import ACTIVATIONS, exp, linear, relu, sigmoid, tanh, where
 from ..ops import softplus as _softplus
-from ..ops.fused import gelu
+from ..ops.activations import gelu, silu
 from ..ops.loss import check_reduction, class_targets, cross_entropy_op, log_softmax, nll_loss
 from ..ops.registry import Sample, _to_tensor, composite
 from ..tensor import Tensor
@@ -52,12 +52,6 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     bx = x if beta == 1 else x * beta
     y = _softplus(bx) if beta == 1 else _softplus(bx) / beta
     return where(bx > threshold, x, y)
-
-
-@composite(samples=_ACT)
-def silu(x: Tensor) -> Tensor:
-    """x * sigmoid(x) (also called swish)."""
-    return x * sigmoid(x)
 
 
 @composite(samples=[Sample((3, 4)), Sample((2, 3, 4), axis=0)])

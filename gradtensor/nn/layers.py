@@ -199,7 +199,7 @@ class Dropout(Module):
 
 
 # Activations F.linear cannot fuse get a module of their own after the layer.
-_SEPARATE = {"silu": SiLU, "softplus": Softplus, "leaky_relu": LeakyReLU}
+_SEPARATE = {"softplus": Softplus, "leaky_relu": LeakyReLU}
 
 
 class MLP(Module):

@@ -1,5 +1,6 @@
 """Every op, grouped by kind. Importing this package registers them all in `REGISTRY`."""
 
+from .activations import ACTIVATIONS, relu, sigmoid, softplus, tanh
 from .elementwise import (
     abs,
     add,
@@ -32,17 +33,13 @@ from .elementwise import (
     negative,
     not_equal,
     power,
-    relu,
-    sigmoid,
     sign,
     sin,
-    softplus,
     sqrt,
     subtract,
-    tanh,
     where,
 )
-from .fused import ACTIVATIONS, linear
+from .fused import linear
 from .linalg import matmul
 from .loss import cross_entropy_op as _cross_entropy_op  # noqa: F401  (registers the op)
 from .reduce import (

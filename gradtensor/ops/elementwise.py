@@ -101,43 +101,6 @@ def cos(xp, x):
 cos.defvjp(lambda g, y, x: -g * sin(x))
 
 
-@primitive(save="y", samples=UNARY)
-def tanh(xp, x):
-    return xp.tanh(_as_float(x))
-
-
-tanh.defvjp(lambda g, y, x: g * (1 - y * y))  # d tanh = 1 - tanh^2: reuse the output
-
-
-@primitive(save="y", samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))])
-def sigmoid(xp, x):
-    # exp of a non-positive number only, so that no input overflows (x = -1e4 included).
-    x = _as_float(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-sigmoid.defvjp(lambda g, y, x: g * y * (1 - y))
-
-
-@primitive(save="x", samples=UNARY)
-def relu(xp, x):
-    return xp.maximum(x, 0)
-
-
-relu.defvjp(lambda g, y, x: where(x > 0, g, 0))  # select: an infinite g at a dead unit gives 0
-
-
-@primitive(save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
-def softplus(xp, x):
-    """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
-    x = _as_float(x)
-    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-softplus.defvjp(lambda g, y, x: g * sigmoid(x))  # one derivative, so softplus'(0) is 1/2
-
-
 @primitive(save="x", samples=UNARY)
 def erf(xp, x):
     """The error function (the exact GELU is built on it)."""

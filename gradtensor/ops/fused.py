@@ -14,71 +14,28 @@ from typing import Any
 
 from .. import backend
 from .. import kernels as _kernels
+from ..kernels.activations import ACTIVATIONS, TABLE
 from ..tensor import Tensor
-from .elementwise import erf, relu, sigmoid, tanh
-from .registry import Sample, composite, primitive
-
-ACTIVATIONS = ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
-
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-_INV_SQRT_2 = 1 / math.sqrt(2)
-_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-
+from .activations import activation_function, formulas
+from .registry import Sample, primitive
 
 # -- the array-module path --------------------------------------------------------------------
 
 
-def _act_forward(xp: Any, z: Any, act: str) -> tuple[Any, Any]:
-    """act(z) in place where possible; returns (y, aux) with aux what the derivative needs."""
-    if act == "identity":
-        return z, None
-    if act == "relu":
-        xp.maximum(z, 0, out=z)
-        return z, z
-    if act == "sigmoid":
-        e = xp.exp(-xp.abs(z))
-        y = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-        return y, y
-    if act == "tanh":
-        xp.tanh(z, out=z)
-        return z, z
-    if act == "gelu":
-        return z * (0.5 * (1 + backend.erf(z * _INV_SQRT_2))), z
-    if act == "gelu_tanh":
-        return 0.5 * z * (1 + xp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3))), z
-    raise ValueError(f"linear: unknown activation {act!r}; expected one of {ACTIVATIONS}")
-
-
-def _act_backward(xp: Any, g: Any, aux: Any, act: str) -> Any:
-    """g * act'(z), from the aux that _act_forward kept."""
-    if act == "identity":
-        return g
-    if act == "relu":
-        return xp.where(aux > 0, g, 0)  # select: an infinite g at a dead unit gives 0
-    if act == "sigmoid":
-        return g * aux * (1 - aux)
-    if act == "tanh":
-        return g * (1 - aux * aux)
-    z = aux
-    if act == "gelu":
-        cdf = 0.5 * (1 + backend.erf(z * _INV_SQRT_2))
-        return g * (cdf + z * _INV_SQRT_2PI * xp.exp(-0.5 * z * z))
-    t = xp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3))
-    du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * z * z)
-    return g * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du)
-
-
 def linear_forward_arrays(xp: Any, x: Any, w: Any, b: Any, act: str) -> tuple[Any, Any]:
+    """y, aux: act(x @ w.T + b) and what its derivative reads (as the kernels return them)."""
     z = xp.matmul(x, w.T)
     if b is not None:
         z += b
-    return _act_forward(xp, z, act)
+    saves = TABLE[act].saves
+    y = formulas(act, xp)[0](z)
+    return y, (y if saves == "output" else z if saves == "input" else None)
 
 
 def linear_backward_arrays(
     xp: Any, g: Any, x: Any, w: Any, aux: Any, act: str, bias: bool, input_grad: bool = True
 ) -> tuple[Any, Any, Any]:
-    gz = _act_backward(xp, g, aux, act)
+    gz = g if aux is None else formulas(act, xp)[1](g, aux)
     gx = gz @ w if input_grad else None
     return gx, gz.T @ x, (gz.sum(axis=0) if bias else None)
 
@@ -148,30 +105,6 @@ _linear.defvjp_joint(_linear_grad)
 def _linear_composite(x, w, b, *, activation):
     z = x @ w.swapaxes(-1, -2)
     return activation_function(activation)(z if b is None else z + b)
-
-
-@composite(
-    samples=[Sample((3, 4)), Sample((5,), domain=(-3, 3.0)), Sample((4,), approximate="tanh")]
-)
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """Gaussian error linear unit: x * Phi(x) exactly, or its tanh approximation."""
-    if approximate == "none":
-        return x * (0.5 * (1 + erf(x * _INV_SQRT_2)))
-    if approximate == "tanh":
-        return 0.5 * x * (1 + tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
-
-
-def activation_function(name: str) -> Any:
-    """The differentiable function of a fused activation's name."""
-    return {
-        "identity": lambda z: z,
-        "relu": relu,
-        "gelu": gelu,
-        "gelu_tanh": lambda z: gelu(z, approximate="tanh"),
-        "sigmoid": sigmoid,
-        "tanh": tanh,
-    }[name]
 
 
 @_linear.api

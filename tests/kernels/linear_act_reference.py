@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
+
+from gradtensor.kernels.activations import TABLE
 
 SHAPES = [(1, 1, 1), (5, 37, 19), (130, 64, 257), (4096, 64, 64)]
 
@@ -17,31 +20,24 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+# The activation table's maths in float64 NumPy, with erfc for an accurate normal CDF tail.
+_MATHS = SimpleNamespace(
+    const=float,
+    where=np.where,
+    maximum=np.maximum,
+    exp=np.exp,
+    tanh=np.tanh,
+    sigmoid=_sigmoid,
+    ncdf=lambda v: 0.5 * _erfc(-v / math.sqrt(2.0)),
+)
+
+
 def activation(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """act(z) and act'(z) in float64, written from the definitions."""
-    if name == "identity":
-        return z, np.ones_like(z)
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0).astype(np.float64)
-    if name == "sigmoid":
-        y = _sigmoid(z)
-        return y, y * _sigmoid(-z)
-    if name == "tanh":
-        # 1 - tanh^2 = 1 / cosh^2, without cancellation in the tails.
-        with np.errstate(over="ignore"):
-            return np.tanh(z), 1.0 / np.cosh(z) ** 2
-    if name == "gelu":
-        # Phi(z) = erfc(-z / sqrt 2) / 2, accurate in the negative tail where 1 + erf cancels.
-        cdf = 0.5 * _erfc(-z / math.sqrt(2.0))
-        return z * cdf, cdf + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    if name == "gelu_tanh":
-        # 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 sigmoid(2u) sigmoid(-2u).
-        k = math.sqrt(2.0 / math.pi)
-        u = k * (z + 0.044715 * z**3)
-        s, s_neg = _sigmoid(2.0 * u), _sigmoid(-2.0 * u)
-        du = k * (1.0 + 3 * 0.044715 * z * z)
-        return z * s, s + 2.0 * z * s * s_neg * du
-    raise KeyError(name)
+    """act(z) and act'(z) in float64, from the activation table (kernels.activations)."""
+    entry = TABLE[name]
+    value, grad = entry.maths(_MATHS)
+    y = value(z)
+    return y, grad(np.ones_like(z), z if entry.saves == "input" else y)
 
 
 def forward_backward(x, w, b, gy, name):

@@ -93,7 +93,7 @@ def test_empty_batch(path):
 
 def test_warmup_launches_every_kernel(launches):
     kcuda.warmup((np.float32,))
-    assert {name for name, _, _ in launches} == set(kcuda._kernels(np.dtype(np.float32)))
+    assert {name for name, _, _ in launches} == set(kcuda._kernels(np.dtype(np.float32), "relu"))
 
 
 @pytest.fixture
@@ -110,9 +110,10 @@ def launches(monkeypatch):
             seen.append((self.name, tuple(grid), tuple(block)))
             return self.kernel[config]
 
-    for ct, compiled in list(kcuda._KERNELS.items()):
-        wrapped = {name: Recorder(name, k) for name, k in compiled.items()}
-        monkeypatch.setitem(kcuda._KERNELS, ct, wrapped)
+    built = kcuda._kernels
+    monkeypatch.setattr(
+        kcuda, "_kernels", lambda *key: {n: Recorder(n, k) for n, k in built(*key).items()}
+    )
     return seen
 
 

@@ -11,7 +11,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from gradtensor.kernels.activations import ACTIVATIONS
 
 
 def _why_no_toolchain():
@@ -44,20 +47,23 @@ def _signatures(storage, compute):
     v = types.Array(storage, 1, "C")
     p = types.Array(compute, 2, "C")
     g = types.Array(compute, 1, "C")
-    b, i = types.boolean, types.int64
+    b = types.boolean
     return {
         # Path A's pre-activation is kept in the compute type: float32 under float16 storage.
-        "epilogue_forward": (p, v, b, i, b, a),
-        "epilogue_backward": (a, a, i, a, p),
-        "gemm_forward": (a, a, v, b, i, b, a, a),
-        "gemm_grad_x": (a, a, i, a, a),
-        "gemm_grad_w": (a, a, i, a, a, g, b),
+        "epilogue_forward": (p, v, b, b, a),
+        "epilogue_backward": (a, a, a, p),
+        "gemm_forward": (a, a, v, b, a, a),
+        "gemm_grad_x": (a, a, a, a),
+        "gemm_grad_w": (a, a, a, a, g, b),
     }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("storage", ["float16", "float32", "float64"])
-def test_kernels_compile_to_ptx(monkeypatch, storage):
+@pytest.mark.parametrize(
+    "storage, activation",
+    [("float32", name) for name in ACTIVATIONS] + [("float16", "gelu"), ("float64", "gelu")],
+)
+def test_kernels_compile_to_ptx(monkeypatch, storage, activation):
     import numba.cuda.dispatcher
     from numba import cuda, types
 
@@ -70,7 +76,7 @@ def test_kernels_compile_to_ptx(monkeypatch, storage):
     monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: _Sm80())
     storage_t = getattr(types, storage)
     compute_t = types.float64 if storage == "float64" else types.float32
-    compiled = kcuda._KERNELS[compute_t]
+    compiled = kcuda._kernels(np.dtype(storage), activation)
     for name, sig in _signatures(storage_t, compute_t).items():
         ptx, _ = cuda.compile_ptx(compiled[name].py_func, sig, cc=(8, 0))
         assert ".entry" in ptx, name

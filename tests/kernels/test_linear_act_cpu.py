@@ -10,6 +10,7 @@ from linear_act_reference import RTOL, SHAPES, activation, assert_close, forward
 
 from gradtensor import kernels
 from gradtensor.kernels import cpu as kcpu
+from gradtensor.kernels.activations import TABLE
 
 DTYPES = [np.float32, np.float64]
 
@@ -261,8 +262,9 @@ def test_dispatch_rejects_unknown_array_type():
 
 
 def test_package_names():
-    assert kernels.ACTIVATIONS == ("identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
-    assert set(kernels.AUX_KIND) == set(kernels.ACTIVATIONS)
+    assert kernels.ACTIVATIONS == tuple(TABLE)
+    assert {"identity", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "silu"} <= set(TABLE)
+    assert kernels.AUX_KIND == {name: entry.saves for name, entry in TABLE.items()}
 
 
 def test_import_is_light():
@@ -279,7 +281,8 @@ def test_import_is_light():
 
 def test_warmup_compiles_every_signature(monkeypatch):
     kcpu.warmup()
-    dispatchers = [getattr(kcpu, n) for n in dir(kcpu) if hasattr(getattr(kcpu, n), "signatures")]
+    dispatchers = [d for k in kcpu._PASSES.values() for d in vars(k).values()]
+    assert len(dispatchers) == 8 * len(kernels.ACTIVATIONS)
     compiled = {d: len(d.signatures) for d in dispatchers}
     # Whole arrays and row blocks, serial and parallel, both dtypes, every activation, a
     # transposed weight: after warmup nothing may compile inside a timed region.

@@ -1,0 +1,133 @@
+"""The activation ops, each made from its entry in the activation table (kernels.activations).
+
+The table's formulas run here over two maths namespaces: NumPy's or CuPy's functions for the
+forward and for a plain backward (arrays in, arrays out, nothing recorded), and gradtensor's ops
+for the derivative under create_graph, which is then recorded like any other computation, so
+gradients of gradients come from differentiating the table's derivative. Fused `linear` takes
+the same formulas for its array path and its composite.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+from .. import backend
+from ..kernels.activations import ACTIVATIONS as ACTIVATIONS
+from ..kernels.activations import TABLE
+from ..tensor import Tensor
+from .elementwise import UNARY, _as_float, erf, exp, maximum, where
+from .registry import Sample, primitive
+
+_INV_SQRT_2 = 1 / math.sqrt(2)
+
+# The samples each activation op is gradchecked on (to second order) and held to PyTorch with.
+SAMPLES: dict[str, list[Sample]] = {
+    "relu": UNARY,
+    "sigmoid": UNARY + [Sample((5,), domain=(-30.0, 30.0))],
+    "tanh": UNARY,
+    "gelu": [Sample((3, 4)), Sample((5,), domain=(-3, 3.0)), Sample((4,), approximate="tanh")],
+    "gelu_tanh": [Sample((3, 4)), Sample((5,), domain=(-3, 3.0))],
+    "silu": [Sample((3, 4)), Sample((5,), domain=(-6.0, 6.0))],
+}
+_KEEPS_INTEGERS = {"relu"}  # as PyTorch's: relu of an int tensor is an int tensor
+
+
+def _const(v: float) -> Any:
+    # A Python number, which NumPy and CuPy take in the array's own dtype (an int stays an int).
+    return int(v) if float(v).is_integer() else v
+
+
+def _sigmoid_arrays(xp: Any) -> Any:
+    def sigmoid(z):
+        # exp of a non-positive number only, so that no input overflows (z = -1e4 included).
+        e = xp.exp(-xp.abs(z))
+        return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+    return sigmoid
+
+
+def array_maths(xp: Any) -> Any:
+    """The table's maths namespace over the arrays of `xp` (NumPy or CuPy)."""
+    ns = _ARRAY_MATHS.get(xp)
+    if ns is None:
+        ns = _ARRAY_MATHS[xp] = SimpleNamespace(
+            const=_const,
+            where=xp.where,
+            maximum=xp.maximum,
+            exp=xp.exp,
+            tanh=xp.tanh,
+            sigmoid=_sigmoid_arrays(xp),
+            ncdf=lambda z: 0.5 * (1 + backend.erf(z * _INV_SQRT_2)),
+        )
+    return ns
+
+
+_ARRAY_MATHS: dict[Any, Any] = {}
+_FORMULAS: dict[tuple[str, Any], tuple[Any, Any]] = {}  # (activation, xp or Tensor) -> fns
+
+
+def formulas(name: str, on: Any) -> tuple[Any, Any]:
+    """(value, grad) of activation `name` over arrays of module `on`, or over Tensors when `on`
+    is Tensor (grad only: Tensors' forward always runs on arrays)."""
+    key = (name, on)
+    fns = _FORMULAS.get(key)
+    if fns is None:
+        fns = _FORMULAS[key] = TABLE[name].maths(_TENSOR_MATHS if on is Tensor else array_maths(on))
+    return fns
+
+
+def _make_op(name: str) -> Any:
+    saves = TABLE[name].saves
+    keeps_integers = name in _KEEPS_INTEGERS
+
+    def forward(xp, x):
+        return formulas(name, xp)[0](x if keeps_integers else _as_float(x))
+
+    forward.__name__ = name
+    forward.__doc__ = f"The {name} activation, elementwise (gradtensor.kernels.activations)."
+    op = primitive(name, save={"output": "y", "input": "x"}[saves], samples=SAMPLES[name])(forward)
+
+    def vjp(g, y, x):
+        on = Tensor if isinstance(g, Tensor) else backend.array_module(g)
+        return formulas(name, on)[1](g, y if saves == "output" else x)
+
+    return op.defvjp(vjp)
+
+
+OPS = {name: _make_op(name) for name in TABLE if name != "identity"}
+relu, sigmoid, tanh, silu = OPS["relu"], OPS["sigmoid"], OPS["tanh"], OPS["silu"]
+
+_TENSOR_MATHS = SimpleNamespace(
+    const=float,
+    where=where,
+    maximum=maximum,
+    exp=exp,
+    tanh=tanh,
+    sigmoid=sigmoid,
+    ncdf=lambda z: 0.5 * (1 + erf(z * _INV_SQRT_2)),
+)
+
+
+@OPS["gelu"].api
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: x * Phi(x) exactly, or its tanh approximation."""
+    if approximate in ("none", "tanh"):
+        return OPS["gelu" if approximate == "none" else "gelu_tanh"](x)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+
+
+@primitive(save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
+def softplus(xp, x):
+    """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
+    x = _as_float(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+softplus.defvjp(lambda g, y, x: g * sigmoid(x))  # one derivative, so softplus'(0) is 1/2
+
+
+def activation_function(name: str) -> Any:
+    """The differentiable function of a fused activation's name."""
+    return (lambda z: z) if name == "identity" else OPS[name]
