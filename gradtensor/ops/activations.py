@@ -81,17 +81,23 @@ def formulas(name: str, on: Any) -> tuple[Any, Any]:
 def _make_op(name: str) -> Any:
     saves = TABLE[name].saves
     keeps_integers = name in _KEEPS_INTEGERS
+    values: dict[Any, Any] = {}  # xp -> value
+    grads: dict[type, Any] = {}  # the gradient's type (an array's or Tensor) -> grad
 
     def forward(xp, x):
-        return formulas(name, xp)[0](x if keeps_integers else _as_float(x))
+        value = values.get(xp) or values.setdefault(xp, formulas(name, xp)[0])
+        return value(x if keeps_integers else _as_float(x))
 
     forward.__name__ = name
     forward.__doc__ = f"The {name} activation, elementwise (gradtensor.kernels.activations)."
     op = primitive(name, save={"output": "y", "input": "x"}[saves], samples=SAMPLES[name])(forward)
 
     def vjp(g, y, x):
-        on = Tensor if isinstance(g, Tensor) else backend.array_module(g)
-        return formulas(name, on)[1](g, y if saves == "output" else x)
+        grad = grads.get(type(g))
+        if grad is None:
+            on = Tensor if isinstance(g, Tensor) else backend.array_module(g)
+            grad = grads[type(g)] = formulas(name, on)[1]
+        return grad(g, y if saves == "output" else x)
 
     return op.defvjp(vjp)
 
