@@ -50,7 +50,7 @@ def limit_threads(n: int) -> dict[str, Any]:
 
     from gradtensor.kernels import blas  # loaded now, so that the limit reaches MKL too
 
-    record: dict[str, Any] = {"requested": n, "kernels_blas": blas.NAME}
+    record: dict[str, Any] = {"requested": n, "kernels_blas": blas.NAME, "why": blas.REASON}
     try:
         import threadpoolctl
 

@@ -1,11 +1,11 @@
-"""The GEMM behind the CPU kernels: Intel MKL when the optional `mkl` wheel is installed, else
-NumPy's matmul (the OpenBLAS that NumPy's wheels bundle).
+"""The GEMM behind the CPU kernels: NumPy's matmul (the OpenBLAS that NumPy's wheels bundle),
+or Intel MKL where the optional `mkl` wheel is installed and the CPU is Intel's.
 
 Why a second BLAS: the kernels' time is nearly all GEMM, and on an AVX-512 Xeon NumPy's OpenBLAS
-sgemm is markedly slower than MKL's, the BLAS PyTorch's CPU wheels link
-(benchmarks/results/kernel-decisions.md).
-`pip install gradtensor[mkl]` brings MKL; `GRADTENSOR_BLAS=numpy` keeps NumPy's BLAS even then,
-`GRADTENSOR_BLAS=mkl` makes a missing MKL an error instead of a silent fallback.
+sgemm is markedly slower than MKL's, the BLAS PyTorch's CPU wheels link; on an AMD EPYC MKL was
+the slower one (benchmarks/results/kernel-decisions.md), so it is chosen by the CPU's vendor.
+`GRADTENSOR_BLAS=numpy` keeps NumPy's BLAS, `GRADTENSOR_BLAS=mkl` uses MKL on any CPU and makes a
+missing MKL an error instead of a silent fallback. `NAME` says which is in use and `REASON` why.
 
 MKL is loaded privately with ctypes (nothing is exported into the process), and its threads come
 from GNU OpenMP when the system has it: that is the runtime PyTorch and Numba already use, so
@@ -26,7 +26,16 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["NAME", "cblas_gemm", "matmul", "select", "set_threads_local"]
+__all__ = [
+    "NAME",
+    "REASON",
+    "available",
+    "cblas_gemm",
+    "cpu_vendor",
+    "matmul",
+    "select",
+    "set_threads_local",
+]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADING = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3, "TBB": 4}
@@ -100,26 +109,58 @@ def _compiled_gemm(cblas: Any, np_real: Any) -> Any:
     return gemm
 
 
-def _choose() -> tuple[Any, str, str | None]:
-    want = os.environ.get("GRADTENSOR_BLAS", "auto").strip().lower()
-    if want not in ("auto", "mkl", "numpy"):
-        raise ValueError(f"GRADTENSOR_BLAS={want!r}: expected auto, mkl or numpy")
-    if want != "numpy":
+def cpu_vendor() -> str:
+    """The CPU's vendor as the kernel reports it ("GenuineIntel", "AuthenticAMD"), or ""."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+_mkl_state: list[Any] = []  # [] until MKL is first asked for, then [(lib, name, layer) or None]
+
+
+def _mkl() -> tuple[Any, str, str] | None:
+    """(library, "mkl <version>", OpenMP layer) of MKL, loaded on first use; None without it."""
+    if not _mkl_state:
         loaded = _load_mkl()
         if loaded is not None:
             lib, version, layer = loaded
             short = re.search(r"Version ([\w.]+)", version)
-            return lib, f"mkl {short.group(1) if short else version}", layer
-        if want == "mkl":
+            loaded = lib, f"mkl {short.group(1) if short else version}", layer
+        _mkl_state.append(loaded)
+    return _mkl_state[0]
+
+
+def _choose() -> tuple[str, str]:
+    """(the BLAS to use, why): NumPy's unless MKL is installed and the CPU is Intel's, where it
+    measured faster; on AMD's EPYC it measured slower (benchmarks/results/kernel-decisions.md)."""
+    want = os.environ.get("GRADTENSOR_BLAS", "auto").strip().lower()
+    if want not in ("auto", "mkl", "numpy"):
+        raise ValueError(f"GRADTENSOR_BLAS={want!r}: expected auto, mkl or numpy")
+    if want == "numpy":
+        return "numpy", "GRADTENSOR_BLAS=numpy"
+    if want == "mkl":
+        if _mkl() is None:
             raise ImportError(
                 "GRADTENSOR_BLAS=mkl, but Intel MKL could not be loaded: install it with "
                 "`pip install gradtensor[mkl]` (x86-64 only), or unset GRADTENSOR_BLAS"
             )
-    return None, "numpy", None
+        return "mkl", "GRADTENSOR_BLAS=mkl"
+    vendor = cpu_vendor()
+    if vendor != "GenuineIntel":
+        return "numpy", f"auto: NumPy's BLAS on this {vendor or 'non-Intel'} CPU"
+    if _mkl() is None:
+        return "numpy", "auto: MKL is not installed (the mkl extra)"
+    return "mkl", "auto: MKL on an Intel CPU"
 
 
-_MKL, _MKL_NAME, _MKL_OPENMP = _choose()
-NAME = _MKL_NAME  # the BLAS matmul uses now: "mkl <version>" or "numpy"
+NAME = "numpy"  # the BLAS matmul uses now: "mkl <version>" or "numpy"
+REASON = ""  # why NAME was chosen at import
 # The threads behind matmul now: "gnu" (GNU OpenMP, as PyTorch's and Numba's), "intel" or
 # "sequential" for MKL, None for NumPy's OpenBLAS (its own pthreads).
 OPENMP: str | None = None
@@ -127,40 +168,46 @@ _GEMM: dict[np.dtype, Any] = {}  # dtype -> compiled GEMM, for the BLAS in use
 _COMPILED: dict[np.dtype, Any] = {}
 _CBLAS: dict[np.dtype, Any] = {}  # dtype -> cblas_?gemm (ctypes), for the BLAS in use
 _MKL_CBLAS: dict[np.dtype, Any] = {}
-
-
 # MKL_Set_Num_Threads_Local(n) -> previous: makes MKL's calls on the calling thread use n
 # threads (0: back to the global count). None unless MKL is in use.
-def _mkl_set_local() -> Any:
+set_threads_local: Any = None
+
+
+def _mkl_set_local(lib: Any) -> Any:
     try:
-        return ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(("MKL_Set_Num_Threads_Local", _MKL))
+        return ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(("MKL_Set_Num_Threads_Local", lib))
     except AttributeError:  # an MKL without it: the kernels then keep their row blocks serial
         return None
 
 
-_MKL_SET_LOCAL = None if _MKL is None else _mkl_set_local()
-set_threads_local: Any = None
+def available() -> list[str]:
+    """The names `select` takes here: "numpy", and MKL's when it loads."""
+    mkl = _mkl()
+    return ["numpy"] + ([mkl[1]] if mkl else [])
 
 
 def select(name: str) -> str:
-    """Use "mkl" (when it loaded) or "numpy" from now on; returns the name in use before.
+    """Use "mkl" (when it loads) or "numpy" from now on; returns the name in use before.
 
     For side-by-side measurements: `prev = blas.select("numpy"); ...; blas.select(prev)`.
     """
     global NAME, OPENMP, set_threads_local
     prev = NAME
-    if name.startswith("mkl") and _MKL is not None:
+    mkl = _mkl() if name.startswith("mkl") else None
+    if mkl is not None:
+        lib, mkl_name, layer = mkl
         if not _COMPILED:
             for np_real, real, fn in (
                 (np.float32, ctypes.c_float, "cblas_sgemm"),
                 (np.float64, ctypes.c_double, "cblas_dgemm"),
             ):
-                cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(_MKL, fn, real)
+                cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(lib, fn, real)
                 _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, np_real)
+            _MKL_CBLAS["set_local"] = _mkl_set_local(lib)
         _GEMM.update(_COMPILED)
-        _CBLAS.update(_MKL_CBLAS)
-        set_threads_local = _MKL_SET_LOCAL
-        NAME, OPENMP = _MKL_NAME, _MKL_OPENMP
+        _CBLAS.update((k, v) for k, v in _MKL_CBLAS.items() if k != "set_local")
+        set_threads_local = _MKL_CBLAS["set_local"]
+        NAME, OPENMP = mkl_name, layer
     elif name == "numpy":
         _GEMM.clear()
         _CBLAS.clear()
@@ -168,13 +215,13 @@ def select(name: str) -> str:
         NAME, OPENMP = "numpy", None
     else:
         raise ValueError(
-            f"blas.select: {name!r} is not available here; expected 'numpy'"
-            + (f" or {_MKL_NAME!r}" if _MKL is not None else "")
+            f"blas.select: {name!r} is not available here; expected one of {available()}"
         )
     return prev
 
 
-select(NAME)
+_chosen, REASON = _choose()
+select(_chosen)
 
 
 # Below this many multiply-adds NumPy's matmul is as fast or faster: a call into MKL costs more

@@ -86,10 +86,31 @@ def test_small_products_go_to_numpy(monkeypatch):
     os.environ.get("GRADTENSOR_BLAS", "").strip().lower() == "numpy",
     reason="GRADTENSOR_BLAS=numpy asks for NumPy's BLAS",
 )
-def test_mkl_is_used_when_installed():
-    assert blas.NAME.startswith("mkl ")
-    assert blas.cblas_gemm(np.dtype(np.float32)) is not None
-    assert blas.set_threads_local is not None
+def test_mkl_is_used_when_installed_on_an_intel_cpu(monkeypatch):
+    on_intel = blas.cpu_vendor() == "GenuineIntel"
+    assert blas.NAME.startswith("mkl ") == on_intel, blas.REASON
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: "GenuineIntel")
+    assert blas._choose() == ("mkl", "auto: MKL on an Intel CPU")
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: "AuthenticAMD")
+    assert blas._choose() == ("numpy", "auto: NumPy's BLAS on this AuthenticAMD CPU")
+    monkeypatch.setenv("GRADTENSOR_BLAS", "mkl")
+    assert blas._choose() == ("mkl", "GRADTENSOR_BLAS=mkl")
+    prev = blas.select("mkl")
+    try:
+        assert blas.NAME.startswith("mkl ")
+        assert blas.cblas_gemm(np.dtype(np.float32)) is not None
+        assert blas.set_threads_local is not None
+    finally:
+        blas.select(prev)
+
+
+def test_numpy_blas_without_mkl(monkeypatch):
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: "GenuineIntel")
+    monkeypatch.setattr(blas, "_mkl", lambda: None)
+    assert blas._choose() == ("numpy", "auto: MKL is not installed (the mkl extra)")
+    monkeypatch.setenv("GRADTENSOR_BLAS", "mkl")
+    with pytest.raises(ImportError, match="GRADTENSOR_BLAS=mkl, but Intel MKL could not be"):
+        blas._choose()
 
 
 def test_select_switches_between_what_is_there():
@@ -100,7 +121,8 @@ def test_select_switches_between_what_is_there():
         assert blas.set_threads_local is None
         a = np.arange(6, dtype=np.float32).reshape(2, 3)
         np.testing.assert_array_equal(blas.matmul(a, a.T, np.empty((2, 2), np.float32)), a @ a.T)
-        with pytest.raises(ValueError, match="blas.select: 'openblas' is not available here"):
+        unknown = r"blas.select: 'openblas' is not available here; expected one of \['numpy'"
+        with pytest.raises(ValueError, match=unknown):
             blas.select("openblas")
     finally:
         blas.select(prev)

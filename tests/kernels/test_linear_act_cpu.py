@@ -279,7 +279,14 @@ def test_import_is_light():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_warmup_compiles_every_signature(monkeypatch):
+@pytest.fixture(params=kernels.blas.available())
+def each_blas(request):
+    prev = kernels.blas.select(request.param)
+    yield
+    kernels.blas.select(prev)
+
+
+def test_warmup_compiles_every_signature(monkeypatch, each_blas):
     kcpu.warmup()
     dispatchers = [d for k in kcpu._PASSES.values() for d in vars(k).values()]
     assert len(dispatchers) == 8 * len(kernels.ACTIVATIONS)
@@ -315,11 +322,21 @@ def test_backward_without_input_grad_skips_gx():
     np.testing.assert_array_equal(gw, full[1])
 
 
-needs_cblas = pytest.mark.skipif(
-    kernels.blas.cblas_gemm(np.dtype(np.float32)) is None,
-    reason="row blocks call the BLAS from compiled code, which needs the `mkl` extra; "
-    "on NumPy's BLAS every layer runs on whole arrays",
-)
+_MKL = next((name for name in kernels.blas.available() if name != "numpy"), None)
+
+
+@pytest.fixture
+def on_mkl():
+    prev = kernels.blas.select(_MKL)
+    yield
+    kernels.blas.select(prev)
+
+
+def needs_cblas(test):
+    """Run `test` with MKL behind the kernels, whatever the CPU: row blocks call it from compiled
+    code. Skipped without the `mkl` extra (on NumPy's BLAS every layer runs on whole arrays)."""
+    reason = "row blocks call MKL from compiled code, which needs the `mkl` extra"
+    return pytest.mark.skipif(_MKL is None, reason=reason)(pytest.mark.usefixtures("on_mkl")(test))
 
 
 def _small_blocks(monkeypatch, rows, n_in, n_out, itemsize, parallel):
