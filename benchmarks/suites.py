@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.firstuse import firstuse
 from benchmarks.impls import LABELS, OPS, Skip, compare, load
 
 # (batch, in, out), from latency-bound to compute-bound layers
@@ -397,13 +398,17 @@ def probe(key: str, sizes: list[int], batch: int, device: str) -> dict[str, Any]
 
 SUITES = {"overhead": overhead, "linear": linear, "mlp": mlp, "memory": memory}
 SUITES["scaling"] = lambda ctx: mlp(ctx, "scaling")
-# ref: the implementation whose time divides gradtensor's; strict: "faster than" (<) rather than "no
-# slower than" (<=); when: which cases, by their (batch, in, out)
+SUITES["firstuse"] = firstuse
+# ref: the implementation whose time divides gradtensor's (None: the limit is in seconds);
+# strict: "faster than" (<) rather than "no slower than" (<=); when: which cases, by their params
 Target = collections.namedtuple("Target", "suite device text ref limit strict when subject",
                                 defaults=(False, None, "gradtensor"))  # fmt: skip
+_dims = lambda p: (p["batch"], p["in"], p["out"])
 # every dimension at most 512, or B*Out large against In (In <= 128 with B*Out >= 2^20, where a
 # GEMM does under 64 flops per byte)
-_memory_or_launch_bound = lambda d: max(d) <= 512 or (d[1] <= 128 and d[0] * d[2] >= 1 << 20)
+_memory_or_launch_bound = lambda p: (
+    lambda d: max(d) <= 512 or (d[1] <= 128 and d[0] * d[2] >= 1 << 20)
+)(_dims(p))
 TARGETS = [
     Target("overhead", "cpu", "per-op overhead no higher than PyTorch eager's", "torch", 1.0),
     Target("mlp", "cpu", "MLP step no slower than PyTorch CPU", "torch", 1.0),
@@ -411,9 +416,14 @@ TARGETS = [
     Target("linear", "cpu", "fused layer faster than unfused NumPy", "numpy", 1.0, strict=True),
     # the kernels without the Tensor API: tall layers run in cache-sized row blocks
     Target("linear", "cpu", "kernels alone <= 0.75x unfused NumPy", "numpy", 0.75,
-           when=lambda d: d == (65536, 64, 64), subject="kernels"),
+           when=lambda p: _dims(p) == (65536, 64, 64), subject="kernels"),
     Target("linear", "cpu", "kernels alone <= 0.95x unfused NumPy", "numpy", 0.95,
-           when=lambda d: d == (256, 1024, 1024), subject="kernels"),
+           when=lambda p: _dims(p) == (256, 1024, 1024), subject="kernels"),
+    # seconds of CPU time in a fresh process, not ratios
+    Target("firstuse", "cpu", "first step, cold compile cache, <= 3 s CPU", None, 3.0,
+           when=lambda p: p["cache"] == "cold"),
+    Target("firstuse", "cpu", "first step, warm compile cache, <= 0.3 s CPU", None, 0.3,
+           when=lambda p: p["cache"] == "warm"),
     # GPU, TF32 off on both sides; the GPU's per-op overhead is reported, with no target
     Target("mlp", "cuda", "MLP step no slower than PyTorch CUDA", "torch", 1.0),
     Target("linear", "cuda", "fused layer no slower than PyTorch eager", "torch", 1.0),
@@ -430,17 +440,18 @@ def check_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         for case in run["suites"][tg.suite]["cases"]:
             p, res = case["params"], case["results"]
-            if tg.when is not None and not tg.when((p["batch"], p["in"], p["out"])):
+            if tg.when is not None and not tg.when(p):
                 continue
             row = dict(suite=tg.suite, case=case["name"], target=tg.text, ref=tg.ref,
                        limit=tg.limit, strict=tg.strict, ratio=None, met=None)  # fmt: skip
-            missing = next((k for k in (tg.subject, tg.ref) if k not in res), None)
+            missing = next((k for k in (tg.subject, tg.ref) if k and k not in res), None)
             if missing:
                 why = [case.get("errors", {}), case.get("skipped", {}), run.get("skipped", {})]
                 why = next((w[missing] for w in why if missing in w), None)
                 row["note"] = f"{LABELS[missing]} has no timing" + (f" ({why})" if why else "")
             else:
-                row["ratio"] = ratio = res[tg.subject]["median_s"] / res[tg.ref]["median_s"]
+                ratio = res[tg.subject]["median_s"] / (res[tg.ref]["median_s"] if tg.ref else 1)
+                row["ratio"] = ratio
                 row["met"] = bool(ratio < tg.limit if tg.strict else ratio <= tg.limit)
             rows.append(row)
     return rows
@@ -450,7 +461,7 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
     if rows:
         log("\nTargets (gradtensor's median time / the reference's, measured in this run):")
     for r in rows:
-        ratio = "      -" if r["ratio"] is None else f"{r['ratio']:6.3f}"
+        ratio = "      -" if r["ratio"] is None else f"{r['ratio']:6.3f}" + " s" * (not r["ref"])
         verdict = "not measured: " + r.get("note", "") if r["met"] is None else "MISSED"
         verdict = "met" if r["met"] else verdict
         op = "<" if r["strict"] else "<="

@@ -89,6 +89,29 @@ def test_cli_quick_overhead_writes_a_run_the_report_reads(tmp_path, capsys):
         assert f"needs a CUDA GPU: {reason}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_firstuse_runs_fresh_processes_on_a_cache_of_its_own(tmp_path):
+    from benchmarks.__main__ import main
+    from benchmarks.report import build
+
+    out = tmp_path / "results" / "2000-01-01-firstuse.json"
+    assert main(["--quick", "--suite", "firstuse", "--libs", "numpy", "--out", str(out)]) == 0
+    run = json.loads(out.read_text())
+    cold, warm = run["suites"]["firstuse"]["cases"]
+    assert cold["params"]["cache"] == "cold" and warm["params"]["cache"] == "warm"
+    for case in (cold, warm):
+        assert set(case["results"]) == {"gradtensor", "gradtensor-nokernels"}
+    # The first compilation in a process is announced; loading from the cache is not.
+    assert cold["results"]["gradtensor"]["runs"][0]["announced"]
+    assert not any(r["announced"] for r in warm["results"]["gradtensor"]["runs"])
+    assert not cold["results"]["gradtensor-nokernels"]["runs"][0]["announced"]
+    rows = [r for r in run["targets"] if r["suite"] == "firstuse"]
+    assert [r["limit"] for r in rows] == [3.0, 0.3] and all(r["ref"] is None for r in rows)
+    assert rows[0]["ratio"] == cold["results"]["gradtensor"]["median_s"]
+    text = build(True, out.parent, tmp_path / "RESULTS.md", tmp_path / "figures")
+    assert "First use" in text and " s | ≤ 3.00" in text
+
+
 def test_the_committed_results_page_is_generated_from_the_committed_runs(tmp_path):
     from benchmarks.report import OUT, RESULTS_DIR, build
 

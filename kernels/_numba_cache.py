@@ -1,17 +1,49 @@
-"""Somewhere for Numba's compile cache, on any install.
+"""Somewhere for Numba's compile cache, on any install, and a word when compiling starts.
 
 Functions compiled with cache=True make Numba raise when it has nowhere to write their cache: no
 writable __pycache__ beside the source (a read-only install) and no writable user cache folder
 (a read-only home, as for a service account). Then the cache goes to a private temporary folder.
+A kernel's first compilation takes seconds; the first one in a process is announced on stderr, so
+that a first training step does not look hung.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
 
 _checked: set[str] = set()
+_listening: list[object] = []
+
+
+def _announce_compiles() -> None:
+    """Print one line on stderr when Numba first compiles (not loads) one of gradtensor's kernels
+    in this process."""
+    from numba.core import event
+
+    class Announce(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            fn = getattr(ev.data.get("dispatcher"), "py_func", None)
+            if _listening[1:] or not getattr(fn, "__module__", "").startswith(_OURS):
+                return
+            _listening.append(True)
+            print(
+                "gradtensor: compiling kernels for their first use (seconds, once: later runs "
+                "load them from Numba's cache)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    _listening.append(Announce())
+    event.register("numba:compile", _listening[0])
+
+
+_OURS = ("gradtensor", "kernels")
 
 
 def ensure_cache(py_file: str) -> None:
@@ -19,6 +51,8 @@ def ensure_cache(py_file: str) -> None:
     writable for `py_file`, point Numba at a temporary folder of this user's, and say so once."""
     from numba.core import caching, config
 
+    if not _listening:
+        _announce_compiles()
     if config.CACHE_DIR or py_file in _checked:
         return  # NUMBA_CACHE_DIR (or an earlier call) has chosen the folder
     _checked.add(py_file)

@@ -1,0 +1,96 @@
+"""First use: the CPU time of a fresh process's first training step (forward, cross-entropy,
+backward, SGD with momentum), with an empty compile cache (cold) and with the cache that the cold
+run left (warm). Each run is a new interpreter on a cache folder this suite creates."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SIZES = {"cpu": [([64, 128, 10], 32), ([784, 256, 256, 10], 128)], "quick": [([8, 8, 4], 4)]}
+WARM_RUNS = 3
+# The first step of each implementation, after its imports (timed apart), in a fresh process.
+_PROBE = """
+import json, sys, time
+key, sizes, batch = json.loads(sys.argv[1])
+t0 = time.process_time()
+import numpy as np
+if key == "torch":
+    import torch as lib
+    nn, optim, tensor = lib.nn, lib.optim, lib.tensor
+else:
+    import gradtensor as lib
+    nn, optim, tensor = lib.nn, lib.optim, lib.tensor
+t1 = time.process_time()
+lib.manual_seed(0)
+if key == "torch":
+    layers = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())][:-1]
+    model = nn.Sequential(*layers)
+else:
+    model = nn.MLP(sizes)
+opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+x, y = lib.randn(batch, sizes[0]), tensor(np.arange(batch) % sizes[-1])
+t2 = time.process_time()
+loss = nn.functional.cross_entropy(model(x), y)
+loss.backward()
+opt.step()
+opt.zero_grad()
+t3 = time.process_time()
+print(json.dumps({"import_s": t1 - t0, "step_s": t3 - t2, "loss": float(loss.item())}))
+"""
+
+
+def _run(key: str, sizes: list[int], batch: int, cache: str) -> dict[str, Any]:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    if key == "gradtensor-nokernels":
+        env["GRADTENSOR_KERNELS"] = "0"
+    arg = json.dumps(["torch" if key == "torch" else "gradtensor", sizes, batch])
+    proc = subprocess.run([sys.executable, "-c", _PROBE, arg], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root)  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"first-use probe exited {proc.returncode}: {tail[0]}")
+    return {**json.loads(lines[-1]), "announced": "compiling kernels" in proc.stderr}
+
+
+def firstuse(ctx: Any) -> dict[str, Any]:
+    from benchmarks.suites import log, mlp_name
+
+    keys = [k for k in ("gradtensor", "gradtensor-nokernels", "torch") if k in ctx.libs]
+    cases = []
+    for sizes, batch in SIZES["quick" if ctx.quick else "cpu"]:
+        name = mlp_name(sizes, batch)
+        log(f"[firstuse] {name}: a cold and {WARM_RUNS} warm fresh processes per implementation")
+        params = {"sizes": sizes, "batch": batch}
+        cold = {"name": f"cold cache, {name}", "params": {**params, "cache": "cold"},
+                "results": {}, "errors": {}}  # fmt: skip
+        warm = {"name": f"warm cache, {name}", "params": {**params, "cache": "warm"},
+                "results": {}, "errors": {}}  # fmt: skip
+        for key in keys:
+            with tempfile.TemporaryDirectory(prefix="gradtensor-firstuse-") as cache:
+                try:
+                    runs = [_run(key, sizes, batch, cache) for _ in range(1 + WARM_RUNS)]
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    cold["errors"][key] = warm["errors"][key] = str(exc)
+                    continue
+            for case, part in ((cold, runs[:1]), (warm, runs[1:])):
+                step = statistics.median(r["step_s"] for r in part)
+                imp = statistics.median(r["import_s"] for r in part)
+                case["results"][key] = {"median_s": step, "import_s": imp, "runs": part}
+                said = "; compiling announced" * part[0]["announced"]
+                print(f"    {key:22s} {case['name'][:10]}: first step {step:6.2f} s CPU "
+                      f"(import {imp:.2f} s){said}")  # fmt: skip
+        cases += [cold, warm]
+    note = ("CPU seconds (process time) of the first step after the imports, which are timed "
+            "apart; cold: an empty Numba cache; warm: the cache the cold run left (median of "
+            f"{WARM_RUNS}); each a fresh process.")  # fmt: skip
+    return {"cases": cases, "notes": [note]}
