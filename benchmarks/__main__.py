@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GRADTENSOR_RESULTS_DIR") or ROOT / "benchmarks" / "results")
-SUITES = ("overhead", "linear", "mlp", "scaling", "memory", "firstuse")
+SUITES = ("overhead", "linear", "mlp", "scaling", "memory", "firstuse", "contention")
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"
 TIMING = "warm-up, then round-robin samples in one process (order rotated each round); medians"

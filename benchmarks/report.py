@@ -26,6 +26,7 @@ SUITE_TITLES = {
     "scaling": "Scaling: MLP step time as batch and width double",
     "memory": "Peak memory of an MLP training step",
     "firstuse": "First use: CPU time of a fresh process's first training step",
+    "contention": "Contention: a digits training step beside a CPU-bound process",
 }
 AXES = {  # a case's tick label and the x axis's label, by suite
     "linear": (lambda c: c["name"].rsplit(" ", 1)[0], "in order of flops per forward + backward"),
@@ -134,7 +135,9 @@ def targets_table(run: dict, suite: str) -> list[str]:
         verdict = "not measured: " + r.get("note", "")
         if r["met"] is not None:
             verdict = "met" if r["met"] else "**missed**"
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}" + " s" * (r["ref"] is None)
+        ratio = (
+            "-" if r["ratio"] is None else f"{r['ratio']:.3f}" + (" " + r.get("unit", "")).rstrip()
+        )
         limit = ("< " if r["strict"] else "≤ ") + f"{r['limit']:.2f}"
         rows.append([r["target"], r["case"], ratio, limit, verdict])
     head = ["target", "case", "gradtensor / reference", "limit", "verdict"]

@@ -112,6 +112,19 @@ def test_firstuse_runs_fresh_processes_on_a_cache_of_its_own(tmp_path):
     assert "First use" in text and " s | ≤ 3.00" in text
 
 
+def test_contention_times_each_step_alone_and_beside_a_load_it_starts(tmp_path):
+    from benchmarks.__main__ import main
+
+    out = tmp_path / "results" / "2000-01-01-contention.json"
+    assert main(["--quick", "--suite", "contention", "--libs", "numpy", "--out", str(out)]) == 0
+    run = json.loads(out.read_text())
+    (case,) = run["suites"]["contention"]["cases"]
+    r = case["results"]["gradtensor"]
+    assert r["slowdown"] == r["median_s"] / r["idle_median_s"]
+    (row,) = [t for t in run["targets"] if t["suite"] == "contention"]
+    assert row["ratio"] == r["slowdown"] and row["limit"] == 2.0 and row["unit"] == ""
+
+
 def test_the_committed_results_page_is_generated_from_the_committed_runs(tmp_path):
     from benchmarks.report import OUT, RESULTS_DIR, build
 

@@ -57,6 +57,21 @@ def manual_seed(seed: int) -> None:
     backend.manual_seed(int(seed))
 
 
+def set_num_threads(n: int) -> None:
+    """At most `n` threads for CPU work from now on (as torch.set_num_threads): the BLAS behind
+    matrix products, OpenMP pools and the kernels' passes. OMP_NUM_THREADS sets the start value."""
+    from .kernels import blas
+
+    blas.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The threads CPU work may use now (see set_num_threads)."""
+    from .kernels import blas
+
+    return blas.get_num_threads()
+
+
 def from_dlpack(obj: object) -> Tensor:
     """A tensor sharing memory with any DLPack-capable array (NumPy, CuPy, PyTorch, JAX)."""
     return Tensor._make(backend.from_dlpack(obj))

@@ -69,6 +69,45 @@ def _threading_layer() -> int:
         return _THREADING["INTEL"]
 
 
+def _env_threads(*names: str) -> int | None:
+    """The first thread limit the environment sets among `names`, if any."""
+    for name in names:
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+# The most threads the kernels' own parallel passes take (None: Numba's count): OMP_NUM_THREADS
+# at start, then whatever set_num_threads says.
+thread_limit: int | None = _env_threads("OMP_NUM_THREADS")
+_user_limit: int | None = None  # set_num_threads's n
+
+
+def set_num_threads(n: int) -> None:
+    """At most `n` threads for gradtensor's CPU work from now on, like torch.set_num_threads:
+    the BLAS behind matrix products (NumPy's OpenBLAS, MKL), OpenMP pools, the kernels' passes."""
+    global thread_limit, _user_limit
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    import threadpoolctl
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # may load an OpenMP runtime
+    threadpoolctl.threadpool_limits(n)  # every BLAS and OpenMP runtime loaded so far
+    if _mkl_state and _mkl_state[0] is not None:
+        _mkl_state[0][0].MKL_Set_Num_Threads(n)
+    thread_limit = _user_limit = n
+
+
+def get_num_threads() -> int:
+    """The threads gradtensor's CPU work may use now (set_num_threads, OMP_NUM_THREADS, or the
+    cores this process may run on)."""
+    if thread_limit is not None:
+        return thread_limit
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return len(cores) if cores else os.cpu_count() or 1
+
+
 def _load_mkl() -> tuple[Any, str, str] | None:
     for path in _mkl_paths():
         try:
@@ -79,6 +118,10 @@ def _load_mkl() -> tuple[Any, str, str] | None:
             lib.mkl_get_version_string(buf, len(buf))
         except (OSError, AttributeError):
             continue
+        # Loaded privately, MKL would not see the limits a user set for the process's pools.
+        limit = _user_limit or _env_threads("MKL_NUM_THREADS", "OMP_NUM_THREADS")
+        if limit:
+            lib.MKL_Set_Num_Threads(limit)
         names = {v: k.lower() for k, v in _THREADING.items()}
         return lib, buf.value.decode(errors="replace").strip(), names.get(layer, str(layer))
     return None
@@ -92,8 +135,9 @@ def _cblas_gemm(lib: Any, name: str, real: Any) -> Any:
     return proto((name, lib))
 
 
-def _compiled_gemm(cblas: Any, np_real: Any) -> Any:
-    """out = a @ b through `cblas` (a _cblas_gemm), called from compiled code.
+def _compiled_gemm(cblas: Any, set_local: Any, np_real: Any) -> Any:
+    """out = a @ b through `cblas` (a _cblas_gemm), called from compiled code; with `small`, on
+    the calling thread only (MKL_Set_Num_Threads_Local, when this MKL has it).
 
     Compiled, because from Python the ctypes call and three `ndarray.ctypes.data` lookups cost as
     much as a small sgemm; `cblas` is a constant here, since taken as an argument its typing adds
@@ -101,10 +145,14 @@ def _compiled_gemm(cblas: Any, np_real: Any) -> Any:
     threads run while MKL works.
     """
     one, zero, row_major = np_real(1), np_real(0), _ROW_MAJOR
+    local = set_local is not None
 
     @numba.njit(nogil=True)
-    def gemm(a, b, out, ta, tb, m, n, k, lda, ldb, ldc):
+    def gemm(a, b, out, ta, tb, m, n, k, lda, ldb, ldc, small):
+        prev = set_local(1) if local and small else 0
         cblas(row_major, ta, tb, m, n, k, one, a.ctypes, lda, b.ctypes, ldb, zero, out.ctypes, ldc)
+        if local and small:
+            set_local(prev)
 
     return gemm
 
@@ -197,13 +245,13 @@ def select(name: str) -> str:
     if mkl is not None:
         lib, mkl_name, layer = mkl
         if not _COMPILED:
+            local = _MKL_CBLAS["set_local"] = _mkl_set_local(lib)
             for np_real, real, fn in (
                 (np.float32, ctypes.c_float, "cblas_sgemm"),
                 (np.float64, ctypes.c_double, "cblas_dgemm"),
             ):
                 cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(lib, fn, real)
-                _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, np_real)
-            _MKL_CBLAS["set_local"] = _mkl_set_local(lib)
+                _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, local, np_real)
         _GEMM.update(_COMPILED)
         _CBLAS.update((k, v) for k, v in _MKL_CBLAS.items() if k != "set_local")
         set_threads_local = _MKL_CBLAS["set_local"]
@@ -228,6 +276,10 @@ select(_chosen)
 # than NumPy's (benchmarks/results/kernel-decisions.md). NumPy's OpenBLAS runs these sizes on one
 # thread, so none of its threads wake to spin beside the kernels' own.
 SMALL_MACS = 1 << 17
+# Below this many, MKL runs on the calling thread only: a second thread lost up to 2**18 and won
+# from 2**20 (kernel-decisions.md), and a pool woken for a tiny product stalls whenever another
+# process holds one of its cores.
+ONE_THREAD_MACS = 1 << 19
 
 
 def cblas_gemm(dtype: np.dtype) -> Any | None:
@@ -268,5 +320,5 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         or np.may_share_memory(out, b)
     ):
         return np.matmul(a, b, out=out)
-    gemm(a, b, out, fa[0], fb[0], m, n, k, fa[1], fb[1], max(1, n))
+    gemm(a, b, out, fa[0], fb[0], m, n, k, fa[1], fb[1], max(1, n), m * n * k < ONE_THREAD_MACS)
     return out

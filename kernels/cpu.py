@@ -495,7 +495,7 @@ def _chunks(size: int) -> int:
     limit = _parallel_min()
     if limit is None or size < limit:
         return 1
-    return numba.get_num_threads()
+    return min(numba.get_num_threads(), blas.thread_limit or numba.config.NUMBA_NUM_THREADS)
 
 
 def _run_forward(k, z, bias, y):
