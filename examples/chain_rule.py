@@ -1,6 +1,8 @@
 """The chain rule on f(x, y, z) = (x + y) * z, by hand and by gradtensor.
 
 Run: python examples/chain_rule.py
+
+Source: the f = (x + y) z circuit of Stanford's CS231n notes, "Backpropagation, Intuitions".
 """
 
 from __future__ import annotations

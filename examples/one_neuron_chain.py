@@ -15,6 +15,9 @@ dC0/da(L-1) takes the place of 2 (a(L) - y).
 Part 2 gives layer L-1 three neurons and layer L two: a neuron of layer L-1 feeds every neuron
 of layer L, so its derivative is a sum over those paths. Part 3 averages the cost over a few
 examples: the gradient of the average is the average of the gradients.
+
+Source: 3Blue1Brown, "Backpropagation calculus" (Neural Networks, chapter 4), whose notation
+this follows.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Inputs 0.05, 0.10; targets 0.01, 0.99; sigmoid everywhere; E = sum 1/2 (target -
 learning rate 0.5; biases are not updated. Everything is float64 so the digits match the page
 (after the update, where the walkthrough rounds its intermediate values, both figures are shown).
 Run: python examples/two_layer_by_hand.py
+
+Source: Matt Mazur, "A Step by Step Backpropagation Example" (2015), whose network, weights and
+numbers these are.
 """
 
 from __future__ import annotations
@@ -85,13 +88,17 @@ def main(steps: int = 10_000, verbose: bool = True) -> dict:
     say(f"  E_total on the same input = {after_one:.10f} (the walkthrough, rounding as it goes: "
         "0.291027924)")  # fmt: skip
 
-    for _ in range(steps - 1):
+    say(f"Training on, {steps} steps in all")
+    for step in range(2, steps + 1):
         for p in (net["W1"], net["W2"]):
             p.grad = None
         forward(net, i, target)[4].sum().backward()
         with gt.no_grad():
             net["W1"] -= lr * net["W1"].grad
             net["W2"] -= lr * net["W2"].grad
+        if step % 2000 == 0 and step < steps:
+            with gt.no_grad():
+                say(f"  step {step}: E_total = {forward(net, i, target)[4].sum().item():.3g}")
     with gt.no_grad():
         *_, out_final, e_final = forward(net, i, target)
     say(

@@ -57,7 +57,19 @@ def test_digits_example_without_tqdm_and_matplotlib(tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert result["plot"] is None and "matplotlib is not installed" in out
     assert "epoch   1/1" in out
-    assert not (tmp_path / "digits_curve.png").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_digits_example_writes_its_curve_into_the_output_folder(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn", reason="scikit-learn ships the digits data set")
+    pytest.importorskip("matplotlib", reason="the example saves its curve with matplotlib")
+    mod = _example("train_digits")
+    monkeypatch.chdir(tmp_path)
+    default = mod.main(["--epochs", "1", "--no-progress"])["plot"]
+    assert default == str(Path("runs") / "digits_curve.png") and (tmp_path / default).is_file()
+    named = mod.main(["--epochs", "1", "--no-progress", "--out-dir", "elsewhere/out"])["plot"]
+    assert (tmp_path / "elsewhere" / "out" / "digits_curve.png").is_file() and named
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "runs"]
 
 
 def _write_idx(folder, prefix, n, rng):
