@@ -644,8 +644,10 @@ def _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, gemm, b
 
 def warmup(activations: tuple[str, ...] = ACTIVATIONS) -> None:
     """Compile (or load from the on-disk cache) the kernels of `activations` for every
-    signature they can run with; call before timing."""
-    parallel = PARALLEL_MIN_ELEMENTS is not None  # "auto" may turn them on later
+    signature they can run with, with the BLAS and PARALLEL_MIN_ELEMENTS in force; call before
+    timing."""
+    auto = PARALLEL_MIN_ELEMENTS == "auto"
+    parallel = blas.OPENMP == "gnu" if auto else PARALLEL_MIN_ELEMENTS is not None
     for dtype in DTYPES:
         x, w, b = np.ones((4, 3), dtype), np.ones((2, 3), dtype), np.ones(2, dtype)
         z = np.ones((4, 2), dtype)

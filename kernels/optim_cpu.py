@@ -300,3 +300,16 @@ def rmsprop_update(
             *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum),
             ga is not None, b is not None,
         )  # fmt: skip
+
+
+def warmup() -> None:
+    """Compile (or load from the on-disk cache) every update for float32 and float64: one call
+    each, since a missing buffer is passed as another array of the same type."""
+    for dtype in (np.float32, np.float64):
+        p, g, a, b = (np.zeros(2, dtype) for _ in range(4))
+        sgd_update(p, g, None, lr=0.1)
+        adam_update(p, g, a, b, None, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+                    weight_decay=0.0, decoupled=False, step_size=0.1,
+                    bias_correction2_sqrt=1.0)  # fmt: skip
+        rmsprop_update(p, g, a, None, None, lr=0.1, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                       momentum=0.0)  # fmt: skip

@@ -24,12 +24,17 @@ print("ok", round(gt.erf(gt.ones(1)).item(), 4), tuple(x.grad.shape))
 """
 
 
-def _read_only_run(site: Path, home: Path, tmp: Path) -> subprocess.CompletedProcess:
-    """Run SCRIPT with `site` and `home` bind-mounted read-only in a mount namespace of its own."""
+def _read_only_run(
+    site: Path, home: Path, tmp: Path, read_only: bool = True
+) -> subprocess.CompletedProcess:
+    """Run SCRIPT with `site` and `home` bind-mounted read-only in a mount namespace of its own
+    (or writable, to prepare an install)."""
     mounts = " && ".join(
         f"mount --bind {d} {d} && mount -o remount,bind,ro {d}" for d in (site, home)
     )
     probe = f"! touch {site}/probe 2>/dev/null && ! touch {home}/probe 2>/dev/null"
+    if not read_only:
+        mounts, probe = "true", f"touch {site}/probe && rm {site}/probe"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
     env.update(HOME=str(home), PYTHONPATH=str(site), TMPDIR=str(tmp))
     cmd = ["unshare", "-m", "sh", "-c", f'{mounts} && {probe} && exec "$0" -c "$1"']
@@ -71,9 +76,46 @@ def test_a_read_only_install_with_a_read_only_home_runs_and_caches_elsewhere(tmp
     cache = tmp / f"gradtensor-numba-cache-{os.getuid()}"
     assert any(cache.rglob("*.nbi")), "nothing was cached in the temporary folder"
     assert not any(site.rglob("*.nbi")) and not any(home.rglob("*"))
+    assert first.stderr.count("compiling kernels") == 1, first.stderr  # announced, once
     # A second process finds the kernels it compiled there.
     second = _read_only_run(site, home, tmp)
     assert second.returncode == 0, second.stderr[-4000:]
+    assert "compiling kernels" not in second.stderr, second.stderr
+
+
+@pytest.mark.slow
+def test_kernels_compiled_at_install_time_load_in_a_read_only_install(tmp_path):
+    why = _can_mount_read_only()
+    if why:
+        pytest.skip(why)
+    site, home, tmp = tmp_path / "site", tmp_path / "home", tmp_path / "tmp"
+    for d in (site, home, tmp):
+        d.mkdir()
+    shutil.copytree(ROOT / "gradtensor", site / "gradtensor", symlinks=False,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    # While the install is writable (as `python -m gradtensor.prepare` would run at install
+    # time), what SCRIPT needs is compiled into the package's own __pycache__ folders.
+    prepared = _read_only_run(site, home, tmp, read_only=False)
+    assert prepared.returncode == 0, prepared.stderr[-4000:]
+    assert any(site.rglob("*.nbi")) and not any(tmp.iterdir())
+    run = _read_only_run(site, home, tmp)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.stdout.split() == ["ok", "0.8427", "(4,", "3)"]
+    assert run.stderr.count("cannot be cached beside") == 1, run.stderr
+    assert "compiling kernels" not in run.stderr, run.stderr  # loaded, not compiled
+
+
+@pytest.mark.slow
+def test_prepare_compiles_every_cpu_kernel(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "import gradtensor.prepare as p; p.main()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"CPU kernels compiled into {tmp_path}" in done.stdout
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           cwd=ROOT, timeout=900)  # fmt: skip
+    assert again.returncode == 0 and "compiling kernels" not in again.stderr, again.stderr
 
 
 def test_a_writable_install_keeps_numbas_own_cache_and_says_nothing():

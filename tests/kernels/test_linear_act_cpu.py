@@ -286,24 +286,25 @@ def each_blas(request):
     kernels.blas.select(prev)
 
 
-def test_warmup_compiles_every_signature(monkeypatch, each_blas):
+@pytest.mark.parametrize("parallel", [None, 0, "auto"])
+def test_warmup_compiles_every_signature(monkeypatch, each_blas, parallel):
+    # Whole arrays and row blocks, serial or parallel as configured, both dtypes, every
+    # activation, a transposed weight: after warmup nothing may compile inside a timed region.
+    monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", parallel)
     kcpu.warmup()
     dispatchers = [d for k in kcpu._PASSES.values() for d in vars(k).values()]
     assert len(dispatchers) == 8 * len(kernels.ACTIVATIONS)
     compiled = {d: len(d.signatures) for d in dispatchers}
-    # Whole arrays and row blocks, serial and parallel, both dtypes, every activation, a
-    # transposed weight: after warmup nothing may compile inside a timed region.
-    for parallel in (None, 0):
-        monkeypatch.setattr(kcpu, "PARALLEL_MIN_ELEMENTS", parallel)
-        for shape in [(6, 4, 3), (300, 4, 3)]:
-            if shape[0] > 6:
-                monkeypatch.setattr(kcpu, "BLOCK_BYTES", 100 * 7 * 8)
-                monkeypatch.setattr(kcpu, "_MIN_BLOCK_ROWS", 1)
-            for dtype in DTYPES:
-                x, w, b, gy = inputs(shape, dtype)
-                for name in kernels.ACTIVATIONS:
-                    run_both(kcpu, x, w, b, gy, name)
-                    run_both(kcpu, x, np.ascontiguousarray(w.T).T, None, gy, name)
+    for shape in [(6, 4, 3), (300, 4, 3)]:
+        if shape[0] > 6:
+            monkeypatch.setattr(kcpu, "BLOCK_BYTES", 100 * 7 * 8)
+            monkeypatch.setattr(kcpu, "_MIN_BLOCK_ROWS", 1)
+            monkeypatch.setattr(kcpu, "_AUTO_MIN_ELEMENTS", 1)
+        for dtype in DTYPES:
+            x, w, b, gy = inputs(shape, dtype)
+            for name in kernels.ACTIVATIONS:
+                run_both(kcpu, x, w, b, gy, name)
+                run_both(kcpu, x, np.ascontiguousarray(w.T).T, None, gy, name)
     assert {d: len(d.signatures) for d in dispatchers} == compiled
     assert math.isfinite(float(kcpu.linear_act_forward(*_fwd_args().values())[0].sum()))
 
