@@ -1,10 +1,12 @@
-"""gradtensor installed where nothing can be written (package folder and HOME read-only) still runs
-its kernels, caching them in a temporary folder, and says so once."""
+"""gradtensor installed where nothing can be written (its wheel in a fresh virtual environment, the
+package folder and HOME read-only) still runs its kernels, caching them in a temporary folder, and
+says so once; kernels compiled at install time load instead of compiling again."""
 
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ print("ok", round(gt.erf(gt.ones(1)).item(), 4), tuple(x.grad.shape))
 
 
 def _read_only_run(
-    site: Path, home: Path, tmp: Path, read_only: bool = True
+    site: Path, home: Path, tmp: Path, read_only: bool = True, python: str = sys.executable
 ) -> subprocess.CompletedProcess:
     """Run SCRIPT with `site` and `home` bind-mounted read-only in a mount namespace of its own
     (or writable, to prepare an install)."""
@@ -39,9 +41,31 @@ def _read_only_run(
     env.update(HOME=str(home), PYTHONPATH=str(site), TMPDIR=str(tmp))
     cmd = ["unshare", "-m", "sh", "-c", f'{mounts} && {probe} && exec "$0" -c "$1"']
     return subprocess.run(
-        [*cmd, sys.executable, SCRIPT], capture_output=True, text=True, env=env, cwd=tmp,
-        timeout=600,
+        [*cmd, python, SCRIPT], capture_output=True, text=True, env=env, cwd=tmp, timeout=600,
     )  # fmt: skip
+
+
+def _install_wheel(tmp_path: Path) -> tuple[str, Path]:
+    """The project built as a wheel and installed into a fresh virtual environment, which finds
+    the dependencies in this one: (its python, its site-packages)."""
+    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    run = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT))
+    assert built.returncode == 0, built.stderr[-4000:]
+    made = run(sys.executable, "-m", "venv", "--without-pip", str(venv))
+    assert made.returncode == 0, made.stderr
+    python = str(venv / "bin" / "python")
+    site = Path(
+        run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip()
+    )
+    wheel = next(dist.glob("gradtensor-*.whl"))
+    done = run(
+        sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    deps = sysconfig.get_path("purelib")  # numpy, numba...: where this interpreter has them
+    (site / "dependencies.pth").write_text(deps + "\n")
+    return python, site
 
 
 def _can_mount_read_only() -> str | None:
@@ -63,13 +87,12 @@ def test_a_read_only_install_with_a_read_only_home_runs_and_caches_elsewhere(tmp
     why = _can_mount_read_only()
     if why:
         pytest.skip(why)
-    site, home, tmp = tmp_path / "site", tmp_path / "home", tmp_path / "tmp"
-    for d in (site, home, tmp):
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    for d in (home, tmp):
         d.mkdir()
-    # The package as an install lays it out: gradtensor/kernels a real folder, no caches yet.
-    shutil.copytree(ROOT / "gradtensor", site / "gradtensor", symlinks=False,
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    first = _read_only_run(site, home, tmp)
+    python, site = _install_wheel(tmp_path)  # gradtensor/kernels a real folder, no caches yet
+    assert (site / "gradtensor" / "kernels" / "cpu.py").is_file()
+    first = _read_only_run(site, home, tmp, python=python)
     assert first.returncode == 0, first.stderr[-4000:]
     assert first.stdout.split() == ["ok", "0.8427", "(4,", "3)"]
     assert first.stderr.count("cannot be cached beside") == 1, first.stderr  # said once
@@ -78,7 +101,7 @@ def test_a_read_only_install_with_a_read_only_home_runs_and_caches_elsewhere(tmp
     assert not any(site.rglob("*.nbi")) and not any(home.rglob("*"))
     assert first.stderr.count("compiling kernels") == 1, first.stderr  # announced, once
     # A second process finds the kernels it compiled there.
-    second = _read_only_run(site, home, tmp)
+    second = _read_only_run(site, home, tmp, python=python)
     assert second.returncode == 0, second.stderr[-4000:]
     assert "compiling kernels" not in second.stderr, second.stderr
 
