@@ -321,13 +321,13 @@ TWINS: dict[str, tuple[Any, Any]] = {
     ),
     # shapes
     "reshape": (lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape)),
-    "transpose": (
-        lambda x, axes: x.transpose() if axes is None else x.transpose(*axes),
+    "permute": (
+        lambda x, axes: x.T if axes is None else x.permute(*axes),
         lambda x, axes: x.permute(tuple(reversed(range(x.ndim))) if axes is None else axes),
     ),
-    "swapaxes": (
-        lambda x, axis1, axis2: gt.swapaxes(x, axis1, axis2),
-        lambda x, axis1, axis2: torch.swapaxes(x, axis1, axis2),
+    "transpose": (
+        lambda x, axis1, axis2: x.transpose(axis1, axis2),
+        lambda x, axis1, axis2: x.transpose(axis1, axis2),
     ),
     "expand_dims": (lambda x, axis: gt.expand_dims(x, axis), _t_expand_dims),
     "squeeze": (
@@ -840,7 +840,7 @@ def _build_reshape(b: _Builder, op: str) -> bool:
     return b.add(op, (i,), {"shape": shape}, out, m.lo, m.hi)
 
 
-def _build_transpose(b: _Builder, op: str) -> bool:
+def _build_permute(b: _Builder, op: str) -> bool:
     i = b.pick(list(range(len(b.metas))))
     m = b.metas[i]
     axes = None
@@ -850,7 +850,7 @@ def _build_transpose(b: _Builder, op: str) -> bool:
     return b.add(op, (i,), {"axes": axes}, out, m.lo, m.hi)
 
 
-def _build_swapaxes(b: _Builder, op: str) -> bool:
+def _build_transpose(b: _Builder, op: str) -> bool:
     cands = b.where(lambda m: len(m.shape) >= 1)
     if not cands:
         return False
@@ -1167,8 +1167,8 @@ BUILDERS: dict[str, Any] = {
     "softmax": _build_softmax,
     "log_softmax": _build_softmax,
     "reshape": _build_reshape,
+    "permute": _build_permute,
     "transpose": _build_transpose,
-    "swapaxes": _build_swapaxes,
     "expand_dims": _build_expand_dims,
     "squeeze": _build_squeeze,
     "flatten": _build_flatten,

@@ -192,7 +192,8 @@ def test_shape_helpers():
     assert t.squeeze().shape == (2, 3) and t.squeeze(1).shape == (2, 3)
     assert t.unsqueeze(0).shape == (1, 2, 1, 3) and gt.expand_dims(t, -1).shape == (2, 1, 3, 1)
     assert t.flatten().shape == (6,) and t.flatten(1).shape == (2, 3)
-    assert t.transpose(2, 0, 1).shape == (3, 2, 1) and t.swapaxes(0, 2).shape == (3, 1, 2)
+    assert t.permute(2, 0, 1).shape == (3, 2, 1) and t.swapaxes(0, 2).shape == (3, 1, 2)
+    assert t.transpose(0, 2).shape == (3, 1, 2) and t.T.shape == (3, 1, 2)
     assert t.reshape(-1).shape == (6,) and t.reshape((3, 2)).shape == (3, 2)
     assert gt.broadcast_to(gt.zeros(3), (2, 3)).shape == (2, 3)
     assert gt.stack([gt.zeros(2), gt.ones(2)], axis=1).shape == (2, 2)
@@ -309,9 +310,13 @@ def test_matmul_with_a_number_and_transpose_of_a_0d_tensor():
     with pytest.raises(ValueError, match=r"matmul: operands must be at least 1-D.*\(3,\) and \(\)"):
         gt.matmul(gt.ones(3), 2.0)
     t = gt.tensor(1.5)
-    assert gt.transpose(t, ()).item() == 1.5 and t.transpose().shape == ()
-    with pytest.raises(ValueError, match="transpose: axes"):
-        gt.ones(2, 3).transpose(())
+    assert gt.permute(t, ()).item() == 1.5 and t.transpose(0, -1).shape == () and t.T.shape == ()
+    with pytest.raises(ValueError, match=r"permute: dims \(\) are not a permutation"):
+        gt.ones(2, 3).permute(())
+    with pytest.raises(ValueError, match=r"permute: dims \(0, 0\) are not a permutation"):
+        gt.ones(2, 3).permute(0, 0)
+    with pytest.raises(TypeError, match=r"transpose\(\) missing 2 required positional"):
+        gt.ones(2, 3).transpose()
 
 
 @pytest.mark.parametrize("fn", ["mean", "var", "std", "mse"])

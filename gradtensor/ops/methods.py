@@ -23,7 +23,7 @@ from ..tensor import Tensor, float32, float64, int64
 class _Methods:
     @property
     def T(self) -> Tensor:
-        return _ops.transpose(self)
+        return _ops.reverse_dims(self)
 
     @property
     def mT(self) -> Tensor:
@@ -305,6 +305,8 @@ for _name in (
     "std",
     "sum",
     "swapaxes",
+    "swapdims",
+    "permute",
     "tanh",
     "transpose",
     "unsqueeze",
@@ -319,5 +321,4 @@ Tensor.neg = _method(_ops.negative)
 Tensor.pow = _method(_ops.power)
 Tensor.clamp = _method(_ops.clip)
 Tensor.view = Tensor.reshape
-Tensor.permute = Tensor.transpose
 del _name

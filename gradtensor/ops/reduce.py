@@ -12,7 +12,7 @@ from .. import backend
 from ..tensor import Tensor
 from .elementwise import exp, sqrt, where
 from .registry import Sample, _to_tensor, composite, primitive
-from .shape import _broadcast_to, _transpose, normalize_axis
+from .shape import _broadcast_to, _permute, normalize_axis
 
 REDUCE = [
     Sample((3, 4)),
@@ -260,14 +260,14 @@ def _prod_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool) ->
     red = tuple(range(nd)) if axis is None else axis
     keep = tuple(i for i in range(nd) if i not in red)
     perm = keep + red
-    xt = _transpose(x, axes=perm)
+    xt = _permute(x, axes=perm)
     lead = xt.shape[: len(keep)]
     n = _count(x.shape, axis)
     flat = _broadcast_to(xt.reshape(lead + (n, 1)), shape=lead + (n, n))
     diag = backend.array_module(x.data if isinstance(x, Tensor) else x).eye(n, dtype=bool)
     others = where(diag, 1, flat).prod(axis=-2)  # [..., j] = product over i != j
-    gx = (_transpose(gk, axes=perm).reshape(lead + (1,)) * others).reshape(xt.shape)
-    return _transpose(gx, axes=tuple(int(i) for i in np.argsort(perm)))
+    gx = (_permute(gk, axes=perm).reshape(lead + (1,)) * others).reshape(xt.shape)
+    return _permute(gx, axes=tuple(int(i) for i in np.argsort(perm)))
 
 
 _prod.defvjp(_prod_grad)

@@ -71,51 +71,60 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 
 @primitive(
-    "transpose",
+    "permute",
     save="",
     view=True,
     samples=[
-        Sample((3, 4)),
+        Sample((3, 4), [1, 0]),
         Sample((2, 3, 4), [1, 0, 2]),
         Sample((2, 3, 4), [2, 0, 1]),
     ],
 )
-def _transpose(xp, x, *, axes):
+def _permute(xp, x, *, axes):
     return xp.transpose(x, axes)
 
 
-def _transpose_grad(g: Tensor, y: Tensor, x: Any, *, axes: Any) -> Tensor:
-    if axes is None:
-        return _transpose(g, axes=None)
-    return _transpose(g, axes=tuple(int(i) for i in np.argsort(axes)))
+_permute.defvjp(
+    lambda g, y, x, *, axes: _permute(g, axes=tuple(int(i) for i in np.argsort(axes)))
+)
 
 
-_transpose.defvjp(_transpose_grad)
+@_permute.api
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    """The dimensions in a new order, every one named once: `x.permute(2, 0, 1)`."""
+    dims = _shape_arg(dims)
+    ndim = x.ndim
+    norm = tuple(_dim("permute", ndim, d) for d in dims)
+    if len(norm) != ndim or len(set(norm)) != ndim:
+        raise ValueError(
+            f"permute: dims {dims} are not a permutation of a tensor's {ndim} dimensions"
+        )
+    return _permute(x, axes=norm)
 
 
-@_transpose.api
-def transpose(x: Tensor, *axes: Any) -> Tensor:
-    """Permute axes (reverse them when none are given): `x.transpose(1, 0, 2)`."""
-    axes = _shape_arg(axes) if axes else None
-    if axes is not None and (axes or x.ndim):  # () is the one permutation of a 0-d tensor's axes
-        ndim = x.ndim
-        norm = normalize_axis("transpose", ndim, axes)
-        if len(axes) != ndim or norm is None or len(norm) != ndim:
-            raise ValueError(
-                f"transpose: axes {axes} are not a permutation of a tensor's {ndim} dimensions"
-            )
-        axes = tuple(a % ndim for a in axes)
-    return _transpose(x, axes=axes)
+def _dim(op: str, ndim: int, d: Any) -> int:
+    """One dimension as a non-negative int (0 for a 0-d tensor's 0 or -1), or a clear error."""
+    (a,) = normalize_axis(op, builtins.max(ndim, 1), d)
+    return a
 
 
-@composite(samples=[Sample((2, 3, 4), axis1=0, axis2=2), Sample((3, 4), axis1=-1, axis2=-2)])
-def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
-    """Exchange two axes."""
-    (a,) = normalize_axis("swapaxes", x.ndim, axis1)
-    (b,) = normalize_axis("swapaxes", x.ndim, axis2)
+@composite(samples=[Sample((2, 3, 4), 0, 2), Sample((3, 4), -1, -2), Sample((3, 4), 0, 1)])
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """The tensor with dimensions dim0 and dim1 swapped, as PyTorch's (NumPy's transpose, which
+    reorders every axis, is `permute`, or gradtensor.numpy.transpose)."""
+    a, b = _dim("transpose", x.ndim, dim0), _dim("transpose", x.ndim, dim1)
     perm = list(range(x.ndim))
-    perm[a], perm[b] = perm[b], perm[a]
-    return _transpose(x, axes=tuple(perm))
+    if x.ndim:
+        perm[a], perm[b] = perm[b], perm[a]
+    return _permute(x, axes=tuple(perm))
+
+
+swapaxes = swapdims = transpose
+
+
+def reverse_dims(x: Tensor) -> Tensor:
+    """The dimensions in reverse order (`x.T`)."""
+    return _permute(x, axes=tuple(range(x.ndim - 1, -1, -1)))
 
 
 @primitive(
