@@ -174,16 +174,26 @@ CASES["max-all-equal"] = Edge(gt.max, torch.amax, (f64(2.0, 2.0, 2.0, 2.0),))
 CASES["min-ties"] = Edge(gt.min, torch.amin, (f64(1.0, -3.0, 2.0, -3.0, -3.0),))
 TIES_2D = np.array([[1.0, 5.0, 0.0], [1.0, 2.0, 0.0], [0.0, 5.0, 0.0]])
 CASES["max-ties-axis0"] = Edge(
-    lambda x: gt.max(x, axis=0), lambda x: torch.amax(x, dim=0), (TIES_2D,), f64(1.0, -2.0, 3.0)
+    lambda x: gt.amax(x, axis=0), lambda x: torch.amax(x, dim=0), (TIES_2D,), f64(1.0, -2.0, 3.0)
 )
 CASES["min-ties-axis1-keepdims"] = Edge(
-    lambda x: gt.min(x, axis=1, keepdims=True),
+    lambda x: gt.amin(x, axis=1, keepdims=True),
     lambda x: torch.amin(x, dim=1, keepdim=True),
     (TIES_2D,),
     np.array([[2.0], [-1.0], [0.5]]),
 )
+# max / min along a dim (PyTorch's values and indices): the gradient reaches the index only
+CASES["max-dim-ties"] = Edge(
+    lambda x: gt.max(x, 1).values, lambda x: torch.max(x, 1).values, (TIES_2D,), f64(1.0, -2.0, 3.0)
+)
+CASES["min-dim-ties-keepdim"] = Edge(
+    lambda x: x.min(dim=0, keepdim=True)[0],
+    lambda x: x.min(dim=0, keepdim=True)[0],
+    (TIES_2D,),
+    np.array([[2.0, -1.0, 0.5]]),
+)
 CASES["max-ties-two-axes"] = Edge(
-    lambda x: gt.max(x, axis=(0, 2)),
+    lambda x: gt.amax(x, dim=(0, 2)),
     lambda x: torch.amax(x, dim=(0, 2)),
     (np.array([[[1.0, 4.0], [2.0, 2.0]], [[4.0, 0.0], [2.0, 1.0]]]),),
     f64(1.0, -3.0),
@@ -423,7 +433,7 @@ CASES["log_softmax-of-empty"] = Edge(
     lambda x: F.log_softmax(x, axis=0), lambda x: TF.log_softmax(x, dim=0), (np.zeros((0,)),)
 )
 CASES["max-over-nonempty-axis-of-empty"] = Edge(
-    lambda x: gt.max(x, axis=1), lambda x: torch.amax(x, dim=1), (np.zeros((0, 3)),)
+    lambda x: gt.amax(x, axis=1), lambda x: torch.amax(x, dim=1), (np.zeros((0, 3)),)
 )
 CASES["flatten-empty"] = Edge(
     lambda x: gt.flatten(x, 1), lambda x: torch.flatten(x, 1), (np.zeros((0, 1)),)

@@ -61,7 +61,21 @@ def test_unknown_keyword_is_named():
 
 @pytest.mark.parametrize(
     "op",
-    ["sum", "mean", "max", "min", "var", "std", "logsumexp", "prod", "argmax", "argmin", "squeeze"],
+    [
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "amax",
+        "amin",
+        "var",
+        "std",
+        "logsumexp",
+        "prod",
+        "argmax",
+        "argmin",
+        "squeeze",
+    ],  # fmt: skip
 )
 def test_axis_out_of_range(op):
     with pytest.raises(ValueError, match=rf"{op}: axis 2 is out of range"):

@@ -307,8 +307,8 @@ TWINS: dict[str, tuple[Any, Any]] = {
         lambda x, axis, keepdims, ddof: gt.std(x, axis, keepdims, ddof),
         _t_var(torch.std),
     ),
-    "max": (lambda x, axis, keepdims: gt.max(x, axis, keepdims), _t_reduce(torch.amax)),
-    "min": (lambda x, axis, keepdims: gt.min(x, axis, keepdims), _t_reduce(torch.amin)),
+    "amax": (lambda x, axis, keepdims: gt.amax(x, axis, keepdims), _t_reduce(torch.amax)),
+    "amin": (lambda x, axis, keepdims: gt.amin(x, axis, keepdims), _t_reduce(torch.amin)),
     "logsumexp": (
         lambda x, axis, keepdims: gt.logsumexp(x, axis, keepdims),
         _t_reduce(torch.logsumexp),
@@ -440,8 +440,8 @@ KINKS = {  # the distance of each element to the op's kink, from the op's argume
     "maximum": lambda a, b: np.abs(a - b),
     "minimum": lambda a, b: np.abs(a - b),
     "where": lambda p, x, y, c: np.abs(p - c),
-    "max": lambda x, axis, keepdims: _kink_extreme(x, axis, keepdims, np.max),
-    "min": lambda x, axis, keepdims: _kink_extreme(x, axis, keepdims, np.min),
+    "amax": lambda x, axis, keepdims: _kink_extreme(x, axis, keepdims, np.max),
+    "amin": lambda x, axis, keepdims: _kink_extreme(x, axis, keepdims, np.min),
     "linear": _kink_linear,
 }
 # Ops whose kink is where their own value is 0: std (sqrt at 0; the mean of equal values can
@@ -783,7 +783,7 @@ def _build_reduction(b: _Builder, op: str) -> bool:
         return False  # mean, max, min, logsumexp of nothing
     if op == "sum":
         lo, hi = n * m.lo, n * m.hi
-    elif op in ("mean", "max", "min"):
+    elif op in ("mean", "amax", "amin"):
         lo, hi = m.lo, m.hi
     elif op == "var":
         lo, hi = 0.0, (m.hi - m.lo) ** 2 * n / max(n - params["ddof"], 1)
@@ -1160,8 +1160,8 @@ BUILDERS: dict[str, Any] = {
     "mean": _build_reduction,
     "var": _build_reduction,
     "std": _build_reduction,
-    "max": _build_reduction,
-    "min": _build_reduction,
+    "amax": _build_reduction,
+    "amin": _build_reduction,
     "logsumexp": _build_reduction,
     "prod": _build_reduction,
     "softmax": _build_softmax,

@@ -44,6 +44,8 @@ from .linalg import matmul
 from .loss import cross_entropy_op as _cross_entropy_op  # noqa: F401  (registers the op)
 from .reduce import (
     all,
+    amax,
+    amin,
     any,
     argmax,
     argmin,

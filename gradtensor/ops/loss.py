@@ -99,7 +99,7 @@ def log_softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
     if x.size:
         # x - max(x) first, exactly: x - logsumexp(x) would round at the scale of x (a float32
         # logit of 1e4 carries an error of 1e-3). A constant shift changes no derivative.
-        m = x.detach().max(axis=axis, keepdims=True)
+        m = x.detach().amax(axis=axis, keepdims=True)
         x = x - where(isfinite(m), m, 0)
     return x - logsumexp(x, axis=axis, keepdims=True)
 

@@ -276,6 +276,8 @@ def _method(fn: Any) -> Any:
 for _name in (
     "abs",
     "all",
+    "amax",
+    "amin",
     "any",
     "argmax",
     "argmin",

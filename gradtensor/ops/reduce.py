@@ -1,8 +1,10 @@
-"""Reductions over axes: sum, max, min, logsumexp, prod (primitives); mean, var, std (composite)."""
+"""Reductions over axes: sum, amax, amin, logsumexp, prod (primitives); mean, var, std (composite);
+max and min as PyTorch's (values and indices along a dim)."""
 
 from __future__ import annotations
 
 import builtins
+import collections
 import math
 from typing import Any
 
@@ -10,7 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .elementwise import exp, sqrt, where
+from .elementwise import exp, maximum, minimum, sqrt, where
 from .registry import Sample, _to_tensor, composite, primitive
 from .shape import _broadcast_to, _permute, normalize_axis
 
@@ -182,26 +184,61 @@ def _reduced_shape(shape: tuple[int, ...], axis: Any, keepdims: bool) -> tuple[i
     return () if axis is None else tuple(n for i, n in enumerate(shape) if i not in axis)
 
 
-@primitive("max", save="xy", samples=REDUCE)
-def _max(xp, x, *, axis, keepdims):
-    return _reduce_nonempty("max", xp, xp.max, x, axis, keepdims)
+@primitive("amax", save="xy", samples=REDUCE)
+def _amax(xp, x, *, axis, keepdims):
+    return _reduce_nonempty("amax", xp, xp.max, x, axis, keepdims)
 
 
-@primitive("min", save="xy", samples=REDUCE)
-def _min(xp, x, *, axis, keepdims):
-    return _reduce_nonempty("min", xp, xp.min, x, axis, keepdims)
+@primitive("amin", save="xy", samples=REDUCE)
+def _amin(xp, x, *, axis, keepdims):
+    return _reduce_nonempty("amin", xp, xp.min, x, axis, keepdims)
 
 
-_max.defvjp(_extreme_grad)
-_min.defvjp(_extreme_grad)
+_amax.defvjp(_extreme_grad)
+_amin.defvjp(_extreme_grad)
 
 
-max = _reduction(
-    _max, "Largest value over `axis` (values only, as `numpy.max`; use argmax for positions)."
-)
+amax = _reduction(_amax, "Largest value over `dim` (one or several); ties share the gradient.")
+amin = _reduction(_amin, "Smallest value over `dim` (one or several); ties share the gradient.")
 
 
-min = _reduction(_min, "Smallest value over `axis`.")
+def _extreme(name: str, values: Any, position: Any, elementwise: Any) -> Any:
+    result = collections.namedtuple(name, ["values", "indices"])
+
+    def api(
+        x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Any:
+        if isinstance(dim, Tensor):  # max(input, other): the elementwise maximum
+            return elementwise(x, dim)
+        x = _as_tensor(x, name)
+        if axis is not None:
+            if dim is not None:
+                raise TypeError(f"{name}: give dim or axis, not both")
+            dim = axis
+        keep = bool(keepdim if keepdims is None else keepdims)
+        if dim is None:
+            return values(x)
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{name}: dim must be one int, got {dim!r} (a{name} reduces several)")
+        (d,) = normalize_axis(name, builtins.max(x.ndim, 1), dim)
+        idx = position(x, dim=d if x.ndim else None, keepdim=True)
+        if x.ndim == 0:
+            return result(x, idx)
+        # The value at the index, so that the gradient reaches that one element (PyTorch's rule;
+        # a{name} shares it among ties instead).
+        xp = backend.array_module(x.data)
+        grid = [xp.arange(n).reshape([n if j == i else 1 for j in range(x.ndim)])
+                for i, n in enumerate(x.shape)]  # fmt: skip
+        grid[d] = idx.data
+        v = x[tuple(grid)]
+        return result(v, idx) if keep else result(v.squeeze(d), idx.squeeze(d))
+
+    api.__name__ = api.__qualname__ = name
+    api.__doc__ = (
+        f"{name}(x): the {name} of every element; {name}(x, dim, keepdim=False): (values, "
+        f"indices) along dim, as PyTorch's; {name}(x, other): elementwise."
+    )
+    return api
 
 
 # -- logsumexp --------------------------------------------------------------------------------
@@ -305,6 +342,8 @@ def _position_op(name: str, fn_name: str) -> Any:
 
 argmax = _position_op("argmax", "argmax")
 argmin = _position_op("argmin", "argmin")
+max = _extreme("max", amax, argmax, maximum)
+min = _extreme("min", amin, argmin, minimum)
 
 
 def _truth_op(name: str) -> Any:

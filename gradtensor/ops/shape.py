@@ -84,9 +84,7 @@ def _permute(xp, x, *, axes):
     return xp.transpose(x, axes)
 
 
-_permute.defvjp(
-    lambda g, y, x, *, axes: _permute(g, axes=tuple(int(i) for i in np.argsort(axes)))
-)
+_permute.defvjp(lambda g, y, x, *, axes: _permute(g, axes=tuple(int(i) for i in np.argsort(axes))))
 
 
 @_permute.api
