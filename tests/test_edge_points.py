@@ -253,23 +253,26 @@ CASES["square-via-pow-at-0-second-input"] = Edge(
 
 # std / var of a constant and over an axis of length 1: PyTorch's std gives 0 where std is 0
 CONST = f64(3.0, 3.0, 3.0, 3.0)
-CASES["std-constant"] = Edge(gt.std, lambda x: torch.std(x, correction=0), (CONST,))
+CASES["std-constant"] = Edge(gt.std, torch.std, (CONST,))
+CASES["std-constant-population"] = Edge(
+    lambda x: gt.std(x, correction=0), lambda x: torch.std(x, correction=0), (CONST,)
+)
 CASES["std-constant-ddof1"] = Edge(
     lambda x: gt.std(x, ddof=1), lambda x: torch.std(x, correction=1), (CONST,)
 )
-CASES["var-constant"] = Edge(gt.var, lambda x: torch.var(x, correction=0), (CONST,))
+CASES["var-constant"] = Edge(gt.var, torch.var, (CONST,))
 CASES["std-constant-row"] = Edge(
     lambda x: gt.std(x, axis=1),
-    lambda x: torch.std(x, dim=1, correction=0),
+    lambda x: torch.std(x, dim=1),
     (np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]]),),
     f64(1.0, -2.0),
 )
 COLUMN = np.array([[3.0], [-1.0], [0.0]])
 CASES["std-axis-of-length-1"] = Edge(
-    lambda x: gt.std(x, axis=1), lambda x: torch.std(x, dim=1, correction=0), (COLUMN,)
+    lambda x: gt.std(x, axis=1, ddof=0), lambda x: torch.std(x, dim=1, correction=0), (COLUMN,)
 )
 CASES["var-axis-of-length-1"] = Edge(
-    lambda x: gt.var(x, axis=1), lambda x: torch.var(x, dim=1, correction=0), (COLUMN,)
+    lambda x: gt.var(x, axis=1, ddof=0), lambda x: torch.var(x, dim=1, correction=0), (COLUMN,)
 )
 CASES["std-axis-of-length-1-ddof1"] = Edge(
     lambda x: gt.std(x, axis=1, ddof=1),
@@ -283,7 +286,9 @@ CASES["var-axis-of-length-1-ddof1"] = Edge(
     (COLUMN,),
     torch_warns="var\\(\\): degrees of freedom",
 )
-CASES["std-0d"] = Edge(gt.std, lambda x: torch.std(x, correction=0), (np.array(2.5),))
+CASES["std-0d"] = Edge(
+    lambda x: gt.std(x, correction=0), lambda x: torch.std(x, correction=0), (np.array(2.5),)
+)
 
 # infinite upstream gradients at dead units: 0 * inf must be 0 where the unit is off
 RELU_UP = f64(INF, -INF, INF, 1.0)

@@ -300,11 +300,11 @@ TWINS: dict[str, tuple[Any, Any]] = {
     "sum": (lambda x, axis, keepdims: gt.sum(x, axis, keepdims), _t_reduce(torch.sum)),
     "mean": (lambda x, axis, keepdims: gt.mean(x, axis, keepdims), _t_reduce(torch.mean)),
     "var": (
-        lambda x, axis, keepdims, ddof: gt.var(x, axis, keepdims, ddof),
+        lambda x, axis, keepdims, ddof: gt.var(x, axis, keepdim=keepdims, correction=ddof),
         _t_var(torch.var),
     ),
     "std": (
-        lambda x, axis, keepdims, ddof: gt.std(x, axis, keepdims, ddof),
+        lambda x, axis, keepdims, ddof: gt.std(x, axis, keepdim=keepdims, correction=ddof),
         _t_var(torch.std),
     ),
     "amax": (lambda x, axis, keepdims: gt.amax(x, axis, keepdims), _t_reduce(torch.amax)),

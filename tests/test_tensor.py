@@ -150,12 +150,18 @@ def test_split_follows_numpy():
         assert [g.tolist() for g in got] == [w.tolist() for w in want]
 
 
-def test_var_and_std_use_numpy_ddof():
+def test_var_and_std_divide_by_n_minus_one_unless_told():
     a = np.random.default_rng(0).standard_normal((4, 5))
     t = gt.tensor(a, dtype=gt.float64)
-    np.testing.assert_allclose(t.var().item(), a.var())
-    np.testing.assert_allclose(t.std(axis=0, ddof=1).numpy(), a.std(axis=0, ddof=1))
-    np.testing.assert_allclose(t.var(dim=1, keepdim=True).numpy(), a.var(axis=1, keepdims=True))
+    np.testing.assert_allclose(t.var().item(), a.var(ddof=1))  # PyTorch's default correction
+    np.testing.assert_allclose(t.var(unbiased=False).item(), a.var())
+    np.testing.assert_allclose(t.std(axis=0, ddof=0).numpy(), a.std(axis=0))  # NumPy's keyword
+    np.testing.assert_allclose(t.var(1, keepdim=True, correction=2).numpy(),
+                               a.var(axis=1, keepdims=True, ddof=2))  # fmt: skip
+    with pytest.raises(TypeError, match=r"var: give one of correction, ddof and unbiased"):
+        t.var(correction=1, ddof=0)
+    with pytest.raises(TypeError, match=r"std\(\) got an unexpected keyword argument 'bias'"):
+        t.std(bias=1)
 
 
 def test_reductions_accept_dim_and_keepdim_aliases():

@@ -29,12 +29,23 @@ def _reduce(fn):
     return call
 
 
-def _var(x, axis=None, keepdims=False, ddof=0):
-    return torch.var(x, dim=_dims(x, axis), correction=ddof, keepdim=keepdims)
+def _var_args(x, dim=None, unbiased=None, keepdim=False, *, axis=None, keepdims=None, **kw):
+    """torch.var's keywords for the NumPy spellings the samples use too (axis, keepdims, ddof)."""
+    if isinstance(dim, bool):
+        return {"unbiased": dim}
+    dim = _dims(x, axis if axis is not None else dim)
+    keep = keepdim if keepdims is None else keepdims
+    if "ddof" in kw:
+        kw["correction"] = kw.pop("ddof")
+    return {"dim": dim, "keepdim": keep, **({"unbiased": unbiased} if unbiased is not None else kw)}
 
 
-def _std(x, axis=None, keepdims=False, ddof=0):
-    return torch.std(x, dim=_dims(x, axis), correction=ddof, keepdim=keepdims)
+def _var(x, *args, **kw):
+    return torch.var(x, **_var_args(x, *args, **kw))
+
+
+def _std(x, *args, **kw):
+    return torch.std(x, **_var_args(x, *args, **kw))
 
 
 def _prod(x, axis=None, keepdims=False):

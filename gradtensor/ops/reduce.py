@@ -108,50 +108,53 @@ def mean(
     return _sum(x, axis=axis, keepdims=keepdims) / _count(x.shape, axis)
 
 
-def _variance(
-    op: str, x: Any, axis: Any, keepdims: bool, ddof: int, dim: Any, keepdim: Any, correction: Any
-) -> Tensor:
+def _variance(op: str, x: Any, dim: Any, unbiased: Any, keepdim: Any, kw: dict) -> Tensor:
+    """var's and std's arguments, PyTorch's with NumPy's spellings: (variance, ...)."""
     x = _as_tensor(x, op)
-    axis, keepdims = axis_args(op, x, axis, keepdims, dim, keepdim)
-    if correction is not None:
-        ddof = correction
+    if isinstance(dim, bool):  # var(x, False): PyTorch's older (input, unbiased) form
+        dim, unbiased = None, dim
+    axis, keepdims = axis_args(op, x, kw.pop("axis", None), keepdim, dim, kw.pop("keepdims", None))
+    given = {k: v for k, v in (("correction", kw.pop("correction", None)),
+                               ("ddof", kw.pop("ddof", None)), ("unbiased", unbiased))
+             if v is not None}  # fmt: skip
+    if kw:
+        raise TypeError(f"{op}() got an unexpected keyword argument {next(iter(kw))!r}")
+    if len(given) > 1:
+        raise TypeError(f"{op}: give one of correction, ddof and unbiased, got {sorted(given)}")
+    ((how, value),) = given.items() if given else (("correction", 1),)
+    ddof = int(bool(value)) if how == "unbiased" else value
+    return _var(x, axis, keepdims, ddof)
+
+
+def _var(x: Tensor, axis: Any, keepdims: bool, ddof: Any) -> Tensor:
     if x.dtype == np.float16:  # squares and sums in float32, as for mean
-        return _variance(op, x.astype(np.float32), axis, keepdims, ddof, None, None, None).astype(
-            np.float16
-        )
+        return _var(x.astype(np.float32), axis, keepdims, ddof).astype(np.float16)
     n = _count(x.shape, axis)
     d = x - _sum(x, axis=axis, keepdims=True) / n
     return _sum(d * d, axis=axis, keepdims=keepdims) / builtins.max(n - ddof, 0)
 
 
-@composite(samples=REDUCE + [Sample((3, 4), axis=1, ddof=1)])
+# One element over the reduced axes has no degree of freedom left with correction 1 (NaN, as in
+# PyTorch): those samples take correction 0.
+_VAR = REDUCE[:4] + [Sample((1, 3), axis=0, correction=0), Sample((), correction=0)]
+_VAR += [Sample((3, 4), axis=1, correction=0), Sample((3, 4), 1, False)]
+
+
+@composite(samples=_VAR + [Sample((4,), unbiased=False), Sample((3, 2), ddof=2, axis=0)])
 def var(
-    x: Tensor,
-    axis: Any = None,
-    keepdims: bool = False,
-    ddof: int = 0,
-    *,
-    dim: Any = None,
-    keepdim: Any = None,
-    correction: Any = None,
+    x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, **kw: Any
 ) -> Tensor:
-    """Variance over `axis`, dividing by n - ddof (NumPy's default ddof=0)."""
-    return _variance("var", x, axis, keepdims, ddof, dim, keepdim, correction)
+    """Variance over `dim`, dividing by n - correction: PyTorch's, correction=1 unless
+    `correction`, `unbiased` or NumPy's `ddof` says otherwise; `axis`/`keepdims` are accepted."""
+    return _variance("var", x, dim, unbiased, keepdim, kw)
 
 
-@composite(samples=REDUCE[:4] + [Sample((3, 4), axis=0, ddof=1)])
+@composite(samples=_VAR[:4] + _VAR[-2:] + [Sample((3, 4), axis=0, ddof=0)])
 def std(
-    x: Tensor,
-    axis: Any = None,
-    keepdims: bool = False,
-    ddof: int = 0,
-    *,
-    dim: Any = None,
-    keepdim: Any = None,
-    correction: Any = None,
+    x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, **kw: Any
 ) -> Tensor:
-    """Standard deviation over `axis` (ddof as in `var`)."""
-    v = _variance("std", x, axis, keepdims, ddof, dim, keepdim, correction)
+    """Standard deviation over `dim` (correction as in `var`: 1 unless told otherwise)."""
+    v = _variance("std", x, dim, unbiased, keepdim, kw)
     # sqrt'(0) is infinite and var'(x) is 0 at a constant x: their product must be 0, not NaN, so
     # zero variances take a constant branch (NaN, from ddof >= n, still goes through sqrt).
     nonzero = v != 0
