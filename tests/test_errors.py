@@ -143,9 +143,15 @@ def test_item_of_many_elements_and_bool_ambiguity():
         bool(gt.ones(2))
 
 
-def test_split_into_unequal_sections():
-    with pytest.raises(ValueError, match="split: an axis of size 5 cannot be split into 2"):
-        gt.split(gt.ones(5), 2)
+def test_split_sizes_that_do_not_fit():
+    with pytest.raises(ValueError, match=r"split: sizes \[2, 2\] do not add up to the 5 elements"):
+        gt.split(gt.ones(5), [2, 2])
+    with pytest.raises(ValueError, match="split: the size of each piece must be positive, got 0"):
+        gt.split(gt.ones(5), 0)
+    with pytest.raises(ValueError, match="chunk: chunks must be a positive int, got 0"):
+        gt.ones(5).chunk(0)
+    with pytest.raises(ValueError, match="tensor_split: the number of pieces must be positive"):
+        gt.tensor_split(gt.ones(5), -1)
 
 
 def test_concatenate_and_stack_mismatches():

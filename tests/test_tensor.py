@@ -142,11 +142,11 @@ def test_indexing_gradient_scatter_adds_repeats():
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 1.0])
 
 
-def test_split_follows_numpy():
+def test_tensor_split_follows_numpy_array_split():
     a = np.arange(10.0)
-    for spec in (5, [2, 7], [3]):
-        got = gt.split(gt.tensor(a), spec)
-        want = np.split(a, spec)
+    for spec in (5, 3, [2, 7], [3], [-4, 8]):
+        got = gt.tensor_split(gt.tensor(a), spec)
+        want = np.array_split(a, spec)
         assert [g.tolist() for g in got] == [w.tolist() for w in want]
 
 

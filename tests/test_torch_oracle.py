@@ -63,8 +63,8 @@ def _expand_dims(x, axis):
     return x
 
 
-def _split(x, sections, axis=0):
-    return list(torch.tensor_split(x, sections, dim=axis))
+def _split(fn):
+    return lambda x, sections, axis=0: list(fn(x, sections, dim=axis))
 
 
 def _setitem(x, v, index):
@@ -130,7 +130,8 @@ TWINS = {
     "flatten": torch.flatten,
     "concatenate": lambda xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda xs, axis=0: torch.stack(xs, dim=axis),
-    "split": _split,
+    "split": _split(torch.split),
+    "tensor_split": _split(torch.tensor_split),
     "getitem": lambda x, index: x[index],
     "setitem": _setitem,
     "copy": torch.clone,

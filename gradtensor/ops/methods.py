@@ -302,6 +302,8 @@ for _name in (
     "sign",
     "sin",
     "split",
+    "tensor_split",
+    "chunk",
     "sqrt",
     "squeeze",
     "std",

@@ -250,21 +250,55 @@ def stack(tensors: Any, axis: int = 0, *, dim: Any = None) -> Tensor:
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
-@composite(samples=[Sample((6, 2), 3), Sample((2, 7), [2, 5], axis=1)])
-def split(x: Tensor, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
-    """NumPy's split: an int is a number of equal sections, a list gives the split points."""
-    (axis,) = normalize_axis("split", x.ndim, axis)
-    n = x.shape[axis]
-    if isinstance(indices_or_sections, int):
-        k = indices_or_sections
-        if k <= 0 or n % k:
-            raise ValueError(f"split: an axis of size {n} cannot be split into {k} equal sections")
-        bounds = [i * (n // k) for i in range(k + 1)]
-    else:
-        pts = [builtins.min(builtins.max(int(p), 0), n) for p in indices_or_sections]
-        bounds = [0] + pts + [n]
+def _pieces(x: Tensor, bounds: list[int], axis: int) -> list[Tensor]:
     pre = (slice(None),) * axis
     return [x[pre + (slice(a, builtins.max(a, b)),)] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _split_dim(op: str, x: Tensor, dim: int, axis: Any) -> int:
+    return _dim(op, x.ndim, dim if axis is None else axis)
+
+
+@composite(samples=[Sample((6, 2), 3), Sample((7, 2), 3), Sample((2, 7), [2, 5], axis=1)])
+def split(x: Tensor, split_size_or_sections: Any, dim: int = 0, *, axis: Any = None) -> list:
+    """PyTorch's split: an int is the size of each piece (the last may be smaller), a list the
+    sizes of all of them. (NumPy's split, by a count or by points, is `tensor_split`.)"""
+    d = _split_dim("split", x, dim, axis)
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: the size of each piece must be positive, got {size}")
+        return _pieces(x, list(range(0, n, size)) + [n] if n else [0, 0], d)
+    sizes = [int(k) for k in split_size_or_sections]
+    if any(k < 0 for k in sizes) or builtins.sum(sizes) != n:
+        raise ValueError(f"split: sizes {sizes} do not add up to the {n} elements of dim {d}")
+    return _pieces(x, [builtins.sum(sizes[:i]) for i in range(len(sizes) + 1)], d)
+
+
+@composite(samples=[Sample((6, 2), 3), Sample((7, 2), 3), Sample((2, 7), [2, 5], axis=1)])
+def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0, *, axis: Any = None) -> list:
+    """An int k makes k pieces (the first n % k one longer), a list gives the split points, as
+    PyTorch's tensor_split and NumPy's array_split."""
+    d = _split_dim("tensor_split", x, dim, axis)
+    n = x.shape[d]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"tensor_split: the number of pieces must be positive, got {k}")
+        q, r = divmod(n, k)
+        return _pieces(x, [i * q + builtins.min(i, r) for i in range(k + 1)], d)
+    pts = [builtins.min(builtins.max(int(p) if p >= 0 else int(p) + n, 0), n)
+           for p in indices_or_sections]  # fmt: skip
+    return _pieces(x, [0] + pts + [n], d)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> list:
+    """At most `chunks` pieces of ceil(n / chunks) elements along dim, as PyTorch's chunk."""
+    if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    n = x.shape[_dim("chunk", x.ndim, dim)]
+    return split(x, builtins.max(-(-n // int(chunks)), 1), dim)
 
 
 # -- indexing ---------------------------------------------------------------------------------
