@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     arch = "-".join(map(str, sizes))
     print(
         f"{name}: {len(X_train)} training and {len(X_test)} test images; network {arch} "
-        f"({activation}), {sum(p.size for p in model.parameters())} parameters, "
+        f"({activation}), {sum(p.numel() for p in model.parameters())} parameters, "
         f"{args.optimizer} lr={lr}"
     )
 

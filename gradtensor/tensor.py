@@ -116,9 +116,27 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None) -> Any:
+        """The shape, as PyTorch's x.size(); x.size(d) is the length of dimension d."""
+        if dim is None:
+            return self.data.shape
+        if (
+            isinstance(dim, bool)
+            or not isinstance(dim, int)
+            or not -self.ndim <= dim < max(self.ndim, 1)
+        ):
+            raise IndexError(f"size: dimension {dim!r} is out of range for a {self.ndim}-d tensor")
+        return self.data.shape[dim] if self.ndim else 1
+
+    def numel(self) -> int:
+        """The number of elements."""
         return int(self.data.size)
+
+    nelement = numel
+
+    def dim(self) -> int:
+        """The number of dimensions (as x.ndim)."""
+        return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
@@ -175,7 +193,7 @@ class Tensor:
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(
                 f"item: only one-element tensors convert to a number, shape {self.shape}"
             )
@@ -191,7 +209,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.dtype.kind not in "iu" or self.size != 1:
+        if self.dtype.kind not in "iu" or self.numel() != 1:
             raise TypeError(
                 f"only integer tensors of one element can be used as an index, "
                 f"not {self.dtype} of shape {self.shape}"
@@ -199,7 +217,7 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                 "use .any() or .all()"
@@ -218,7 +236,7 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """`f"{loss:.4f}"`: a one-element tensor formats as its number (as in PyTorch)."""
-        if self.size == 1 and (spec or self.ndim == 0):
+        if self.numel() == 1 and (spec or self.ndim == 0):
             return format(self.item(), spec)
         if spec:
             raise TypeError(

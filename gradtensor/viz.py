@@ -43,9 +43,9 @@ def _describe(shape: tuple, dtype: Any) -> str:
 def _tensor_label(t: Tensor, name: str | None) -> str:
     lines = [name] if name else []
     lines.append(_describe(t.shape, t.dtype))
-    if t.size <= _SMALL:
+    if t.numel() <= _SMALL:
         lines.append(f"value {_values(t.data)}")
-    if t.grad is not None and t.grad.size <= _SMALL:
+    if t.grad is not None and t.grad.numel() <= _SMALL:
         lines.append(f"grad {_values(t.grad.data)}")
     return "\n".join(lines)
 

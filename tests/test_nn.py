@@ -397,7 +397,7 @@ def test_init_statistics(fn, kwargs, expected_std):
     w = _big(400, 300)  # (out, in): fan_in 300, fan_out 400
     assert fn(w, **kwargs) is w
     assert w.data.std() == pytest.approx(expected_std, rel=0.02)
-    assert abs(w.data.mean()) < 3 * expected_std / math.sqrt(w.size) + 1e-12
+    assert abs(w.data.mean()) < 3 * expected_std / math.sqrt(w.numel()) + 1e-12
 
 
 def test_init_is_seeded_and_in_place_on_parameters():

@@ -8,7 +8,8 @@ import gradtensor as gt
 
 def test_attributes():
     t = gt.zeros(2, 3)
-    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.shape == (2, 3) and t.ndim == 2 and t.numel() == 6 and len(t) == 2
+    assert t.size() == (2, 3) and t.size(1) == 3 and t.size(-2) == 2 and t.dim() == 2
     assert t.dtype == gt.float32 and t.device == gt.device("cpu") and str(t.device) == "cpu"
     assert t.is_leaf and not t.requires_grad and t.grad is None
     assert t.T.shape == (3, 2)

@@ -274,7 +274,7 @@ def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
                 "it; was it computed under no_grad, or from tensors without requires_grad=True?)"
             )
         if g is None:
-            if t.size != 1:
+            if t.numel() != 1:
                 keyword = "gradient" if op == "backward" else "grad_outputs"
                 raise RuntimeError(
                     f"{op}: the gradient can be implied only for a scalar output, but output {i} "

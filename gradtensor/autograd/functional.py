@@ -73,7 +73,7 @@ def vjp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False) 
     with enable_grad():
         single_out, outs = _outputs("vjp", func(*ins))
         if v is None:
-            if len(outs) != 1 or outs[0].size != 1:
+            if len(outs) != 1 or outs[0].numel() != 1:
                 raise RuntimeError("vjp: v may be omitted only when the function returns a scalar")
             vs = (_t.ones_like(outs[0]),)
         else:
@@ -93,7 +93,7 @@ def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False) 
     with enable_grad():
         single_out, outs = _outputs("jvp", func(*ins))
         if v is None:
-            if len(ins) != 1 or ins[0].size != 1:
+            if len(ins) != 1 or ins[0].numel() != 1:
                 raise RuntimeError("jvp: v may be omitted only when the input is a scalar")
             vs = (_t.ones_like(ins[0]),)
         else:
@@ -127,7 +127,7 @@ def jacobian(func: Callable, inputs: Any, create_graph: bool = False) -> Any:
         for o in outs:
             flat = o.reshape(-1)
             rows: list[list] = [[] for _ in ins]
-            for k in range(flat.size):
+            for k in range(flat.numel()):
                 onehot = _t.zeros(flat.shape, dtype=o.dtype, device=o.device)
                 onehot.data[k] = 1
                 gs = _grads((flat,), ins, (onehot,), create_graph)
@@ -153,7 +153,7 @@ def hessian(func: Callable, inputs: Any, create_graph: bool = False) -> Any:
     def gradient(*xs: Any) -> Any:
         with enable_grad():
             _, outs = _outputs("hessian", func(*xs))
-            if len(outs) != 1 or outs[0].size != 1:
+            if len(outs) != 1 or outs[0].numel() != 1:
                 raise RuntimeError("hessian: the function must return a single scalar")
             gs = _grads(outs, xs, (_t.ones_like(outs[0]),), create_graph=True)
         return gs[0] if single_in else gs
@@ -167,7 +167,7 @@ def hvp(func: Callable, inputs: Any, v: Any, create_graph: bool = False) -> tupl
     vs = _as_tuple(v, ins, "hvp")
     with enable_grad():
         _, outs = _outputs("hvp", func(*ins))
-        if len(outs) != 1 or outs[0].size != 1:
+        if len(outs) != 1 or outs[0].numel() != 1:
             raise RuntimeError("hvp: the function must return a single scalar")
         gs = _grads(outs, ins, (_t.ones_like(outs[0]),), create_graph=True)
         live = [(g, w) for g, w in zip(gs, vs) if g.requires_grad]

@@ -56,7 +56,7 @@ def _clip_norm(
 ) -> Tensor:
     xp = backend.array_module(grads[0].data)
     if norm_type == math.inf:
-        norms = [xp.abs(g.data).max() if g.size else xp.zeros((), g.dtype) for g in grads]
+        norms = [xp.abs(g.data).max() if g.numel() else xp.zeros((), g.dtype) for g in grads]
         total = xp.max(xp.stack([xp.asarray(n, dtype=grads[0].dtype) for n in norms]))
     else:
         # Per-gradient norms, then the norm of those norms: the same as one long vector.

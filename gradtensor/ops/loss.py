@@ -96,7 +96,7 @@ def cross_entropy_op(x: Tensor, target: Any, reduction: str, ignore_index: int) 
 def log_softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
     """x - logsumexp(x): log-probabilities, stable and precise for any magnitude of x."""
     axis = dim if dim is not None else axis
-    if x.size:
+    if x.numel():
         # x - max(x) first, exactly: x - logsumexp(x) would round at the scale of x (a float32
         # logit of 1e4 carries an error of 1e-3). A constant shift changes no derivative.
         m = x.detach().amax(axis=axis, keepdims=True)
