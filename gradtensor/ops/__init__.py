@@ -10,6 +10,7 @@ from .elementwise import (
     bitwise_or,
     bitwise_right_shift,
     bitwise_xor,
+    clamp,
     clip,
     cos,
     divide,
@@ -100,7 +101,6 @@ mul = multiply
 div = divide
 true_divide = divide
 pow = power
-clamp = clip
 dot = matmul
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -114,9 +114,21 @@ erf.defvjp(lambda g, y, x: g * _TWO_OVER_SQRT_PI * exp(-x * x))
 # -- binary -----------------------------------------------------------------------------------
 
 
+def _f64(v: Any) -> bool:
+    return getattr(v, "dtype", None) is not None and v.dtype.char == "d"
+
+
+def _default_float(y: Any, a: Any, b: Any) -> Any:
+    """A float result of integer or bool tensors and Python numbers takes the default float dtype,
+    as in PyTorch (NumPy would make it float64): `int_tensor / 2`, `int_tensor * 1.5`."""
+    if _f64(y) and not (_f64(a) or _f64(b)):
+        return y.astype(get_default_dtype())
+    return y
+
+
 @primitive(save="", elementwise=True, samples=BINARY)
 def add(xp, a, b):
-    return a + b
+    return _default_float(a + b, a, b)
 
 
 add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
@@ -124,7 +136,7 @@ add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
 
 @primitive(save="", elementwise=True, samples=BINARY)
 def subtract(xp, a, b):
-    return a - b
+    return _default_float(a - b, a, b)
 
 
 subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
@@ -132,7 +144,7 @@ subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def multiply(xp, a, b):
-    return a * b
+    return _default_float(a * b, a, b)
 
 
 multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
@@ -149,7 +161,7 @@ multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
     ],
 )
 def divide(xp, a, b):
-    return a / b
+    return _default_float(a / b, a, b)
 
 
 # (a / b) / b, not a / (b * b): b * b underflows to 0 for tiny b where the quotient is finite.
@@ -177,7 +189,7 @@ def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
     ],
 )
 def power(xp, a, b):
-    return a**b
+    return _default_float(a**b, a, b)
 
 
 def _power_grad_base(g: Any, y: Any, a: Any, b: Any) -> Any:
@@ -197,7 +209,7 @@ def _max_side(g: Tensor, a: Any, b: Any) -> Tensor:
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def maximum(xp, a, b):
-    return xp.maximum(a, b)
+    return _default_float(xp.maximum(a, b), a, b)
 
 
 maximum.defvjp(lambda g, y, a, b: _max_side(g, a, b), lambda g, y, a, b: _max_side(g, b, a))
@@ -205,7 +217,7 @@ maximum.defvjp(lambda g, y, a, b: _max_side(g, a, b), lambda g, y, a, b: _max_si
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def minimum(xp, a, b):
-    return xp.minimum(a, b)
+    return _default_float(xp.minimum(a, b), a, b)
 
 
 minimum.defvjp(lambda g, y, a, b: _max_side(g, b, a), lambda g, y, a, b: _max_side(g, a, b))
@@ -249,16 +261,26 @@ _clip.defvjp(_clip_grad)
 
 
 @_clip.api
-def clip(x: Tensor, a_min: Any = None, a_max: Any = None) -> Tensor:
-    """Limit values to [a_min, a_max] (either may be None): `gt.clip(x, 0, 1)`."""
-    if a_min is None and a_max is None:
-        raise ValueError("clip: at least one of a_min and a_max must be given")
-    if isinstance(a_min, Tensor) or isinstance(a_max, Tensor):
+def clamp(
+    x: Tensor, min: Any = None, max: Any = None, *, a_min: Any = None, a_max: Any = None
+) -> Tensor:
+    """Limit values to [min, max] (either may be None), as PyTorch's clamp: `x.clamp(min=0)`;
+    NumPy's a_min/a_max are accepted too."""
+    if a_min is not None or a_max is not None:
+        if min is not None or max is not None:
+            raise TypeError("clamp: give min/max or NumPy's a_min/a_max, not both")
+        min, max = a_min, a_max
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
         # Tensor bounds get gradients too. Selects, not maximum/minimum: as in PyTorch, x keeps
-        # its whole gradient where it equals a bound, and a_max wins where a_min > a_max.
-        y = x if a_min is None else where(x < a_min, a_min, x)
-        return y if a_max is None else where(y > a_max, a_max, y)
-    return _clip(x, a_min=a_min, a_max=a_max)
+        # its whole gradient where it equals a bound, and max wins where min > max.
+        y = x if min is None else where(x < min, min, x)
+        return y if max is None else where(y > max, max, y)
+    return _clip(x, a_min=min, a_max=max)
+
+
+clip = clamp
 
 
 # -- comparisons and logic: results are bool and carry no gradient ----------------------------

@@ -323,6 +323,6 @@ for _name in (
     setattr(Tensor, _name, _method(getattr(_ops, _name)))
 Tensor.neg = _method(_ops.negative)
 Tensor.pow = _method(_ops.power)
-Tensor.clamp = _method(_ops.clip)
+Tensor.clamp = _method(_ops.clamp)
 Tensor.view = Tensor.reshape
 del _name
