@@ -119,16 +119,16 @@ def _f64(v: Any) -> bool:
 
 
 def _default_float(y: Any, a: Any, b: Any) -> Any:
-    """A float result of integer or bool tensors and Python numbers takes the default float dtype,
-    as in PyTorch (NumPy would make it float64): `int_tensor / 2`, `int_tensor * 1.5`."""
-    if _f64(y) and not (_f64(a) or _f64(b)):
-        return y.astype(get_default_dtype())
-    return y
+    """A float64 result of integer or bool tensors and Python numbers takes the default float
+    dtype, as in PyTorch (NumPy would keep float64): `int_tensor / 2`, `int_tensor * 1.5`. The
+    ops call it for float64 results only, so that float32 pays nothing."""
+    return y if _f64(a) or _f64(b) else y.astype(get_default_dtype())
 
 
 @primitive(save="", elementwise=True, samples=BINARY)
 def add(xp, a, b):
-    return _default_float(a + b, a, b)
+    y = a + b
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
@@ -136,7 +136,8 @@ add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
 
 @primitive(save="", elementwise=True, samples=BINARY)
 def subtract(xp, a, b):
-    return _default_float(a - b, a, b)
+    y = a - b
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
@@ -144,7 +145,8 @@ subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def multiply(xp, a, b):
-    return _default_float(a * b, a, b)
+    y = a * b
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
@@ -161,7 +163,8 @@ multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
     ],
 )
 def divide(xp, a, b):
-    return _default_float(a / b, a, b)
+    y = a / b
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 # (a / b) / b, not a / (b * b): b * b underflows to 0 for tiny b where the quotient is finite.
@@ -189,7 +192,8 @@ def _power_grad_exponent(g: Tensor, y: Tensor, a: Any, b: Any) -> Tensor:
     ],
 )
 def power(xp, a, b):
-    return _default_float(a**b, a, b)
+    y = a**b
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 def _power_grad_base(g: Any, y: Any, a: Any, b: Any) -> Any:
@@ -209,7 +213,8 @@ def _max_side(g: Tensor, a: Any, b: Any) -> Tensor:
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def maximum(xp, a, b):
-    return _default_float(xp.maximum(a, b), a, b)
+    y = xp.maximum(a, b)
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 maximum.defvjp(lambda g, y, a, b: _max_side(g, a, b), lambda g, y, a, b: _max_side(g, b, a))
@@ -217,7 +222,8 @@ maximum.defvjp(lambda g, y, a, b: _max_side(g, a, b), lambda g, y, a, b: _max_si
 
 @primitive(save="x", elementwise=True, samples=BINARY)
 def minimum(xp, a, b):
-    return _default_float(xp.minimum(a, b), a, b)
+    y = xp.minimum(a, b)
+    return y if y.dtype.char != "d" else _default_float(y, a, b)
 
 
 minimum.defvjp(lambda g, y, a, b: _max_side(g, b, a), lambda g, y, a, b: _max_side(g, a, b))
