@@ -184,27 +184,30 @@ def _mkl() -> tuple[Any, str, str] | None:
     return _mkl_state[0]
 
 
-def _choose() -> tuple[str, str]:
-    """(the BLAS to use, why): NumPy's unless MKL is installed and the CPU is Intel's, where it
-    measured faster; on AMD's EPYC it measured slower (benchmarks/results/kernel-decisions.md)."""
+def _choose() -> tuple[str, str, bool]:
+    """(the BLAS for products, why, whether the row blocks may call MKL): NumPy's unless MKL is
+    installed and the CPU is Intel's, where it measured faster. On AMD's EPYC MKL measured slower
+    for whole products but faster inside the kernels' row blocks, which fuse each block's GEMM
+    with its epilogue while it is in cache (benchmarks/results/kernel-decisions.md)."""
     want = os.environ.get("GRADTENSOR_BLAS", "auto").strip().lower()
     if want not in ("auto", "mkl", "numpy"):
         raise ValueError(f"GRADTENSOR_BLAS={want!r}: expected auto, mkl or numpy")
     if want == "numpy":
-        return "numpy", "GRADTENSOR_BLAS=numpy"
+        return "numpy", "GRADTENSOR_BLAS=numpy", False
     if want == "mkl":
         if _mkl() is None:
             raise ImportError(
                 "GRADTENSOR_BLAS=mkl, but Intel MKL could not be loaded: install it with "
                 "`pip install gradtensor[mkl]` (x86-64 only), or unset GRADTENSOR_BLAS"
             )
-        return "mkl", "GRADTENSOR_BLAS=mkl"
+        return "mkl", "GRADTENSOR_BLAS=mkl", True
+    if _mkl() is None:
+        return "numpy", "auto: MKL is not installed (the mkl extra)", False
     vendor = cpu_vendor()
     if vendor != "GenuineIntel":
-        return "numpy", f"auto: NumPy's BLAS on this {vendor or 'non-Intel'} CPU"
-    if _mkl() is None:
-        return "numpy", "auto: MKL is not installed (the mkl extra)"
-    return "mkl", "auto: MKL on an Intel CPU"
+        why = f"auto: NumPy's BLAS for products on this {vendor or 'non-Intel'} CPU"
+        return "numpy", why + ", MKL in row blocks", True
+    return "mkl", "auto: MKL on an Intel CPU", True
 
 
 NAME = "numpy"  # the BLAS matmul uses now: "mkl <version>" or "numpy"
@@ -234,41 +237,52 @@ def available() -> list[str]:
     return ["numpy"] + ([mkl[1]] if mkl else [])
 
 
-def select(name: str) -> str:
-    """Use "mkl" (when it loads) or "numpy" from now on; returns the name in use before.
+def _mkl_functions(mkl: tuple[Any, str, str]) -> None:
+    """MKL's cblas and per-thread setting, as ctypes functions and compiled GEMMs (once)."""
+    if not _COMPILED:
+        local = _MKL_CBLAS["set_local"] = _mkl_set_local(mkl[0])
+        for np_real, real, fn in (
+            (np.float32, ctypes.c_float, "cblas_sgemm"),
+            (np.float64, ctypes.c_double, "cblas_dgemm"),
+        ):
+            cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(mkl[0], fn, real)
+            _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, local, np_real)
+
+
+def select(name: str, row_blocks: bool | None = None) -> str:
+    """Use "mkl" (when it loads) or "numpy" for products from now on; returns the name in use
+    before. With "numpy", `row_blocks` says whether the kernels' row blocks may still call MKL
+    (None: as chosen at import).
 
     For side-by-side measurements: `prev = blas.select("numpy"); ...; blas.select(prev)`.
     """
-    global NAME, OPENMP, set_threads_local
+    global NAME, OPENMP, ROW_BLOCKS, set_threads_local
     prev = NAME
-    mkl = _mkl() if name.startswith("mkl") else None
-    if mkl is not None:
-        lib, mkl_name, layer = mkl
-        if not _COMPILED:
-            local = _MKL_CBLAS["set_local"] = _mkl_set_local(lib)
-            for np_real, real, fn in (
-                (np.float32, ctypes.c_float, "cblas_sgemm"),
-                (np.float64, ctypes.c_double, "cblas_dgemm"),
-            ):
-                cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(lib, fn, real)
-                _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, local, np_real)
+    mkl = _mkl() if name.startswith("mkl") or name == "numpy" else None
+    if name.startswith("mkl") and mkl is not None:
+        _mkl_functions(mkl)
         _GEMM.update(_COMPILED)
-        _CBLAS.update((k, v) for k, v in _MKL_CBLAS.items() if k != "set_local")
-        set_threads_local = _MKL_CBLAS["set_local"]
-        NAME, OPENMP = mkl_name, layer
+        NAME, OPENMP = mkl[1], mkl[2]
     elif name == "numpy":
         _GEMM.clear()
-        _CBLAS.clear()
-        set_threads_local = None
         NAME, OPENMP = "numpy", None
+        if not (_ROW_BLOCKS_AT_IMPORT if row_blocks is None else row_blocks):
+            mkl = None
     else:
         raise ValueError(
             f"blas.select: {name!r} is not available here; expected one of {available()}"
         )
+    _CBLAS.clear()
+    set_threads_local = ROW_BLOCKS = None
+    if mkl is not None:
+        _mkl_functions(mkl)
+        _CBLAS.update((k, v) for k, v in _MKL_CBLAS.items() if k != "set_local")
+        set_threads_local, ROW_BLOCKS = _MKL_CBLAS["set_local"], mkl[1]
     return prev
 
 
-_chosen, REASON = _choose()
+_chosen, REASON, _ROW_BLOCKS_AT_IMPORT = _choose()
+ROW_BLOCKS: str | None = None  # the BLAS the kernels' row blocks call: MKL's name, or None
 select(_chosen)
 
 

@@ -90,11 +90,14 @@ def test_mkl_is_used_when_installed_on_an_intel_cpu(monkeypatch):
     on_intel = blas.cpu_vendor() == "GenuineIntel"
     assert blas.NAME.startswith("mkl ") == on_intel, blas.REASON
     monkeypatch.setattr(blas, "cpu_vendor", lambda: "GenuineIntel")
-    assert blas._choose() == ("mkl", "auto: MKL on an Intel CPU")
+    assert blas._choose() == ("mkl", "auto: MKL on an Intel CPU", True)
     monkeypatch.setattr(blas, "cpu_vendor", lambda: "AuthenticAMD")
-    assert blas._choose() == ("numpy", "auto: NumPy's BLAS on this AuthenticAMD CPU")
+    amd = "auto: NumPy's BLAS for products on this AuthenticAMD CPU, MKL in row blocks"
+    assert blas._choose() == ("numpy", amd, True)
     monkeypatch.setenv("GRADTENSOR_BLAS", "mkl")
-    assert blas._choose() == ("mkl", "GRADTENSOR_BLAS=mkl")
+    assert blas._choose() == ("mkl", "GRADTENSOR_BLAS=mkl", True)
+    monkeypatch.setenv("GRADTENSOR_BLAS", "numpy")
+    assert blas._choose() == ("numpy", "GRADTENSOR_BLAS=numpy", False)
     prev = blas.select("mkl")
     try:
         assert blas.NAME.startswith("mkl ")
@@ -107,14 +110,14 @@ def test_mkl_is_used_when_installed_on_an_intel_cpu(monkeypatch):
 def test_numpy_blas_without_mkl(monkeypatch):
     monkeypatch.setattr(blas, "cpu_vendor", lambda: "GenuineIntel")
     monkeypatch.setattr(blas, "_mkl", lambda: None)
-    assert blas._choose() == ("numpy", "auto: MKL is not installed (the mkl extra)")
+    assert blas._choose() == ("numpy", "auto: MKL is not installed (the mkl extra)", False)
     monkeypatch.setenv("GRADTENSOR_BLAS", "mkl")
     with pytest.raises(ImportError, match="GRADTENSOR_BLAS=mkl, but Intel MKL could not be"):
         blas._choose()
 
 
 def test_select_switches_between_what_is_there():
-    prev = blas.select("numpy")
+    prev = blas.select("numpy", row_blocks=False)
     try:
         assert blas.NAME == "numpy"
         assert blas.cblas_gemm(np.dtype(np.float32)) is None  # compiled code cannot reach it

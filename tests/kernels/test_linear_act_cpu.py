@@ -402,11 +402,26 @@ def test_which_layers_run_in_row_blocks():
 
 
 def test_numpy_blas_runs_whole_arrays():
-    prev = kernels.blas.select("numpy")
+    prev = kernels.blas.select("numpy", row_blocks=False)
     try:
         assert kcpu._blocking(np.empty((65536, 64), np.float32), 64) is None
     finally:
         kernels.blas.select(prev)
+
+
+@pytest.mark.skipif(_MKL is None, reason="row blocks on MKL need the `mkl` extra")
+def test_numpy_blas_for_products_and_mkl_in_row_blocks():
+    # The choice on an AMD CPU with MKL installed: whole products on NumPy's BLAS, where MKL was
+    # slower there, and the tall layers' row blocks on MKL, where it was faster.
+    blas = kernels.blas
+    prev = blas.select("numpy", row_blocks=True)
+    try:
+        assert blas.NAME == "numpy" and blas.ROW_BLOCKS == _MKL and not blas._GEMM
+        assert kcpu._blocking(np.empty((65536, 64), np.float32), 64) is not None
+        x, w, b, gy = inputs((130, 37, 19), np.float32)
+        check_against_reference(x, w, b, gy, "relu", run_both(kcpu, x, w, b, gy, "relu"))
+    finally:
+        blas.select(prev)
 
 
 @needs_cblas
