@@ -403,6 +403,10 @@ NOT_FUZZED = {
     "to_device": "the fuzzer runs on the CPU only",
     "scatter": "the derivative of getitem: runs in every getitem's backward",
     "split": "pieces of slices as tensor_split's, which is fuzzed; sizes checked in test_errors",
+    "expand": "a broadcast_to, which is fuzzed; held to PyTorch in test_pytorch_idioms",
+    "repeat": "reshape and broadcast_to, both fuzzed; held to PyTorch in test_pytorch_idioms",
+    "flip": "a getitem with negative steps (getitem is fuzzed); held to PyTorch in the idioms",
+    "take_along_dim": "a getitem with index arrays (fuzzed); held to PyTorch in the idioms",
 }
 # Registered ops drawn under another name.
 FUZZED_AS = {

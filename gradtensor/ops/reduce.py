@@ -14,7 +14,7 @@ from .. import backend
 from ..tensor import Tensor
 from .elementwise import exp, maximum, minimum, sqrt, where
 from .registry import Sample, _to_tensor, composite, primitive
-from .shape import _broadcast_to, _permute, normalize_axis
+from .shape import _broadcast_to, _permute, normalize_axis, take_along_dim
 
 REDUCE = [
     Sample((3, 4)),
@@ -229,11 +229,7 @@ def _extreme(name: str, values: Any, position: Any, elementwise: Any) -> Any:
             return result(x, idx)
         # The value at the index, so that the gradient reaches that one element (PyTorch's rule;
         # a{name} shares it among ties instead).
-        xp = backend.array_module(x.data)
-        grid = [xp.arange(n).reshape([n if j == i else 1 for j in range(x.ndim)])
-                for i, n in enumerate(x.shape)]  # fmt: skip
-        grid[d] = idx.data
-        v = x[tuple(grid)]
+        v = take_along_dim(x, idx, d)
         return result(v, idx) if keep else result(v.squeeze(d), idx.squeeze(d))
 
     api.__name__ = api.__qualname__ = name
@@ -347,6 +343,36 @@ argmax = _position_op("argmax", "argmax")
 argmin = _position_op("argmin", "argmin")
 max = _extreme("max", amax, argmax, maximum)
 min = _extreme("min", amin, argmin, minimum)
+_sorted = collections.namedtuple("sort", ["values", "indices"])
+_top = collections.namedtuple("topk", ["values", "indices"])
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    """(values, indices) sorted along dim, as PyTorch's sort (ties keep their order)."""
+    x = _as_tensor(x, "sort")
+    if x.ndim == 0:
+        return _sorted(x, _to_tensor(np.zeros((), np.int64), "sort", x.device))
+    (d,) = normalize_axis("sort", x.ndim, dim)
+    xp = backend.array_module(x.data)
+    key = -x.data if descending and x.dtype.kind != "b" else x.data
+    idx = xp.argsort(key, axis=d, kind="stable")
+    if descending and x.dtype.kind == "b":
+        idx = xp.flip(xp.argsort(x.data, axis=d, kind="stable"), axis=d)
+    return _sorted(take_along_dim(x, idx, d), _to_tensor(idx, "sort", x.device))
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+    """The k largest (or smallest) elements along dim and their indices, as PyTorch's topk."""
+    x = _as_tensor(x, "topk")
+    (d,) = normalize_axis("topk", builtins.max(x.ndim, 1), dim)
+    n = x.shape[d] if x.ndim else 1
+    if not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+        raise ValueError(f"topk: k={k!r} must lie in [0, {n}] for dim {d} of shape {x.shape}")
+    values, indices = sort(x, d, descending=largest)
+    if x.ndim == 0:
+        return _top(values, indices)
+    pick = (slice(None),) * d + (slice(0, int(k)),)
+    return _top(values[pick], indices[pick])
 
 
 def _truth_op(name: str) -> Any:

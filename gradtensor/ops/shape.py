@@ -151,6 +151,65 @@ def broadcast_to(x: Tensor, *shape: Any) -> Tensor:
 # -- composites on reshape --------------------------------------------------------------------
 
 
+@composite(samples=[Sample((3, 1), 3, 4), Sample((2, 1, 3), 4, -1, 2, -1), Sample((), 2)])
+def expand(x: Tensor, *sizes: Any) -> Tensor:
+    """A broadcast view with new sizes for size-1 dims (-1 keeps a size; new dims may lead),
+    as PyTorch's expand."""
+    sizes = _shape_arg(sizes)
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes for a tensor of {x.ndim} dimensions")
+    if any(n == -1 for n in sizes[:lead]):
+        raise ValueError(f"expand: -1 is not allowed for the new leading dims, got {sizes}")
+    shape = tuple(n if n != -1 or i < lead else x.shape[i - lead] for i, n in enumerate(sizes))
+    return _broadcast_to(x, shape=shape)
+
+
+@composite(samples=[Sample((2, 3), 2, 1), Sample((3,), 2, 2), Sample((2, 1, 2), 1, 3, 2)])
+def repeat(x: Tensor, *repeats: Any) -> Tensor:
+    """The tensor tiled `repeats` times along each dim (leading ones added as needed), as
+    PyTorch's repeat (NumPy's tile; NumPy's repeat is repeat_interleave)."""
+    reps = _shape_arg(repeats)
+    if len(reps) < x.ndim or any(not isinstance(r, (int, np.integer)) or r < 0 for r in reps):
+        raise ValueError(
+            f"repeat: {reps} must be one non-negative int per dim of the {x.ndim}-d tensor at least"
+        )
+    shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
+    # Each dim of size n becomes (1, n), broadcast to (r, n), then merged to r * n.
+    pairs = _reshape(x, shape=tuple(v for n in shape for v in (1, n)))
+    tiled = _broadcast_to(pairs, shape=tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+    return _reshape(tiled, shape=tuple(r * n for r, n in zip(reps, shape)))
+
+
+@composite(samples=[Sample((3, 4), 0), Sample((2, 3, 4), [0, 2]), Sample((5,), -1)])
+def flip(x: Tensor, dims: Any) -> Tensor:
+    """The tensor with the order of elements reversed along `dims`."""
+    axes = normalize_axis("flip", x.ndim, dims) or ()
+    return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
+
+
+@composite(
+    samples=[Sample((3, 4), np.array([[0], [3], [1]]), 1), Sample((2, 3), np.array([[1, 0, 1]]), 0)]
+)
+def take_along_dim(x: Tensor, indices: Any, dim: int) -> Tensor:
+    """The elements of x at `indices` along dim (the others broadcast), as PyTorch's
+    take_along_dim and NumPy's take_along_axis; the gradient reaches those elements only."""
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if x.ndim == 0:
+        return x
+    d = _dim("take_along_dim", x.ndim, dim)
+    if getattr(idx, "ndim", None) != x.ndim:
+        raise ValueError(
+            f"take_along_dim: indices of shape {getattr(idx, 'shape', None)} for a tensor of "
+            f"shape {x.shape}: they need as many dims"
+        )
+    xp = backend.array_module(x.data)
+    grid = [xp.arange(n).reshape([n if j == i else 1 for j in range(x.ndim)])
+            for i, n in enumerate(x.shape)]  # fmt: skip
+    grid[d] = xp.asarray(idx)
+    return x[tuple(grid)]
+
+
 @composite(samples=[Sample((3, 1, 4)), Sample((1, 3, 1), axis=0), Sample((1, 3, 1), axis=(0, 2))])
 def squeeze(x: Tensor, axis: Any = None, *, dim: Any = None) -> Tensor:
     """Remove size-1 axes (all of them, or those named)."""
