@@ -53,6 +53,7 @@ from .reduce import (
     logsumexp,
     max,
     mean,
+    median,
     min,
     prod,
     sort,

@@ -308,6 +308,7 @@ for _name in (
     "flip",
     "sort",
     "topk",
+    "median",
     "take_along_dim",
     "chunk",
     "sqrt",

@@ -361,6 +361,30 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = Fals
     return _sorted(take_along_dim(x, idx, d), _to_tensor(idx, "sort", x.device))
 
 
+_median = collections.namedtuple("median", ["values", "indices"])
+
+
+def median(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    """The lower median, as PyTorch's: of every element (a tensor), or along dim (values and
+    indices); the gradient reaches the median element only."""
+    x = _as_tensor(x, "median")
+    if dim is None:
+        flat = x.reshape(-1)
+        if flat.shape[0] == 0:
+            raise ValueError("median: the median of an empty tensor is undefined")
+        return sort(flat).values[(flat.shape[0] - 1) // 2]
+    (d,) = normalize_axis("median", builtins.max(x.ndim, 1), dim)
+    if x.ndim == 0:
+        return _median(x, _to_tensor(np.zeros((), np.int64), "median", x.device))
+    n = x.shape[d]
+    if n == 0:
+        raise ValueError(f"median: dim {d} of shape {x.shape} is empty")
+    values, indices = sort(x, d)
+    pick = (slice(None),) * d + (slice((n - 1) // 2, (n - 1) // 2 + 1),)
+    v, i = values[pick], indices[pick]
+    return _median(v, i) if keepdim else _median(v.squeeze(d), i.squeeze(d))
+
+
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
     """The k largest (or smallest) elements along dim and their indices, as PyTorch's topk."""
     x = _as_tensor(x, "topk")
