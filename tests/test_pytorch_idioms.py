@@ -139,6 +139,20 @@ def test_a_pytorch_idiom_gives_pytorchs_result(name):
                                    err_msg=f"{name}: gradient")  # fmt: skip
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_puts_nan_where_pytorch_does(descending):
+    a = np.array([[2.0, np.nan, -1.0, np.inf, 2.0, np.nan], [0.0, 1.0, -np.inf, 3.0, 1.0, 0.5]])
+    got = gt.tensor(a, dtype=gt.float64).sort(1, descending=descending)
+    want = torch.tensor(a).sort(dim=1, descending=descending, stable=True)
+    np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+    flags = gt.tensor([[True, False, True, False]]).sort(1, descending=descending)
+    tflags = torch.tensor([[True, False, True, False]]).sort(
+        dim=1, descending=descending, stable=True
+    )
+    np.testing.assert_array_equal(flags.indices.numpy(), tflags.indices.numpy())
+
+
 def test_transpose_wants_its_two_dims():
     with pytest.raises(TypeError, match="transpose"):
         gt.ones(2, 3).transpose()

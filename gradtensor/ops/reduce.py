@@ -354,10 +354,11 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = Fals
         return _sorted(x, _to_tensor(np.zeros((), np.int64), "sort", x.device))
     (d,) = normalize_axis("sort", x.ndim, dim)
     xp = backend.array_module(x.data)
-    key = -x.data if descending and x.dtype.kind != "b" else x.data
-    idx = xp.argsort(key, axis=d, kind="stable")
-    if descending and x.dtype.kind == "b":
-        idx = xp.flip(xp.argsort(x.data, axis=d, kind="stable"), axis=d)
+    a = x.data.astype(np.int8) if x.dtype.kind == "b" else x.data
+    idx = xp.argsort(-a if descending else a, axis=d, kind="stable")
+    if descending and a.dtype.kind == "f":  # NaN counts as the largest, as in PyTorch: first
+        not_nan = ~xp.isnan(xp.take_along_axis(a, idx, d))
+        idx = xp.take_along_axis(idx, xp.argsort(not_nan, axis=d, kind="stable"), d)
     return _sorted(take_along_dim(x, idx, d), _to_tensor(idx, "sort", x.device))
 
 
