@@ -18,7 +18,8 @@ import warnings
 
 _checked: set[str] = set()
 _redirected: list[str] = []  # the temporary folder, once chosen
-_listening: list[object] = []
+_listener: list[object] = []  # the one registered with Numba, once registered
+_announced = False
 
 
 def _announce_compiles() -> None:
@@ -28,13 +29,14 @@ def _announce_compiles() -> None:
 
     class Announce(event.Listener):
         def on_start(self, ev: event.Event) -> None:
+            global _announced
             disp = ev.data.get("dispatcher")
             fn = getattr(disp, "py_func", None)
-            if _listening[1:] or not getattr(fn, "__module__", "").startswith(_OURS):
+            if _announced or not getattr(fn, "__module__", "").startswith(_OURS):
                 return
             if type(getattr(disp, "_cache", None)).__name__ == "NullCache":
                 return  # compiled in every process (a wrapper of a function pointer): quick
-            _listening.append(True)
+            _announced = True
             print(
                 "gradtensor: compiling kernels for their first use (seconds, once: later runs "
                 "load them from Numba's cache)",
@@ -45,8 +47,8 @@ def _announce_compiles() -> None:
         def on_end(self, ev: event.Event) -> None:
             pass
 
-    _listening.append(Announce())
-    event.register("numba:compile", _listening[0])
+    _listener.append(Announce())
+    event.register("numba:compile", _listener[0])
 
 
 _OURS = ("gradtensor", "kernels")
@@ -81,7 +83,7 @@ def ensure_cache(py_file: str) -> None:
     writable for `py_file`, point Numba at a temporary folder of this user's, and say so once."""
     from numba.core import caching, config
 
-    if not _listening:
+    if not _listener:
         _announce_compiles()
     if py_file in _checked:
         return

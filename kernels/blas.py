@@ -258,16 +258,16 @@ def select(name: str, row_blocks: bool | None = None) -> str:
     """
     global NAME, OPENMP, ROW_BLOCKS, set_threads_local
     prev = NAME
-    mkl = _mkl() if name.startswith("mkl") or name == "numpy" else None
-    if name.startswith("mkl") and mkl is not None:
+    if name.startswith("mkl") and _mkl() is not None:
+        mkl = _mkl()
         _mkl_functions(mkl)
         _GEMM.update(_COMPILED)
         NAME, OPENMP = mkl[1], mkl[2]
     elif name == "numpy":
         _GEMM.clear()
         NAME, OPENMP = "numpy", None
-        if not (_ROW_BLOCKS_AT_IMPORT if row_blocks is None else row_blocks):
-            mkl = None
+        # MKL is loaded only when the row blocks are to call it.
+        mkl = _mkl() if (_ROW_BLOCKS_AT_IMPORT if row_blocks is None else row_blocks) else None
     else:
         raise ValueError(
             f"blas.select: {name!r} is not available here; expected one of {available()}"

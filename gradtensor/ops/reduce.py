@@ -114,16 +114,14 @@ def _variance(op: str, x: Any, dim: Any, unbiased: Any, keepdim: Any, kw: dict) 
     if isinstance(dim, bool):  # var(x, False): PyTorch's older (input, unbiased) form
         dim, unbiased = None, dim
     axis, keepdims = axis_args(op, x, kw.pop("axis", None), keepdim, dim, kw.pop("keepdims", None))
-    given = {k: v for k, v in (("correction", kw.pop("correction", None)),
-                               ("ddof", kw.pop("ddof", None)), ("unbiased", unbiased))
-             if v is not None}  # fmt: skip
+    given = {"correction": kw.pop("correction", None), "ddof": kw.pop("ddof", None),
+             "unbiased": None if unbiased is None else int(bool(unbiased))}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
     if kw:
         raise TypeError(f"{op}() got an unexpected keyword argument {next(iter(kw))!r}")
     if len(given) > 1:
         raise TypeError(f"{op}: give one of correction, ddof and unbiased, got {sorted(given)}")
-    ((how, value),) = given.items() if given else (("correction", 1),)
-    ddof = int(bool(value)) if how == "unbiased" else value
-    return _var(x, axis, keepdims, ddof)
+    return _var(x, axis, keepdims, next(iter(given.values()), 1))
 
 
 def _var(x: Tensor, axis: Any, keepdims: bool, ddof: Any) -> Tensor:

@@ -140,6 +140,15 @@ def _name_with(env_value):
     )
 
 
+def test_numpy_chosen_by_the_environment_loads_no_mkl():
+    env = dict(os.environ, GRADTENSOR_BLAS="numpy")
+    code = "from kernels import blas; print(blas.NAME, blas.ROW_BLOCKS, blas._mkl_state)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["numpy", "None", "[]"]
+
+
 def test_environment_variable_chooses_numpy_and_rejects_nonsense():
     done = _name_with("numpy")
     assert done.returncode == 0, done.stderr
