@@ -198,3 +198,18 @@ def sample_call(
 
     fn.args, fn.kwargs = structure, sample.kwargs  # for oracles that call a twin of the op
     return fn, tensors
+
+
+def twin(op: Any, lib: Any, which: str = "torch") -> Callable | None:
+    """The op's twin in `lib` (its record's `torch` or `numpy` entry) as a plain function, or
+    None where the record names none: a dotted name is looked up under `lib`, a function is
+    given `lib` first."""
+    spec = getattr(op, which, None)
+    if spec is None:
+        return None
+    if callable(spec):
+        return lambda *args, **kwargs: spec(lib, *args, **kwargs)
+    fn = lib
+    for part in spec.split("."):
+        fn = getattr(fn, part)
+    return fn

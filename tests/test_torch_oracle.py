@@ -8,7 +8,7 @@ from torch_compare import torch_activation
 import gradtensor as gt
 import gradtensor.nn.functional as F
 from gradtensor.ops import REGISTRY
-from gradtensor.testing import sample_call
+from gradtensor.testing import sample_call, twin
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (it is the test oracle)")
 TF = torch.nn.functional
@@ -112,7 +112,6 @@ TWINS = {
     "where": torch.where,
     "clip": lambda x, a_min=None, a_max=None: torch.clamp(x, a_min, a_max),
     "linear": _linear,
-    "matmul": torch.matmul,
     "sum": _reduce(torch.sum),
     "mean": _reduce(torch.mean),
     "var": _var,
@@ -159,21 +158,35 @@ NO_TWIN = {
 }
 
 
+def _twin(name):
+    """The op's PyTorch twin: from its record next to its definition, else from the table above."""
+    return twin(REGISTRY[name], torch) or TWINS.get(name)
+
+
+WITH_TWIN = sorted(n for n in REGISTRY if _twin(n) is not None)
+
+
 def test_every_differentiable_op_has_a_twin_or_a_reason():
     missing = [
         n
         for n, op in REGISTRY.items()
         if getattr(op, "differentiable", True)
         and op.samples
-        and n not in TWINS
+        and n not in WITH_TWIN
         and n not in NO_TWIN
     ]
     assert not missing, f"ops with neither a PyTorch twin nor a reason: {missing}"
 
 
+def test_a_twin_is_named_once():
+    """A record's twin replaces the table's: both would be two answers to one question."""
+    both = [n for n in TWINS if REGISTRY[n].torch is not None]
+    assert not both, f"ops whose twin is both in their record and in TWINS: {both}"
+
+
 def _to_torch(a, leaves):
     if isinstance(a, gt.Tensor):
-        t = torch.tensor(a.data, requires_grad=a.requires_grad)
+        t = torch.tensor(a.data, requires_grad=a.requires_grad and a.dtype.kind == "f")
         leaves.append(t)
         return t
     if isinstance(a, list) and a and all(isinstance(x, gt.Tensor) for x in a):
@@ -187,7 +200,7 @@ def _to_torch(a, leaves):
 
 CASES = [
     pytest.param(name, i, id=f"{name}-{i}")
-    for name in sorted(TWINS)
+    for name in WITH_TWIN
     for i in range(len(REGISTRY[name].samples))
 ]
 
@@ -202,7 +215,7 @@ def test_values_and_gradients_match_pytorch(name, i):
     leaves = []
     targs = [_to_torch(a, leaves) for a in fn.args]
     tkw = {k: _to_torch(v, []) for k, v in fn.kwargs.items()}
-    tout = TWINS[name](*targs, **tkw)
+    tout = _twin(name)(*targs, **tkw)
     touts = list(tout) if isinstance(tout, (list, tuple)) else [tout]
 
     assert len(outs) == len(touts)
@@ -245,3 +258,18 @@ def test_softplus_beta_and_threshold_match_pytorch(beta, threshold):
     yt.sum().backward()
     np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,i", CASES)
+def test_result_dtypes_match_pytorch_in_float32(name, i):
+    op = REGISTRY[name]
+    fn, xs = sample_call(op, op.samples[i], dtype=np.float32)
+    out = fn(*xs)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    targs = [_to_torch(a, []) for a in fn.args]
+    tkw = {k: _to_torch(v, []) for k, v in fn.kwargs.items()}
+    tout = _twin(name)(*targs, **tkw)
+    touts = list(tout) if isinstance(tout, (list, tuple)) else [tout]
+    got = [str(o.dtype) for o in outs]
+    want = [str(t.dtype).removeprefix("torch.") for t in touts]
+    assert got == want, f"{name}: result dtypes {got}, PyTorch's {want}"

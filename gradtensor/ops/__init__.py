@@ -64,6 +64,7 @@ from .reduce import (
 )
 from .registry import (
     REGISTRY,
+    Bad,
     Composite,
     Primitive,
     Sample,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tensor import Tensor
-from .registry import Sample, primitive, unbroadcast
+from .registry import Bad, Sample, primitive, unbroadcast
 
 
 @primitive(
@@ -17,6 +17,13 @@ from .registry import Sample, primitive, unbroadcast
         Sample((4,), (4,)),
         Sample((2, 3, 4), (4, 2)),
         Sample((2, 1, 3, 4), (5, 4, 2)),
+    ],
+    torch="matmul",
+    numpy="matmul",
+    errors=[
+        Bad((2, 3), (4, 5), match=r"shapes \(2, 3\) and \(4, 5\) do not align"),
+        Bad((2, 3, 4), (2, 5, 3), match=r"do not align"),
+        Bad((), (3,), match="operands must be at least 1-D"),
     ],
 )
 def matmul(xp, a, b):

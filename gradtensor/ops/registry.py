@@ -101,10 +101,34 @@ class Sample:
 
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"Sample({', '.join(parts)})"
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
-class Primitive:
+class Bad(Sample):
+    """Bad input for an op, built as a Sample is: the call must raise `error` with a message
+    that names the op and matches the regular expression `match`."""
+
+    def __init__(self, *args: Any, error: type = ValueError, match: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.error, self.match = error, match
+
+
+class Record:
+    """What the test harness knows of an op besides its code: `samples`, the twins it must agree
+    with (`torch`, `numpy`: a name under that library, e.g. "nn.functional.silu", or a function
+    `twin(lib, *args, **params)`) and `errors`, Bad inputs it must refuse (PyTorch's OpInfo)."""
+
+    samples: list[Sample]
+    torch: Any = None
+    numpy: Any = None
+    errors: list[Bad] = []
+
+    def _record(self, samples: Any, torch: Any, numpy: Any, errors: Any) -> None:
+        self.samples, self.torch, self.numpy = samples or [], torch, numpy
+        self.errors = errors or []
+
+
+class Primitive(Record):
     """An op with a hand-written derivative."""
 
     def __init__(
@@ -115,7 +139,7 @@ class Primitive:
         elementwise: bool,
         differentiable: bool,
         aux: bool,
-        samples: list[Sample],
+        record: tuple,
         view: bool = False,
     ):
         self.fwd, self.name, self.save = fwd, name, save
@@ -124,7 +148,7 @@ class Primitive:
         self.elementwise = elementwise  # broadcasting op: gradients are summed back to each shape
         self.differentiable = differentiable
         self.aux = aux  # forward returns (y, aux): residuals only the derivative reads
-        self.samples = samples
+        self._record(*record)
         self.view = view
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
@@ -400,11 +424,15 @@ def primitive(
     aux: bool = False,
     view: bool = False,
     samples: list[Sample] | None = None,
+    torch: Any = None,
+    numpy: Any = None,
+    errors: list[Bad] | None = None,
 ) -> Callable[[Callable], Primitive]:
     """Register `fwd(xp, *arrays, **params)` as a primitive op.
 
     save: what the derivative reads besides shapes: "x" (inputs), "y" (output), "xy", or "" (none),
     so an input the derivative never reads may be changed in place after the op without error.
+    samples, torch, numpy and errors are the op's test record (see `Record`).
     A derivative (`defvjp`) is written with operators, methods arrays share with Tensors
     (.reshape, .sum) and primitives, which given arrays return arrays: a plain backward runs it
     on arrays, create_graph=True on Tensors.
@@ -420,7 +448,7 @@ def primitive(
             elementwise,
             differentiable,
             aux,
-            samples or [],
+            (samples, torch, numpy, errors),
             view,
         )
         if op.name in REGISTRY:
@@ -431,15 +459,22 @@ def primitive(
     return register
 
 
-class Composite:
+class Composite(Record):
     """A function written with primitives (its gradient comes from theirs), registered for tests."""
 
-    def __init__(self, fn: Callable, name: str, samples: list[Sample]):
-        self.fn, self.name, self.samples = fn, name, samples
-        self.call = fn
+    def __init__(self, fn: Callable, name: str, record: tuple):
+        self.fn, self.name, self.call = fn, name, fn
+        self._record(*record)
 
 
-def composite(name: str | None = None, *, samples: list[Sample] | None = None) -> Callable:
+def composite(
+    name: str | None = None,
+    *,
+    samples: list[Sample] | None = None,
+    torch: Any = None,
+    numpy: Any = None,
+    errors: list[Bad] | None = None,
+) -> Callable:
     """Register a composite function with the test harness; returns it as a public function
     (whose errors name it, see `public`)."""
 
@@ -448,7 +483,7 @@ def composite(name: str | None = None, *, samples: list[Sample] | None = None) -
         if op_name in REGISTRY:
             raise ValueError(f"composite: an op named {op_name!r} is already registered")
         call = public(op_name, fn)
-        REGISTRY[op_name] = Composite(call, op_name, samples or [])
+        REGISTRY[op_name] = Composite(call, op_name, (samples, torch, numpy, errors))
         return call
 
     return register
