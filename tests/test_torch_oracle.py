@@ -3,7 +3,6 @@ gradients on the registry's sample inputs (float64)."""
 
 import numpy as np
 import pytest
-from torch_compare import torch_activation
 
 import gradtensor as gt
 import gradtensor.nn.functional as F
@@ -73,18 +72,6 @@ def _setitem(x, v, index):
     return y
 
 
-def _linear(x, w, b=None, activation=None):
-    return torch_activation(activation)(TF.linear(x, w, b))
-
-
-def _nll(x, t, reduction="mean", ignore_index=-100):
-    return TF.nll_loss(x, t, reduction=reduction, ignore_index=ignore_index)
-
-
-def _ce(x, t, reduction="mean", ignore_index=-100):
-    return TF.cross_entropy(x, t, reduction=reduction, ignore_index=ignore_index)
-
-
 def _as_t(v):
     return v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
 
@@ -98,9 +85,6 @@ TWINS = {
     "sqrt": torch.sqrt,
     "sin": torch.sin,
     "cos": torch.cos,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "relu": torch.relu,
     "erf": torch.erf,
     "add": lambda a, b: a + b,
     "subtract": lambda a, b: a - b,
@@ -111,7 +95,6 @@ TWINS = {
     "minimum": lambda a, b: torch.minimum(_as_t(a), _as_t(b)),
     "where": torch.where,
     "clip": lambda x, a_min=None, a_max=None: torch.clamp(x, a_min, a_max),
-    "linear": _linear,
     "sum": _reduce(torch.sum),
     "mean": _reduce(torch.mean),
     "var": _var,
@@ -138,17 +121,6 @@ TWINS = {
     "getitem": lambda x, index: x[index],
     "setitem": _setitem,
     "copy": torch.clone,
-    "leaky_relu": TF.leaky_relu,
-    "gelu": TF.gelu,
-    "softplus": TF.softplus,
-    "silu": TF.silu,
-    "gelu_tanh": lambda x: TF.gelu(x, approximate="tanh"),
-    "log_softmax": lambda x, axis=-1: TF.log_softmax(x, dim=axis),
-    "softmax": lambda x, axis=-1: TF.softmax(x, dim=axis),
-    "mse_loss": TF.mse_loss,
-    "nll_loss": _nll,
-    "cross_entropy": _ce,
-    "binary_cross_entropy_with_logits": TF.binary_cross_entropy_with_logits,
 }
 # Ops with no PyTorch twin of the same meaning, and why.
 NO_TWIN = {

@@ -41,7 +41,7 @@ __all__ = [
 _ACT = [Sample((3, 4)), Sample((5,), domain=(-3.0, 3.0))]
 
 
-@composite(samples=_ACT + [Sample((3,), negative_slope=0.2)])
+@composite(samples=_ACT + [Sample((3,), negative_slope=0.2)], torch="nn.functional.leaky_relu")
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
     return where(x > 0, x, x * negative_slope)
@@ -54,7 +54,10 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return where(bx > threshold, x, y)
 
 
-@composite(samples=[Sample((3, 4)), Sample((2, 3, 4), axis=0)])
+@composite(
+    samples=[Sample((3, 4)), Sample((2, 3, 4), axis=0)],
+    torch=lambda t, x, axis=-1: t.softmax(x, dim=axis),
+)
 def softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, computed as exp(log_softmax(x))."""
     return exp(log_softmax(x, axis, dim=dim))
@@ -67,7 +70,10 @@ def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
-@composite(samples=[Sample((3, 4), (3, 4)), Sample((5,), (5,), reduction="sum")])
+@composite(
+    samples=[Sample((3, 4), (3, 4)), Sample((5,), (5,), reduction="sum")],
+    torch="nn.functional.mse_loss",
+)
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error."""
     target = _as_operand(target, input)
@@ -96,7 +102,8 @@ def cross_entropy(
     samples=[
         Sample((3, 4), np.array([[0.0, 1, 1, 0], [1, 0, 0.5, 1], [0, 0, 1, 1]])),
         Sample((5,), np.array([0.0, 1, 1, 0, 1]), reduction="sum"),
-    ]
+    ],
+    torch="nn.functional.binary_cross_entropy_with_logits",
 )
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Sigmoid + binary cross-entropy in one stable formula: softplus(x) - x * t."""

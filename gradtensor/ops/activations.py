@@ -22,14 +22,22 @@ from .registry import Sample, primitive
 
 _INV_SQRT_2 = 1 / math.sqrt(2)
 
-# The samples each activation op is gradchecked on (to second order) and held to PyTorch with.
-SAMPLES: dict[str, list[Sample]] = {
-    "relu": UNARY,
-    "sigmoid": UNARY + [Sample((5,), domain=(-30.0, 30.0))],
-    "tanh": UNARY,
-    "gelu": [Sample((3, 4)), Sample((5,), domain=(-3, 3.0)), Sample((4,), approximate="tanh")],
-    "gelu_tanh": [Sample((3, 4)), Sample((5,), domain=(-3, 3.0))],
-    "silu": [Sample((3, 4)), Sample((5,), domain=(-6.0, 6.0))],
+# Each activation op's record: the samples it is gradchecked on (to second order) and its twins.
+RECORDS: dict[str, dict[str, Any]] = {
+    "relu": dict(samples=UNARY, torch="relu", numpy=lambda np, x: np.maximum(x, 0)),
+    "sigmoid": dict(samples=UNARY + [Sample((5,), domain=(-30.0, 30.0))], torch="sigmoid"),
+    "tanh": dict(samples=UNARY, torch="tanh", numpy="tanh"),
+    "gelu": dict(
+        samples=[Sample((3, 4)), Sample((5,), domain=(-3, 3.0)), Sample((4,), approximate="tanh")],
+        torch="nn.functional.gelu",
+    ),
+    "gelu_tanh": dict(
+        samples=[Sample((3, 4)), Sample((5,), domain=(-3, 3.0))],
+        torch=lambda t, x: t.nn.functional.gelu(x, approximate="tanh"),
+    ),
+    "silu": dict(
+        samples=[Sample((3, 4)), Sample((5,), domain=(-6.0, 6.0))], torch="nn.functional.silu"
+    ),
 }
 _KEEPS_INTEGERS = {"relu"}  # as PyTorch's: relu of an int tensor is an int tensor
 
@@ -90,7 +98,7 @@ def _make_op(name: str) -> Any:
 
     forward.__name__ = name
     forward.__doc__ = f"The {name} activation, elementwise (gradtensor.kernels.activations)."
-    op = primitive(name, save={"output": "y", "input": "x"}[saves], samples=SAMPLES[name])(forward)
+    op = primitive(name, save={"output": "y", "input": "x"}[saves], **RECORDS[name])(forward)
 
     def vjp(g, y, x):
         grad = grads.get(type(g))
@@ -124,7 +132,9 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
 
 
-@primitive(save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))])
+@primitive(
+    save="x", samples=UNARY + [Sample((5,), domain=(-40.0, 40.0))], torch="nn.functional.softplus"
+)
 def softplus(xp, x):
     """log(1 + exp(x)), with no overflow: max(x, 0) + log1p(exp(-|x|))."""
     x = _as_float(x)

@@ -48,7 +48,15 @@ _SAMPLES = [Sample((5, 3), (4, 3), (4,), activation=act) for act in ACTIVATIONS]
 ]
 
 
-@primitive("linear", save="x", aux=True, samples=_SAMPLES)
+def _torch_linear(t: Any, x: Any, w: Any, b: Any = None, activation: Any = None) -> Any:
+    z = t.nn.functional.linear(x, w, b)
+    if activation in (None, "identity"):
+        return z
+    f = t.nn.functional
+    return f.gelu(z, approximate="tanh") if activation == "gelu_tanh" else getattr(f, activation)(z)
+
+
+@primitive("linear", save="x", aux=True, samples=_SAMPLES, torch=_torch_linear)
 def _linear(xp, x, w, b, *, activation):
     _check_shapes(x, w, b)
     y, aux = linear_forward_arrays(xp, _rows(x), w, b, activation)

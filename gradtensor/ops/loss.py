@@ -27,7 +27,9 @@ _SAMPLES = [
 ]
 
 
-@primitive("cross_entropy", save="x", aux=True, samples=_SAMPLES)
+@primitive(
+    "cross_entropy", save="x", aux=True, samples=_SAMPLES, torch="nn.functional.cross_entropy"
+)
 def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     n, c = x.shape
     keep = target != ignore_index
@@ -92,7 +94,10 @@ def cross_entropy_op(x: Tensor, target: Any, reduction: str, ignore_index: int) 
     return _cross_entropy(x, Tensor._make(target), reduction=reduction, ignore_index=ignore_index)
 
 
-@composite(samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((5,), domain=(-50, 50))])
+@composite(
+    samples=[Sample((3, 4)), Sample((2, 3, 4), axis=1), Sample((5,), domain=(-50, 50))],
+    torch=lambda t, x, axis=-1: t.log_softmax(x, dim=axis),
+)
 def log_softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
     """x - logsumexp(x): log-probabilities, stable and precise for any magnitude of x."""
     axis = dim if dim is not None else axis
@@ -128,7 +133,8 @@ def class_targets(op: str, logits: Tensor, target: Any) -> Any:
     samples=[
         Sample((4, 3), backend.np.array([0, 2, 1, 2])),
         Sample((4, 3), backend.np.array([0, 2, -100, 1]), reduction="sum"),
-    ]
+    ],
+    torch="nn.functional.nll_loss",
 )
 def nll_loss(
     input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100
