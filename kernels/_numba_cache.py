@@ -35,7 +35,7 @@ def _announce_compiles() -> None:
             if _announced or not getattr(fn, "__module__", "").startswith(_OURS):
                 return
             if type(getattr(disp, "_cache", None)).__name__ == "NullCache":
-                return  # compiled in every process (a wrapper of a function pointer): quick
+                return  # not cached on its own: inlined into a cached caller
             _announced = True
             print(
                 "gradtensor: compiling kernels for their first use (seconds, once: later runs "

@@ -24,7 +24,12 @@ import sys
 from typing import Any
 
 import numba
+import numba.extending
 import numpy as np
+
+from ._numba_cache import ensure_cache
+
+ensure_cache(__file__)  # before the cache=True GEMM below is defined
 
 __all__ = [
     "NAME",
@@ -135,26 +140,57 @@ def _cblas_gemm(lib: Any, name: str, real: Any) -> Any:
     return proto((name, lib))
 
 
-def _compiled_gemm(cblas: Any, set_local: Any, np_real: Any) -> Any:
-    """out = a @ b through `cblas` (a _cblas_gemm), called from compiled code; with `small`, on
-    the calling thread only (MKL_Set_Num_Threads_Local, when this MKL has it).
+@numba.extending.intrinsic
+def _call(typingctx: Any, fn: Any, args: Any) -> Any:
+    """Call the C function at address `fn` with the tuple `args`: ints become C ints, floats
+    stay as they are typed, arrays pass their data pointers. Taking the address as a plain int
+    keeps the callers cacheable (a ctypes function constant would be compiled in each process)
+    and cheap to call (a ctypes function argument is typed again on every call)."""
+    from llvmlite import ir
+
+    def c_type(ctx: Any, t: Any) -> Any:
+        if isinstance(t, numba.types.Array):
+            return ir.IntType(8).as_pointer()
+        return ir.IntType(32) if isinstance(t, numba.types.Integer) else ctx.get_value_type(t)
+
+    def codegen(context: Any, builder: Any, sig: Any, llargs: Any) -> Any:
+        types = sig.args[1].types
+        values = numba.core.cgutils.unpack_tuple(builder, llargs[1], len(types))
+        c_args = []
+        for t, v in zip(types, values):
+            if isinstance(t, numba.types.Array):
+                ary = context.make_array(t)(context, builder, v)
+                c_args.append(builder.bitcast(ary.data, ir.IntType(8).as_pointer()))
+            elif isinstance(t, numba.types.Integer):
+                c_args.append(builder.trunc(v, ir.IntType(32)) if t.bitwidth > 32 else v)
+            else:
+                c_args.append(v)
+        fnty = ir.FunctionType(ir.IntType(32), [c_type(context, t) for t in types])
+        ptr = builder.inttoptr(llargs[0], fnty.as_pointer())
+        return builder.sext(builder.call(ptr, c_args), ir.IntType(64))
+
+    return numba.types.int64(fn, args), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _gemm(fn, set_local, a, b, out, ta, tb, m, n, k, lda, ldb, ldc, small):  # pragma: no cover
+    """out = a @ b through the cblas_?gemm at address `fn`; with `small`, on the calling thread
+    only (through MKL_Set_Num_Threads_Local at `set_local`, when this MKL has it: else 0).
 
     Compiled, because from Python the ctypes call and three `ndarray.ctypes.data` lookups cost as
-    much as a small sgemm; `cblas` is a constant here, since taken as an argument its typing adds
-    to every call (benchmarks/results/kernel-decisions.md). nogil, as ctypes would: other Python
-    threads run while MKL works.
+    much as a small sgemm (benchmarks/results/kernel-decisions.md). nogil, as ctypes would: other
+    Python threads run while MKL works.
     """
-    one, zero, row_major = np_real(1), np_real(0), _ROW_MAJOR
-    local = set_local is not None
+    one, zero = out.dtype.type(1), out.dtype.type(0)
+    local = set_local != 0 and small
+    prev = _call(set_local, (1,)) if local else 0
+    _call(fn, (_ROW_MAJOR, ta, tb, m, n, k, one, a, lda, b, ldb, zero, out, ldc))
+    if local:
+        _call(set_local, (prev,))
 
-    @numba.njit(nogil=True)
-    def gemm(a, b, out, ta, tb, m, n, k, lda, ldb, ldc, small):
-        prev = set_local(1) if local and small else 0
-        cblas(row_major, ta, tb, m, n, k, one, a.ctypes, lda, b.ctypes, ldb, zero, out.ctypes, ldc)
-        if local and small:
-            set_local(prev)
 
-    return gemm
+def _address(fn: Any) -> int:
+    return 0 if fn is None else ctypes.cast(fn, ctypes.c_void_p).value
 
 
 def cpu_vendor() -> str:
@@ -215,7 +251,7 @@ REASON = ""  # why NAME was chosen at import
 # The threads behind matmul now: "gnu" (GNU OpenMP, as PyTorch's and Numba's), "intel" or
 # "sequential" for MKL, None for NumPy's OpenBLAS (its own pthreads).
 OPENMP: str | None = None
-_GEMM: dict[np.dtype, Any] = {}  # dtype -> compiled GEMM, for the BLAS in use
+_GEMM: dict[np.dtype, Any] = {}  # dtype -> (cblas_?gemm, set_local) addresses, BLAS in use
 _COMPILED: dict[np.dtype, Any] = {}
 _CBLAS: dict[np.dtype, Any] = {}  # dtype -> cblas_?gemm (ctypes), for the BLAS in use
 _MKL_CBLAS: dict[np.dtype, Any] = {}
@@ -246,7 +282,7 @@ def _mkl_functions(mkl: tuple[Any, str, str]) -> None:
             (np.float64, ctypes.c_double, "cblas_dgemm"),
         ):
             cblas = _MKL_CBLAS[np.dtype(np_real)] = _cblas_gemm(mkl[0], fn, real)
-            _COMPILED[np.dtype(np_real)] = _compiled_gemm(cblas, local, np_real)
+            _COMPILED[np.dtype(np_real)] = (_address(cblas), _address(local))
 
 
 def select(name: str, row_blocks: bool | None = None) -> str:
@@ -296,6 +332,13 @@ SMALL_MACS = 1 << 17
 ONE_THREAD_MACS = 1 << 19
 
 
+def warmup() -> None:
+    """Compile (or load from the on-disk cache) the GEMM that products call when MKL runs them."""
+    for dtype, addresses in _COMPILED.items():
+        a = np.ones((2, 2), dtype)
+        _gemm(*addresses, a, a, np.empty_like(a), _NO_TRANS, _NO_TRANS, 2, 2, 2, 2, 2, 2, True)
+
+
 def cblas_gemm(dtype: np.dtype) -> Any | None:
     """cblas_?gemm of the BLAS in use for `dtype`, for compiled kernels to call; None when that
     BLAS is NumPy's (which compiled code cannot reach)."""
@@ -334,5 +377,19 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         or np.may_share_memory(out, b)
     ):
         return np.matmul(a, b, out=out)
-    gemm(a, b, out, fa[0], fb[0], m, n, k, fa[1], fb[1], max(1, n), m * n * k < ONE_THREAD_MACS)
+    _gemm(
+        *gemm,
+        a,
+        b,
+        out,
+        fa[0],
+        fb[0],
+        m,
+        n,
+        k,
+        fa[1],
+        fb[1],
+        max(1, n),
+        m * n * k < ONE_THREAD_MACS,
+    )
     return out

@@ -648,6 +648,7 @@ def warmup(activations: tuple[str, ...] = ACTIVATIONS) -> None:
     timing."""
     auto = PARALLEL_MIN_ELEMENTS == "auto"
     parallel = blas.OPENMP == "gnu" if auto else PARALLEL_MIN_ELEMENTS is not None
+    blas.warmup()
     for dtype in DTYPES:
         x, w, b = np.ones((4, 3), dtype), np.ones((2, 3), dtype), np.ones(2, dtype)
         z = np.ones((4, 2), dtype)

@@ -71,7 +71,8 @@ def test_small_products_go_to_numpy(monkeypatch):
     def refuse(*args):
         raise AssertionError("a small product reached the BLAS")
 
-    monkeypatch.setitem(blas._GEMM, np.dtype(np.float32), refuse)
+    monkeypatch.setitem(blas._GEMM, np.dtype(np.float32), (1, 0))  # addresses never called
+    monkeypatch.setattr(blas, "_gemm", refuse)
     a, b = np.ones((32, 64), np.float32), np.ones((64, 63), np.float32)  # 129024 MACs
     np.testing.assert_array_equal(blas.matmul(a, b, np.empty((32, 63), np.float32)), a @ b)
     big = np.ones((64, 64), np.float32)
@@ -156,3 +157,25 @@ def test_environment_variable_chooses_numpy_and_rejects_nonsense():
     done = _name_with("openblas-please")
     assert done.returncode != 0
     assert "GRADTENSOR_BLAS='openblas-please': expected auto, mkl or numpy" in done.stderr
+
+
+@pytest.mark.skipif(not _mkl_installed(), reason="the mkl wheel is not installed")
+def test_the_mkl_gemm_is_compiled_once_and_loaded_from_the_cache_after(tmp_path):
+    """Products on MKL go through one compiled GEMM: a second process loads it, compiling none."""
+    code = (
+        "import numpy as np; from gradtensor.kernels import blas; blas.select('mkl'); "
+        "a = np.arange(4096.0, dtype=np.float32).reshape(64, 64); out = np.empty_like(a); "
+        "blas.matmul(a, a, out); assert np.allclose(out, a @ a, rtol=1e-5); "
+        "s = blas._gemm.stats; print(len(s.cache_hits), len(s.cache_misses))"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert runs[0].stdout.split() == ["0", "1"] and "compiling kernels" in runs[0].stderr
+    assert runs[1].stdout.split() == ["1", "0"] and "compiling" not in runs[1].stderr
