@@ -247,6 +247,12 @@ def _gt_targets(target: tuple) -> Any:
     return np.array(target, dtype=np.int64)
 
 
+# Elementwise ops of one name in both libraries.
+SAME_NAME = (
+    "tan arcsin arccos arctan sinh cosh arcsinh arccosh arctanh exp2 expm1 log2 log10 reciprocal "
+    "rsqrt square nan_to_num arctan2 hypot logaddexp logaddexp2"
+).split()
+
 TWINS: dict[str, tuple[Any, Any]] = {
     # unary
     "negative": (lambda x: -x, lambda x: -x),
@@ -261,6 +267,7 @@ TWINS: dict[str, tuple[Any, Any]] = {
     "sigmoid": (gt.sigmoid, torch.sigmoid),
     "relu": (gt.relu, torch.relu),
     "erf": (gt.erf, torch.erf),
+    **{n: (getattr(gt, n), getattr(torch, n)) for n in SAME_NAME},
     "leaky_relu": (
         lambda x, slope: F.leaky_relu(x, slope),
         lambda x, slope: TF.leaky_relu(x, slope),
@@ -400,13 +407,51 @@ TWINS: dict[str, tuple[Any, Any]] = {
 # Registered differentiable ops the fuzzer does not draw, and why.
 NOT_FUZZED = {
     "astype": "dtype conversion; the fuzzer runs in float64 only",
+    **dict.fromkeys(
+        "conv1d conv2d conv_transpose2d unfold fold max_pool1d max_pool2d _max_pool2d avg_pool1d "
+        "avg_pool2d adaptive_avg_pool2d".split(),
+        "convolution and pooling need NCHW shapes and kernel arguments; held to PyTorch in "
+        "test_conv.py (modules, a conv2d grid, second order, max_pool ties) and the oracle",
+    ),
     "to_device": "the fuzzer runs on the CPU only",
-    "scatter": "the derivative of getitem: runs in every getitem's backward",
+    "getitem_grad": "the derivative of getitem: runs in every getitem's backward",
     "split": "pieces of slices as tensor_split's, which is fuzzed; sizes checked in test_errors",
     "expand": "a broadcast_to, which is fuzzed; held to PyTorch in test_pytorch_idioms",
     "repeat": "reshape and broadcast_to, both fuzzed; held to PyTorch in test_pytorch_idioms",
     "flip": "a getitem with negative steps (getitem is fuzzed); held to PyTorch in the idioms",
     "take_along_dim": "a getitem with index arrays (fuzzed); held to PyTorch in the idioms",
+    **dict.fromkeys(
+        "gather scatter scatter_add index_select masked_fill masked_select diagonal diag trace "
+        "pad roll repeat_interleave narrow unbind ravel vstack hstack dstack meshgrid".split(),
+        "composites of getitem/setitem/concatenate/where (fuzzed); held to PyTorch in "
+        "test_ops_indexing.py and the oracle",
+    ),
+    **dict.fromkeys(["tril", "triu"], "linear masks; held to PyTorch in test_ops_indexing.py"),
+    **dict.fromkeys(
+        "floor ceil trunc round sign fmod remainder floor_divide".split(),
+        "steps (rounding could put the two libraries on either side of one); held to PyTorch "
+        "in test_ops_elementwise.py and the oracle",
+    ),
+    "lerp": "three inputs; held to PyTorch in test_ops_elementwise.py and the oracle",
+    **dict.fromkeys(
+        "elu selu celu mish hardswish hardsigmoid hardtanh relu6 softsign logsigmoid glu prelu "
+        "cross_entropy_options l1_loss smooth_l1_loss huber_loss binary_cross_entropy "
+        "kl_div".split(),
+        "nn.functional composites of fuzzed ops (where, clamp, expm1, softplus, log_softmax); "
+        "held to PyTorch by the oracle and, as modules with every option, in test_module_kit.py",
+    ),
+    **dict.fromkeys(
+        "cumsum cumprod logcumsumexp cummax cummin mode nansum nanmean".split(),
+        "scans and selections along a dim; held to PyTorch by the hypothesis properties of "
+        "test_ops_scans.py (zeros, ties, infinities, NaN) and the oracle",
+    ),
+    **dict.fromkeys(
+        "_einsum einsum tensordot dot vdot inner outer norm linalg.inv linalg.det linalg.slogdet "
+        "linalg.solve linalg.cholesky linalg.qr linalg.eigh linalg.svd linalg.svdvals linalg.pinv "
+        "linalg.matrix_power linalg.vector_norm linalg.matrix_norm linalg.norm".split(),
+        "linear algebra needs shaped or well-conditioned operands; held to NumPy and PyTorch by "
+        "the einsum property and the torch.linalg idioms of test_ops_linalg.py and the oracle",
+    ),
 }
 # Registered ops drawn under another name.
 FUZZED_AS = {
@@ -1137,6 +1182,28 @@ BUILDERS: dict[str, Any] = {
     "sigmoid": _unary(),
     "relu": _unary(),
     "erf": _unary(),
+    "tan": _unary(lambda m: m.mag <= 1.2),
+    "arcsin": _unary(lambda m: m.mag <= 0.95),
+    "arccos": _unary(lambda m: m.mag <= 0.95),
+    "arctan": _unary(),
+    "sinh": _unary(lambda m: m.mag <= 10),
+    "cosh": _unary(lambda m: m.mag <= 10),
+    "arcsinh": _unary(),
+    "arccosh": _unary(lambda m: m.lo >= 1.05),
+    "arctanh": _unary(lambda m: m.mag <= 0.95),
+    "exp2": _unary(lambda m: m.hi <= 16),
+    "expm1": _unary(lambda m: m.hi <= 12),
+    "log2": _unary(lambda m: m.lo >= 0.05),
+    "log10": _unary(lambda m: m.lo >= 0.05),
+    "reciprocal": _unary(_away_from_zero),
+    "rsqrt": _unary(lambda m: m.lo >= 0.05),
+    "square": _unary(),
+    "nan_to_num": _unary(),
+    # atan2 and hypot away from (0, 0) and from atan2's cut at a = 0
+    "arctan2": _binary(lambda a, b: (-math.pi, math.pi), ok_a=_away_from_zero),
+    "hypot": _binary(lambda a, b: (0.0, math.hypot(a.mag, b.mag)), ok_a=_away_from_zero),
+    "logaddexp": _binary(lambda a, b: (max(a.lo, b.lo), max(a.hi, b.hi) + math.log(2))),
+    "logaddexp2": _binary(lambda a, b: (max(a.lo, b.lo), max(a.hi, b.hi) + 1)),
     "leaky_relu": _unary(params=lambda b, m: {"slope": b.one_of([0.01, 0.2])}),
     "gelu": _unary(params=lambda b, m: {"approximate": b.one_of(["none", "tanh"])}),
     "silu": _unary(),

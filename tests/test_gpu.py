@@ -24,7 +24,7 @@ def _run(name, i, device, dtype):
     op = REGISTRY[name]
     fn, xs = sample_call(op, op.samples[i], dtype=dtype, device=device)
     out = fn(*xs)
-    outs = out if isinstance(out, list) else [out]
+    outs = out if isinstance(out, (list, tuple)) else [out]
     rng = np.random.default_rng(3)
     vs = [gt.tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=device) for o in outs]
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]

@@ -7,7 +7,9 @@ a short one; custom `Function`s record themselves as nodes too.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+import itertools
+import weakref
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -48,6 +50,10 @@ def backward(
     # arrays and become Tensors only where someone sees them (.grad, grad()'s results).
     raw = not create_graph
     wrap = Tensor._make
+    # Tensor hooks (below), looked for only while some exist: a hooked leaf's gradient
+    # is held until the walk ends, so that its hooks see the whole of it once.
+    nhooks = node_hooks if node_hooks else None
+    held: dict | None = {} if leaf_hooks else None
 
     def add(a: Any, b: Any) -> Any:
         if a is None:
@@ -60,10 +66,15 @@ def backward(
             s = backend.np.asarray(s)  # 0-d NumPy sums come back as scalars
         return s
 
-    def deliver_leaf(leaf: Any, g: Any) -> None:
+    def deliver_leaf(leaf: Any, g: Any, hooked: bool = False) -> None:
         if g.dtype != leaf.dtype:
             with _device(g):
                 g = g.astype(leaf.dtype)
+        if held is not None and not hooked and hooks_of_leaf(leaf) is not None:
+            if capture is None or id(leaf) in leaf_pos:
+                prev = held.get(id(leaf))
+                held[id(leaf)] = (leaf, g if prev is None else add(prev[1], g))
+            return
         if capture is not None:
             i = leaf_pos.get(id(leaf))
             if i is not None:
@@ -123,6 +134,10 @@ def backward(
             while heap:
                 node = pop(heap)[1]
                 gouts = pending.pop(node)
+                if nhooks is not None and node in nhooks:
+                    for idx, hooks in nhooks[node].items():
+                        if gouts[idx] is not None:
+                            gouts[idx] = run_hooks(hooks, gouts[idx], raw)
                 if capture is not None or node.retained:
                     _deliver_retained(node, gouts, capture, out_pos, create_graph)
                 if useful is not None and node not in useful:
@@ -156,6 +171,8 @@ def backward(
                         slot[idx] = g if slot[idx] is None else add(slot[idx], g)
                     else:
                         deliver_leaf(e, g)
+            for leaf, g in held.values() if held else ():
+                deliver_leaf(leaf, run_hooks(hooks_of_leaf(leaf) or {}, g, raw), True)
     finally:
         grad_mode.enabled = prev_mode
     if capture is not None and raw:
@@ -214,6 +231,89 @@ def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, crea
 def _writable(arr: Any) -> bool:
     flags = arr.flags
     return getattr(flags, "writeable", True)  # CuPy arrays are always writable
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensor hooks: functions backward calls with a tensor's gradient, which may replace it. They are
+# kept with the node and output index (a non-leaf) or by the leaf, away from the Tensor and Node
+# objects, so a graph without hooks pays nothing: backward looks here only while some exist.
+
+_ids = itertools.count()
+
+
+class RemovableHandle:
+    """What register_hook and the module hooks return: `handle.remove()` takes the hook out
+    again; as a context manager it does so on exit."""
+
+    def __init__(self, hooks: dict):
+        self.hooks_dict, self.id = hooks, next(_ids)
+
+    def remove(self) -> None:
+        self.hooks_dict.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+# Non-leaves: node -> {output index: {handle id: hook}}; nodes are weakly held with their graph.
+node_hooks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Leaves by id (a Tensor cannot key a WeakKeyDictionary: its == is elementwise), with a weak
+# reference that drops the entry when the tensor goes.
+leaf_hooks: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def register_hook(t: Tensor, fn: Callable) -> RemovableHandle:
+    """Call fn(grad) whenever backward computes t's gradient; a Tensor it returns replaces the
+    gradient (for t's .grad and for everything t was computed from)."""
+    if not callable(fn):
+        raise TypeError(f"register_hook: the hook must be callable, not a {type(fn).__name__}")
+    if not t.requires_grad:
+        raise RuntimeError(
+            "register_hook: cannot register a hook on a tensor that does not require grad"
+        )
+    if t._node is not None:
+        hooks = node_hooks.setdefault(t._node, {}).setdefault(t._idx, {})
+    else:
+        key = id(t)
+        entry = leaf_hooks.get(key)
+        if entry is None or entry[0]() is not t:
+
+            def drop(ref: weakref.ref, key: int = key) -> None:
+                if leaf_hooks.get(key, (None,))[0] is ref:
+                    del leaf_hooks[key]
+
+            entry = leaf_hooks[key] = (weakref.ref(t, drop), {})
+        hooks = entry[1]
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = fn
+    return handle
+
+
+def hooks_of_leaf(t: Tensor) -> dict | None:
+    entry = leaf_hooks.get(id(t))
+    return entry[1] if entry is not None and entry[0]() is t and entry[1] else None
+
+
+def run_hooks(hooks: dict, g: Any, raw: bool) -> Any:
+    """g after each hook in turn (g an array when `raw`, else a Tensor)."""
+    for fn in list(hooks.values()):
+        out = fn(Tensor._make(g) if raw else g)
+        if out is not None:
+            if not isinstance(out, Tensor):
+                raise TypeError(
+                    f"register_hook: a hook returned a {type(out).__name__}; return a Tensor "
+                    "(the new gradient) or None"
+                )
+            if out.shape != g.shape:
+                raise RuntimeError(
+                    f"register_hook: a hook returned a gradient of shape {out.shape} for a "
+                    f"gradient of shape {g.shape}"
+                )
+            g = out.data if raw else out
+    return g
 
 
 def grad(

@@ -1,13 +1,14 @@
-"""Layers: Linear (one fused op with its activation), MLP, Sequential, activations, Dropout."""
+"""Layers: Linear (one fused op with its activation), MLP, the containers (Sequential, ModuleList,
+ModuleDict), Flatten, activations, Dropout."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..ops import ACTIVATIONS
-from ..tensor import Tensor, empty
+from ..tensor import Tensor, empty, full
 from . import functional as F
 from . import init
 from .module import Module
@@ -107,52 +108,313 @@ class Sequential(Module):
             ) from None
 
 
-class _Elementwise(Module):
-    """An activation function as a module, so it can sit in a Sequential."""
+class ModuleList(Module):
+    """Modules held in a list, registered as children "0", "1", ... (no forward of its own).
 
-    fn: Any = None
+    >>> blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)]); len(blocks)
+    3
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _index(self, i: int) -> int:
+        n = len(self._modules)
+        if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+            raise IndexError(f"ModuleList: index {i!r} is out of range for {n} modules")
+        return i % n
+
+    def _refill(self, mods: list[Module]) -> None:
+        for k in list(self._modules):
+            delattr(self, k)
+        for i, m in enumerate(mods):
+            self.add_module(str(i), m)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return self._modules[str(self._index(i))]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        self.add_module(str(self._index(i)), module)
+
+    def __delitem__(self, i: int | slice) -> None:
+        mods = list(self._modules.values())
+        del mods[i if isinstance(i, slice) else self._index(i)]
+        self._refill(mods)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)
+
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        return ModuleList([*self, *other])
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+            raise TypeError("ModuleList.extend: expected an iterable of Modules, got a Module")
+        for m in list(modules):
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        mods = list(self._modules.values())
+        mods.insert(index, module)
+        self._refill(mods)
+
+    def pop(self, index: int = -1) -> Module:
+        m = self[index]
+        del self[index]
+        return m
+
+
+class ModuleDict(Module):
+    """Modules held by name, in insertion order (no forward of its own).
+
+    >>> heads = nn.ModuleDict({"cls": nn.Linear(8, 3), "box": nn.Linear(8, 4)}); list(heads)
+    ['cls', 'box']
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable | None = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise KeyError(f"ModuleDict: no module named {key!r}") from None
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # noqa: B018  (the KeyError that names the key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def update(self, modules: Mapping[str, Module] | Iterable) -> None:
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: expected (name, module) pairs, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def pop(self, key: str) -> Module:
+        m = self[key]
+        del self[key]
+        return m
+
+    def clear(self) -> None:
+        for k in list(self._modules):
+            delattr(self, k)
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim into one (all but the batch dimension by default)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return type(self).fn(x)
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class ReLU(_Elementwise):
-    """max(x, 0)."""
+class Unflatten(Module):
+    """Split dimension `dim` into the shape `unflattened_size` (which may hold one -1)."""
 
-    fn = F.relu
+    def __init__(self, dim: int, unflattened_size: Sequence[int]):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
+    def forward(self, x: Tensor) -> Tensor:
+        if not -x.ndim <= self.dim < x.ndim:
+            raise IndexError(f"Unflatten: dim {self.dim} is out of range for a {x.ndim}-d input")
+        d = self.dim % x.ndim
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1 :])
 
-class Sigmoid(_Elementwise):
-    """1 / (1 + exp(-x))."""
-
-    fn = F.sigmoid
-
-
-class Tanh(_Elementwise):
-    fn = F.tanh
-
-
-class Softplus(_Elementwise):
-    """log(1 + exp(x))."""
-
-    fn = F.softplus
-
-
-class SiLU(_Elementwise):
-    """x * sigmoid(x)."""
-
-    fn = F.silu
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Identity(Module):
-    """Returns its input unchanged (a placeholder layer)."""
+    """Returns its input unchanged (a placeholder layer); takes and ignores any arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
 
     def forward(self, x: Any) -> Any:
         return x
 
 
-class GELU(Module):
+class _Activation(Module):
+    """An activation function as a module, so it can sit in a Sequential: `fn(x, **args)`, with
+    the arguments named in `args` kept as attributes (and shown by repr). `inplace`, where PyTorch
+    has it, is accepted and the result computed out of place."""
+
+    fn: Any = None
+    args: tuple[str, ...] = ()
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).fn(x, **{a: getattr(self, a) for a in self.args})
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{a}={getattr(self, a)!r}" for a in self.args)
+
+
+class ReLU(_Activation):
+    """max(x, 0)."""
+
+    fn = F.relu
+
+
+class ReLU6(_Activation):
+    """min(max(x, 0), 6)."""
+
+    fn = F.relu6
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x))."""
+
+    fn = F.sigmoid
+
+
+class Tanh(_Activation):
+    fn = F.tanh
+
+
+class SiLU(_Activation):
+    """x * sigmoid(x)."""
+
+    fn = F.silu
+
+
+class Mish(_Activation):
+    """x * tanh(softplus(x))."""
+
+    fn = F.mish
+
+
+class SELU(_Activation):
+    """scale * elu(x, alpha), with the self-normalising constants."""
+
+    fn = F.selu
+
+
+class Hardswish(_Activation):
+    """x * relu6(x + 3) / 6."""
+
+    fn = F.hardswish
+
+
+class Hardsigmoid(_Activation):
+    """relu6(x + 3) / 6."""
+
+    fn = F.hardsigmoid
+
+
+class Softsign(_Activation):
+    """x / (1 + |x|)."""
+
+    fn = F.softsign
+
+
+class LogSigmoid(_Activation):
+    """log(sigmoid(x)), computed stably."""
+
+    fn = F.logsigmoid
+
+
+class Softplus(_Activation):
+    """log(1 + exp(beta * x)) / beta, and x where beta * x > threshold."""
+
+    fn, args = F.softplus, ("beta", "threshold")
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+
+class ELU(_Activation):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+
+    fn, args = F.elu, ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__(inplace)
+        self.alpha = alpha
+
+
+class CELU(ELU):
+    """x where x > 0, else alpha * (exp(x / alpha) - 1)."""
+
+    fn = F.celu
+
+
+class LeakyReLU(_Activation):
+    """x where x > 0, else negative_slope * x."""
+
+    fn, args = F.leaky_relu, ("negative_slope",)
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__(inplace)
+        self.negative_slope = negative_slope
+
+
+class Hardtanh(_Activation):
+    """x clamped to [min_val, max_val]."""
+
+    fn, args = F.hardtanh, ("min_val", "max_val")
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__(inplace)
+        if min_val > max_val:
+            raise ValueError("Hardtanh: min_val cannot be greater than max_val")
+        self.min_val, self.max_val = min_val, max_val
+
+
+class GELU(_Activation):
     """Gaussian error linear unit; approximate='tanh' for the tanh formula."""
+
+    fn, args = F.gelu, ("approximate",)
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
@@ -160,25 +422,63 @@ class GELU(Module):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', not {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x, approximate=self.approximate)
-
     def extra_repr(self) -> str:
         return "" if self.approximate == "none" else f"approximate={self.approximate!r}"
 
 
-class LeakyReLU(Module):
-    """x where x > 0, else negative_slope * x."""
+class GLU(_Activation):
+    """a * sigmoid(b) for the two halves a, b of the input along dim."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    fn, args = F.glu, ("dim",)
+
+    def __init__(self, dim: int = -1):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.dim = dim
+
+
+def _softmax_dim(x: Tensor, dim: int | None) -> int:
+    # PyTorch's rule for a Softmax built without dim (which it warns of): 0 for 0-, 1- and 3-d
+    # inputs, else 1.
+    return dim if dim is not None else (0 if x.ndim in (0, 1, 3) else 1)
+
+
+class Softmax(Module):
+    """exp(x) / sum(exp(x)) along dim."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x, self.negative_slope)
+        return F.softmax(x, _softmax_dim(x, self.dim))
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log(softmax(x)) along dim, computed stably."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, _softmax_dim(x, self.dim))
+
+
+class PReLU(Module):
+    """x where x > 0, else weight * x, with a learnable weight: one, or one per channel
+    (num_parameters = the input's dimension 1), starting at `init`."""
+
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, *, device: Any = None, dtype: Any = None
+    ):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(full((num_parameters,), init, dtype=dtype, device=device))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class Dropout(Module):

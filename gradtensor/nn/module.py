@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import backend
+from ..autograd.engine import Function, RemovableHandle
+from ..autograd.graph import grad_mode
 from ..tensor import Tensor, as_dtype
 from .parameter import Parameter
 
@@ -44,12 +46,48 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        for hooks in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+            object.__setattr__(self, hooks, {})
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define it in the class")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return self._call_hooked(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # -- hooks (PyTorch's order: pre-hooks, forward, forward hooks; backward hooks in backward) --
+    def _call_hooked(self, args: tuple, kwargs: dict) -> Any:
+        for hook in list(self._forward_pre_hooks.values()):
+            new = hook(self, args)
+            if new is not None:
+                args = new if isinstance(new, tuple) else (new,)
+        bw = _BackwardHooks(self) if self._backward_hooks and grad_mode.enabled else None
+        if bw is not None:
+            args = bw.wrap_inputs(args)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            new = hook(self, args, out)
+            if new is not None:
+                out = new
+        return out if bw is None else bw.wrap_outputs(out)
+
+    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """hook(module, args) runs before forward; a result other than None replaces the
+        positional arguments (a tuple, or a single value)."""
+        return _add_hook(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        """hook(module, args, output) runs after forward; a result other than None replaces the
+        output."""
+        return _add_hook(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """hook(module, grad_input, grad_output) runs in backward once the gradients of the
+        module's positional inputs are known (None for inputs that are not tensors requiring
+        grad); a tuple it returns replaces grad_input."""
+        return _add_hook(self._backward_hooks, hook)
 
     # -- registration --------------------------------------------------------------------------
     def _registries(self, name: str) -> tuple[dict, dict, dict]:
@@ -123,8 +161,36 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, not {type(module).__name__}")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(
+                f"add_module: a module name must be a non-empty str without '.', not {name!r}"
+            )
+        if hasattr(type(self), name) or name in self._parameters or name in self._buffers:
+            raise KeyError(f"add_module: attribute {name!r} already exists")
         self._registries(name)[1][name] = module
         object.__setattr__(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at a dotted path: `model.get_submodule("layers.0")`; "" is self."""
+        m = self
+        for part in target.split(".") if target else ():
+            child = m._modules.get(part)
+            if child is None:
+                raise AttributeError(
+                    f"{type(m).__name__} has no submodule {part!r} (in {target!r})"
+                )
+            m = child
+        return m
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path: `model.get_parameter("layers.0.weight")`."""
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if m._parameters.get(name) is None:
+            raise AttributeError(f"{type(m).__name__} has no parameter {name!r} (in {target!r})")
+        return m._parameters[name]
 
     # -- traversal -----------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -200,6 +266,12 @@ class Module:
     def eval(self) -> Module:
         """Evaluation mode: `model.eval()` is `model.train(False)`."""
         return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch gradients on or off for every parameter (freeze a part of a model); self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the parameters' gradients (None, or zeros in place with set_to_none=False)."""
@@ -317,6 +389,92 @@ class Module:
         if not self._modules:
             return f"{head}({', '.join(lines)})"
         return head + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _add_hook(hooks: dict, hook: Callable) -> RemovableHandle:
+    if not callable(hook):
+        raise TypeError(f"register hook: the hook must be callable, not {type(hook).__name__}")
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+class _BackwardHooks:
+    """One call's full backward hooks, as PyTorch's BackwardHook: identity ops on the module's
+    tensor inputs and outputs see the gradients of both, and the hooks fire from the inputs'."""
+
+    def __init__(self, module: Module):
+        self.module, self.n_in, self.at_in, self.grad_output = module, 0, [], ()
+
+    def wrap_inputs(self, args: tuple) -> tuple:
+        self.n_in = len(args)
+        self.at_in = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if not self.at_in:
+            return args
+        args = list(args)
+        for i, t in zip(self.at_in, _HookInputs.apply(self, *[args[i] for i in self.at_in])):
+            args[i] = t
+        return tuple(args)
+
+    def wrap_outputs(self, out: Any) -> Any:
+        outs = (out,) if isinstance(out, Tensor) else out
+        if not isinstance(outs, (tuple, list)):
+            return out
+        at = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
+        if not at:
+            return out
+        self.n_out, self.at_out = len(outs), at
+        new = list(outs)
+        for i, t in zip(at, _HookOutputs.apply(self, *[outs[i] for i in at])):
+            new[i] = t
+        return new[0] if isinstance(out, Tensor) else type(out)(new)
+
+    def fire(self, grad_input: tuple) -> tuple:
+        for hook in list(self.module._backward_hooks.values()):
+            new = hook(self.module, grad_input, self.grad_output)
+            if new is not None:
+                new = tuple(new) if isinstance(new, (tuple, list)) else (new,)
+                if len(new) != len(grad_input):
+                    raise RuntimeError(
+                        f"{type(self.module).__name__}: a full backward hook returned "
+                        f"{len(new)} gradients for {len(grad_input)} inputs"
+                    )
+                grad_input = new
+        return grad_input
+
+
+class _HookInputs(Function):
+    @staticmethod
+    def forward(ctx: Any, hooks: _BackwardHooks, *xs: Tensor) -> tuple:
+        ctx.hooks = hooks
+        return xs
+
+    @staticmethod
+    def backward(ctx: Any, *gs: Tensor) -> tuple:
+        h = ctx.hooks
+        full: list = [None] * h.n_in
+        for i, g in zip(h.at_in, gs):
+            full[i] = g
+        full = list(h.fire(tuple(full)))
+        return (None, *[full[i] for i in h.at_in])
+
+
+class _HookOutputs(Function):
+    @staticmethod
+    def forward(ctx: Any, hooks: _BackwardHooks, *xs: Tensor) -> tuple:
+        ctx.hooks = hooks
+        return xs
+
+    @staticmethod
+    def backward(ctx: Any, *gs: Tensor) -> tuple:
+        h = ctx.hooks
+        full: list = [None] * h.n_out
+        for i, g in zip(h.at_out, gs):
+            full[i] = g
+        h.grad_output = tuple(full)
+        if not h.at_in:  # no input wants a gradient: the hooks fire here, with None for each
+            h.fire((None,) * h.n_in)
+        return (None, *gs)
 
 
 def _root(a: Any) -> Any:

@@ -16,7 +16,7 @@ from ..tensor import Tensor
 from .elementwise import isfinite, where
 from .reduce import logsumexp
 from .registry import Sample, composite, primitive
-from .shape import _scatter
+from .shape import _getitem_grad
 
 _SAMPLES = [
     Sample((4, 3), backend.np.array([0, 2, 1, 2])),
@@ -84,7 +84,7 @@ def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore
 _cross_entropy.defvjp_joint(_cross_entropy_grad)
 _cross_entropy.defcomposite(
     lambda x, target, *, reduction="mean", ignore_index=-100: nll_loss(
-        log_softmax(x, axis=1), target, reduction, ignore_index
+        log_softmax(x, axis=1), target, reduction=reduction, ignore_index=ignore_index
     )
 )
 
@@ -129,35 +129,98 @@ def class_targets(op: str, logits: Tensor, target: Any) -> Any:
     return backend.to_device(t, logits.device)
 
 
+def constant(a: Any, like: Tensor) -> Tensor:
+    """A loss's weights: a Tensor as it is; arrays and lists as constants in like's dtype (when
+    floating), moved to like's device as class targets are."""
+    if isinstance(a, Tensor):
+        return a
+    a = a if backend.is_cuda_array(a) else backend.np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"expected numbers, got an array of dtype {a.dtype}")
+    a = backend.to_device(a, like.device)
+    return Tensor._make(a.astype(like.dtype, copy=False) if like.dtype.kind == "f" else a)
+
+
+def class_rows(op: str, x: Tensor, target: Any) -> tuple[Tensor, Any, tuple]:
+    """Logits or log-probabilities (C,), (N, C) or (N, C, d1, ...) with integer targets (), (N,)
+    or (N, d1, ...), as rows (M, C) and targets (M,) on x's device, and the targets' shape."""
+    t = target.data if isinstance(target, Tensor) else target
+    t = t if backend.is_cuda_array(t) else backend.np.asarray(t)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be integer class indices, not {t.dtype}")
+    want = x.shape[:1] + x.shape[2:] if x.ndim != 1 else ()
+    if x.ndim == 0 or tuple(t.shape) != want:
+        raise ValueError(
+            f"{op}: expected input (N, C) and target (N,), or (N, C, d1, ...) and (N, d1, ...), "
+            f"got {x.shape} and {tuple(t.shape)}"
+        )
+    t = backend.to_device(t, x.device)
+    if x.ndim != 2:  # the class axis last, every other position a row
+        x = x.reshape(1, -1) if x.ndim == 1 else x.permute(0, *range(2, x.ndim), 1)
+        x, t = x.reshape(-1, x.shape[-1]), t.reshape(-1)
+    return x, t, want
+
+
 @composite(
     samples=[
         Sample((4, 3), backend.np.array([0, 2, 1, 2])),
         Sample((4, 3), backend.np.array([0, 2, -100, 1]), reduction="sum"),
+        Sample((2, 3, 2, 2), backend.np.array([[[0, 2], [1, 1]], [[2, -100], [0, 1]]])),
+        Sample((4, 3), backend.np.array([0, 2, 1, 1]), weight=backend.np.array([0.2, 1.0, 3.0])),
+        Sample(
+            (2, 3, 2),
+            backend.np.array([[0, 2], [1, 5]]),
+            weight=backend.np.array([0.2, 1.0, 3.0]),
+            ignore_index=5,
+            reduction="none",
+        ),
+        Sample((3,), backend.np.array(1), reduction="sum"),
     ],
-    torch="nn.functional.nll_loss",
+    torch=lambda t, x, y, weight=None, **kw: t.nn.functional.nll_loss(
+        x, y, None if weight is None else weight.to(x.dtype), **kw
+    ),
 )
 def nll_loss(
-    input: Tensor, target: Any, reduction: str = "mean", ignore_index: int = -100
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
 ) -> Tensor:
-    """Negative log-likelihood of integer class targets, given log-probabilities (N, C)."""
+    """Negative log-likelihood of integer class targets t given log-probabilities (N, C) or
+    (N, C, d1, ...): -weight[t] * input[t]; the mean is weighted by weight[t] over the targets
+    that count."""
     check_reduction("nll_loss", reduction)  # before any work
-    t = class_targets("nll_loss", input, target)
+    x, t, shape = class_rows("nll_loss", input, target)
     xp = backend.array_module(t)
     keep = t != ignore_index
-    n, c = input.shape
+    n, c = x.shape
     valid = t[keep]
     if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= c):
         raise IndexError(
             f"nll_loss: target classes must lie in [0, {c}); got "
             f"{int(valid.min())}..{int(valid.max())}"
         )
-    rows = xp.arange(n)
-    loss = -input[rows[keep], t[keep]]
+    rows, cls = xp.nonzero(keep)[0], t[keep]
+    loss = -x[rows, cls]
+    w = None
+    if weight is not None:
+        weight = constant(weight, x)
+        if weight.shape != (c,):
+            raise ValueError(
+                f"nll_loss: weight must have shape ({c},), one per class, not {weight.shape}"
+            )
+        w = weight.astype(x.dtype)[cls]
+        loss = loss * w
     if reduction == "none":
-        if bool(keep.all()):
-            return loss
-        return _scatter(loss, shape=(n,), index=(xp.nonzero(keep)[0],))
+        if not bool(keep.all()):
+            loss = _getitem_grad(loss, shape=(n,), index=(rows,))
+        return loss.reshape(shape)
     if reduction == "mean":
-        # The mean is over the targets that count (ignored ones contribute nothing).
-        return loss.sum() / max(int(keep.sum()), 1)
+        # The mean is over the targets that count (ignored ones contribute nothing): weighted by
+        # their classes' weights, and 0 when none counts.
+        if w is None:
+            return loss.sum() / max(int(keep.sum()), 1)
+        return loss.sum() / (w.sum() if rows.size else 1)
     return loss.sum()

@@ -13,11 +13,11 @@ import numpy as np
 
 from .. import backend
 from .. import ops as _ops
-from ..autograd.engine import _root_grads
+from ..autograd.engine import RemovableHandle, _root_grads, register_hook
 from ..autograd.engine import backward as _backward
 from ..autograd.graph import grad_mode, no_grad
 from ..backend import CPU, Device
-from ..tensor import Tensor, float32, float64, int64
+from ..tensor import Tensor, bool_, float32, float64, int64, zeros
 
 
 class _Methods:
@@ -99,6 +99,18 @@ class _Methods:
 
     def __rpow__(self, other: Any) -> Tensor:
         return _ops.power(other, self)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _ops.remainder(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _ops.remainder(other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _ops.floor_divide(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
         return _ops.matmul(self, other)
@@ -183,6 +195,12 @@ class _Methods:
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(_ops.divide, other, "/=")
 
+    def __imod__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.remainder, other, "%=")
+
+    def __ifloordiv__(self, other: Any) -> Tensor:
+        return self._inplace(_ops.floor_divide, other, "//=")
+
     def __iand__(self, other: Any) -> Tensor:
         return self._inplace(_ops.bitwise_and, other, "&=")
 
@@ -197,6 +215,59 @@ class _Methods:
 
     def __irshift__(self, other: Any) -> Tensor:
         return self._inplace(_ops.bitwise_right_shift, other, ">>=")
+
+    # PyTorch's in-place methods: as `+=`, recorded in a graph, refused on a leaf that requires
+    # grad outside no_grad, and each bumps the version so a stale saved value is caught.
+    def add_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace(_ops.add, other if alpha == 1 else other * alpha, "add_")
+
+    def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace(_ops.subtract, other if alpha == 1 else other * alpha, "sub_")
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(_ops.multiply, other, "mul_")
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(_ops.divide, other, "div_")
+
+    def pow_(self, exponent: Any) -> Tensor:
+        return self._inplace(_ops.power, exponent, "pow_")
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        return self._inplace(_ops.clamp, min, "clamp_", max=max)
+
+    def neg_(self) -> Tensor:
+        return self._inplace(lambda x, _: _ops.negative(x), None, "neg_")
+
+    def exp_(self) -> Tensor:
+        return self._inplace(lambda x, _: _ops.exp(x), None, "exp_")
+
+    def copy_(self, src: Any) -> Tensor:
+        """Write src (broadcast to this shape, converted to this dtype) into this tensor."""
+        return self._inplace(_set, src, "copy_")
+
+    def fill_(self, value: Any) -> Tensor:
+        if isinstance(value, Tensor) and value.ndim:
+            raise ValueError(
+                f"fill_: the value must be a number or a 0-d tensor, not shape {value.shape}"
+            )
+        return self._inplace(_set, value, "fill_")
+
+    def zero_(self) -> Tensor:
+        return self._inplace(_set, 0, "zero_")
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with samples from U(a, b), drawn from the generator `gt.manual_seed` seeds."""
+        return _draw(self, backend.random_uniform, "uniform_", a, b - a)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with samples from N(mean, std^2)."""
+        return _draw(self, backend.random_normal, "normal_", mean, std)
+
+    def register_hook(self, hook: Any) -> RemovableHandle:
+        """Call hook(grad) whenever backward computes this tensor's gradient; a Tensor it returns
+        replaces the gradient. Returns a handle whose .remove() takes the hook out."""
+        return register_hook(self, hook)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._inplace(_ops.setitem, value, "__setitem__", index=index)
@@ -248,6 +319,19 @@ class _Methods:
                 self.retain_grad()
         self._changed()
         return self
+
+
+def _set(x: Tensor, value: Any) -> Tensor:
+    """value in x's shape and dtype; x's own gradient through it is zero (fill_, copy_)."""
+    y = _ops.where(zeros((), dtype=bool_, device=x.device), x, value)
+    return y if y.dtype == x.dtype else _ops.astype(y, x.dtype)
+
+
+def _draw(x: Tensor, draw: Any, op: str, shift: float, scale: float) -> Tensor:
+    """Fill x in place with random samples, times scale plus shift (uniform_, normal_)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: only floating-point tensors take random samples, not {x.dtype}")
+    return x._inplace(_set, Tensor._make(draw(x.shape, x.dtype, x.device) * scale + shift), op)
 
 
 for _name, _value in vars(_Methods).items():
@@ -309,6 +393,16 @@ for _name in (
     "sort",
     "topk",
     "median",
+    "cumsum",
+    "cumprod",
+    "cummax",
+    "cummin",
+    "logcumsumexp",
+    "argsort",
+    "mode",
+    "count_nonzero",
+    "nansum",
+    "nanmean",
     "take_along_dim",
     "chunk",
     "sqrt",
@@ -326,6 +420,75 @@ for _name in (
     "erf",
     "isnan",
     "isfinite",
+    # indexing, under PyTorch's method names
+    "roll",
+    "repeat_interleave",
+    "tril",
+    "triu",
+    "diag",
+    "diagonal",
+    "trace",
+    "gather",
+    "scatter",
+    "scatter_add",
+    "index_select",
+    "masked_fill",
+    "masked_select",
+    "ravel",
+    "unbind",
+    "narrow",
+    "nonzero",
+    "argwhere",
+    # the elementwise family, under PyTorch's method names
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "asin",
+    "acos",
+    "atan",
+    "arctan2",
+    "atan2",
+    "sinh",
+    "cosh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "exp2",
+    "expm1",
+    "log2",
+    "log10",
+    "reciprocal",
+    "rsqrt",
+    "square",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "fmod",
+    "remainder",
+    "floor_divide",
+    "logaddexp",
+    "logaddexp2",
+    "hypot",
+    "isinf",
+    "isposinf",
+    "isneginf",
+    "isclose",
+    "allclose",
+    "nan_to_num",
+    "lerp",
+    "dot",
+    "vdot",
+    "inner",
+    "outer",
+    "det",
+    "inverse",
+    "matrix_power",
+    "norm",
 ):
     setattr(Tensor, _name, _method(getattr(_ops, _name)))
 Tensor.neg = _method(_ops.negative)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _cupyx, cuda, linalg, random, runtime
+from . import _cupyx, cuda, lib, linalg, random, runtime
 from ._core import (
     SYNCS,
     UFUNCS,

@@ -11,3 +11,15 @@ _NAMES += " svd"
 for _name in _NAMES.split():
     globals()[_name] = _function(getattr(np.linalg, _name))
 del _name
+
+
+def _plain(fn):  # CuPy returns plain tuples where NumPy 2 returns named ones (EighResult, ...)
+    def call(*args, **kwargs):
+        r = fn(*args, **kwargs)
+        return tuple(r) if isinstance(r, tuple) else r
+
+    call.__name__ = fn.__name__
+    return _function(call)
+
+
+eigh, qr, slogdet, svd = (_plain(getattr(np.linalg, n)) for n in ("eigh", "qr", "slogdet", "svd"))
