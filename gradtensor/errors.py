@@ -12,8 +12,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+
+class LinAlgError(RuntimeError):
+    """A matrix the op cannot take: singular (inv, solve) or not positive-definite (cholesky),
+    as torch.linalg.LinAlgError. Raised on the CPU; CuPy does not check (the result is NaN or
+    meaningless there, as PyTorch's *_ex functions on a GPU), so no step waits on the device."""
+
+
 # What bad input makes Python, NumPy or CuPy raise; re-raised naming the function.
-USER_ERRORS = (TypeError, ValueError, IndexError, AttributeError, KeyError, ArithmeticError)
+USER_ERRORS = (
+    TypeError, ValueError, IndexError, AttributeError, KeyError, ArithmeticError, LinAlgError
+)  # fmt: skip
 
 
 def public(name: str, fn: Callable, tensor_first: bool = True) -> Callable:
@@ -44,7 +53,8 @@ def names(msg: str, name: str) -> bool:
 def renamed(name: str, exc: BaseException, detail: str = "") -> Exception:
     """`exc` as a builtin error that starts with `name`."""
     # The builtin class: a library's own subclass may not be constructible from a message.
-    kind = next((k for k in (IndexError, TypeError, ValueError) if isinstance(exc, k)), TypeError)
+    kinds = (LinAlgError, IndexError, TypeError, ValueError)
+    kind = next((k for k in kinds if isinstance(exc, k)), TypeError)
     if isinstance(exc, ArithmeticError):
         kind = ValueError
     msg = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else "")

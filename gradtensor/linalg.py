@@ -5,6 +5,7 @@
 """
 
 from .ops.linalg import (
+    LinAlgError,
     cholesky,
     det,
     eigh,
@@ -23,6 +24,7 @@ from .ops.linalg import (
 from .ops.linalg import linalg_norm as norm
 
 __all__ = [
+    "LinAlgError",
     "cholesky",
     "det",
     "eigh",

@@ -239,9 +239,27 @@ def test_matrix_power_pinv_and_singular_matrices():
     eye = gt.linalg.matrix_power(gt.tensor(AB, dtype=gt.float64), 0)
     np.testing.assert_allclose(eye.numpy(), np.broadcast_to(np.eye(3), (2, 3, 3)))
     _agree(lambda x: gt.linalg.pinv(x), lambda x: torch.linalg.pinv(x), M)
-    # A singular matrix gives NaN, matrix by matrix (as on CuPy), not an error.
-    out = gt.linalg.inv(gt.tensor(np.stack([np.ones((2, 2)), np.eye(2)]), dtype=gt.float64)).numpy()
-    assert np.isnan(out[0]).all() and np.allclose(out[1], np.eye(2))
+
+
+SINGULAR = [
+    (
+        "linalg.inv",
+        lambda L, a: L.linalg.inv(a),
+        r"the input matrix \(batch element \(1,\)\) is singular",
+    ),
+    ("linalg.solve", lambda L, a: L.linalg.solve(a, L.ones(3, 2, 1, dtype=a.dtype)), "singular"),
+    ("linalg.matrix_power", lambda L, a: L.linalg.matrix_power(a, -2), "singular"),
+    ("linalg.cholesky", lambda L, a: L.linalg.cholesky(a), r"\(1,\).* not positive-definite"),
+]
+
+
+@pytest.mark.parametrize("name,call,what", SINGULAR, ids=[c[0] for c in SINGULAR])
+def test_a_singular_matrix_is_refused_as_pytorch_refuses_it(name, call, what):
+    a = np.stack([np.eye(2), np.zeros((2, 2)), np.eye(2)])
+    with pytest.raises(gt.linalg.LinAlgError, match=f"^{name}: .*{what}"):
+        call(gt, gt.tensor(a, dtype=gt.float64))
+    with pytest.raises(torch.linalg.LinAlgError):
+        call(torch, torch.from_numpy(a))
 
 
 NORMS = [

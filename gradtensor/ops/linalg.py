@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..errors import public
+from ..errors import LinAlgError, public
 from ..tensor import Tensor
 from .elementwise import abs, sqrt, where
 from .reduce import _as_tensor, amax, amin, sum
@@ -379,16 +379,21 @@ def _square(op: str, a: Any, square: bool = True) -> None:
                          f"{a.shape[-2]} by {a.shape[-1]} matrices")  # fmt: skip
 
 
-def _solved(xp: Any, fn: Any, a: Any, *rest: Any) -> Any:
-    """`fn(a, *rest)`, where a singular (or not positive-definite) matrix gives NaNs rather
-    than an error, matrix by matrix, as on CuPy (which does not check)."""
+def _solved(xp: Any, op: str, fn: Any, a: Any, *rest: Any) -> Any:
+    """`fn(a, *rest)`, with NumPy's LinAlgError told as the op's, naming the first bad matrix."""
     try:
         return fn(a, *rest)
     except np.linalg.LinAlgError:
-        if a.ndim == 2:
-            shape = fn(xp.eye(a.shape[-1], dtype=a.dtype), *rest).shape
-            return xp.full(shape, xp.nan, a.dtype if a.dtype.kind == "f" else float)
-        return xp.stack([_solved(xp, fn, a[i], *[r[i] for r in rest]) for i in range(len(a))])
+        flat = a.reshape((-1,) + a.shape[-2:])
+        rows = [r.reshape((-1,) + r.shape[-2:]) for r in rest]
+        for i in range(len(flat)):
+            try:
+                fn(flat[i], *(r[i] for r in rows))
+            except np.linalg.LinAlgError:
+                break
+        at = f" (batch element {tuple(map(int, np.unravel_index(i, a.shape[:-2])))})"
+        what = "not positive-definite" if op == "linalg.cholesky" else "singular"
+        raise LinAlgError(f"{op}: the input matrix{at if a.ndim > 2 else ''} is {what}") from None
 
 
 def _float(a: Any) -> Any:
@@ -484,9 +489,9 @@ def _bad(op: str) -> list[Bad]:
 @primitive("linalg.inv", save="y", samples=_SQ, torch="linalg.inv", numpy="linalg.inv",
            errors=_bad("linalg.inv"))  # fmt: skip
 def inv(xp, a):
-    """The inverse of each square matrix (NaN where a matrix is singular, as on CuPy)."""
+    """The inverse of each square matrix (a singular one raises LinAlgError on the CPU)."""
     _square("linalg.inv", a)
-    return _solved(xp, xp.linalg.inv, a)
+    return _solved(xp, "linalg.inv", xp.linalg.inv, a)
 
 
 inv.defvjp(lambda g, y, a: -(_T(y) @ g @ _T(y)))
@@ -557,7 +562,7 @@ def _solve(xp, a, b):
                          f"{a.shape} and {b.shape}")  # fmt: skip
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     a, b = xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:])
-    return _solved(xp, xp.linalg.solve, a, b)
+    return _solved(xp, "linalg.solve", xp.linalg.solve, a, b)
 
 
 def _solve_vjp(g: Any, y: Any, a: Any, b: Any, *, needs: tuple) -> tuple:
@@ -587,7 +592,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
 def _cholesky(xp, a):
     _square("linalg.cholesky", a)
     a = _float(a)
-    return _solved(xp, xp.linalg.cholesky, (a + xp.swapaxes(a, -1, -2)) / 2)
+    return _solved(xp, "linalg.cholesky", xp.linalg.cholesky, (a + xp.swapaxes(a, -1, -2)) / 2)
 
 
 def _cholesky_vjp(g: Any, y: Any, a: Any) -> Any:
@@ -605,8 +610,8 @@ _cholesky.defvjp(_cholesky_vjp)
 @_cholesky.api
 def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
     """L, lower triangular with A = L @ L.T, for symmetric positive-definite A (its symmetric
-    part (A + A.T) / 2 is used, so the gradient is symmetric, as PyTorch's); NaN where A is not
-    positive-definite; upper=True gives L.T."""
+    part (A + A.T) / 2 is used, so the gradient is symmetric, as PyTorch's); LinAlgError where A
+    is not positive-definite; upper=True gives L.T."""
     L = _cholesky(_as_tensor(A, "linalg.cholesky"))
     return _T(L) if upper else L
 
