@@ -527,7 +527,7 @@ def test_the_records_numpy_twins_agree_on_their_samples():
                     [t.detach().numpy() for t in a] if isinstance(a, list) and a and
                     isinstance(a[0], gt.Tensor) else a for a in fn.args]  # fmt: skip
             want = twin(op, np, "numpy")(*args, **sample.kwargs)
-            outs = out if isinstance(out, list) else [out]
+            outs = out if isinstance(out, (list, tuple)) else [out]
             wants = want if isinstance(want, (list, tuple)) else [want]
             for o, w in zip(outs, wants, strict=True):
                 np.testing.assert_allclose(o.detach().numpy(), w, err_msg=f"{name}: {sample}")

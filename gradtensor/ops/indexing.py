@@ -594,12 +594,12 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     torch=lambda t, x, dim=0: list(t.unbind(x, dim)),
     errors=[Bad((), match="unbind: a 0-d tensor has no dim to unbind")],
 )
-def unbind(input: Tensor, dim: int = 0) -> list:
+def unbind(input: Tensor, dim: int = 0) -> tuple:
     """The slices along dim, each without it (a list; PyTorch's is a tuple)."""
     if input.ndim == 0:
         raise ValueError("unbind: a 0-d tensor has no dim to unbind")
     d = _dim("unbind", input.ndim, dim)
-    return [_getitem(input, index=(slice(None),) * d + (i,)) for i in range(input.shape[d])]
+    return tuple(_getitem(input, index=(slice(None),) * d + (i,)) for i in range(input.shape[d]))
 
 
 @composite(samples=[Sample((2, 3, 4)), Sample(())], torch="ravel", numpy="ravel")
@@ -667,9 +667,9 @@ def dstack(tensors: Any) -> Tensor:
         Bad((2,), indexing="yx", match="meshgrid: indexing must be 'ij' or 'xy'"),
     ],
 )
-def meshgrid(*tensors: Any, indexing: str = "ij") -> list:
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
     """Coordinate grids from 1-D tensors, PyTorch's default indexing "ij" (matrix) or "xy"
-    (Cartesian: the first two dims swapped); a list (PyTorch's is a tuple)."""
+    (Cartesian: the first two dims swapped)."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ("ij", "xy"):
@@ -684,9 +684,9 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> list:
     shape = [0] * len(ts)
     for t, i in zip(ts, pos):
         shape[i] = math.prod(t.shape)
-    return [
+    return tuple(
         _broadcast_to(
             reshape(t, [n if j == i else 1 for j, n in enumerate(shape)]), shape=tuple(shape)
         )
         for t, i in zip(ts, pos)
-    ]
+    )

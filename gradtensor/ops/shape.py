@@ -371,9 +371,9 @@ def stack(tensors: Any, axis: int = 0, *, dim: Any = None) -> Tensor:
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
-def _pieces(x: Tensor, bounds: list[int], axis: int) -> list[Tensor]:
+def _pieces(x: Tensor, bounds: list[int], axis: int) -> tuple[Tensor, ...]:
     pre = (slice(None),) * axis
-    return [x[pre + (slice(a, builtins.max(a, b)),)] for a, b in zip(bounds[:-1], bounds[1:])]
+    return tuple(x[pre + (slice(a, builtins.max(a, b)),)] for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def _split_dim(op: str, x: Tensor, dim: int, axis: Any) -> int:
@@ -385,7 +385,7 @@ def _split_dim(op: str, x: Tensor, dim: int, axis: Any) -> int:
     torch=lambda t, x, sections, axis=0: list(t.split(x, sections, dim=axis)),
     errors=[Bad((5, 2), [2, 2], match=r"split: sizes \[2, 2\] do not add up")],
 )
-def split(x: Tensor, split_size_or_sections: Any, dim: int = 0, *, axis: Any = None) -> list:
+def split(x: Tensor, split_size_or_sections: Any, dim: int = 0, *, axis: Any = None) -> tuple:
     """PyTorch's split: an int is the size of each piece (the last may be smaller), a list the
     sizes of all of them. (NumPy's split, by a count or by points, is `tensor_split`.)"""
     d = _split_dim("split", x, dim, axis)
@@ -407,7 +407,7 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0, *, axis: Any = N
     numpy=lambda np, x, sections, axis=0: np.array_split(x, sections, axis=axis),
     errors=[Bad((5, 2), 0, match="tensor_split: the number of pieces must be positive")],
 )
-def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0, *, axis: Any = None) -> list:
+def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0, *, axis: Any = None) -> tuple:
     """An int k makes k pieces (the first n % k one longer), a list gives the split points, as
     PyTorch's tensor_split and NumPy's array_split."""
     d = _split_dim("tensor_split", x, dim, axis)
@@ -423,7 +423,7 @@ def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0, *, axis: Any
     return _pieces(x, [0] + pts + [n], d)
 
 
-def chunk(x: Tensor, chunks: int, dim: int = 0) -> list:
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     """At most `chunks` pieces of ceil(n / chunks) elements along dim, as PyTorch's chunk."""
     if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
