@@ -433,6 +433,8 @@ NOT_FUZZED = {
         "in test_ops_elementwise.py and the oracle",
     ),
     "lerp": "three inputs; held to PyTorch in test_ops_elementwise.py and the oracle",
+    "scaled_dot_product_attention": "three (..., L, E) inputs and masks; a composite of matmul, "
+    "where and softmax, held to PyTorch in test_attention.py and the oracle",
     **dict.fromkeys(
         "elu selu celu mish hardswish hardsigmoid hardtanh relu6 softsign logsigmoid glu prelu "
         "cross_entropy_options l1_loss smooth_l1_loss huber_loss binary_cross_entropy "
@@ -451,6 +453,12 @@ NOT_FUZZED = {
         "linalg.matrix_power linalg.vector_norm linalg.matrix_norm linalg.norm".split(),
         "linear algebra needs shaped or well-conditioned operands; held to NumPy and PyTorch by "
         "the einsum property and the torch.linalg idioms of test_ops_linalg.py and the oracle",
+    ),
+    **dict.fromkeys(
+        "batch_norm layer_norm group_norm embedding".split(),
+        "need (N, C, ...) shapes, channel operands or integer indices; composites of mean and "
+        "rsqrt (embedding: a row gather), held to PyTorch by the oracle and, as modules over "
+        "training steps, in test_normalization.py",
     ),
 }
 # Registered ops drawn under another name.

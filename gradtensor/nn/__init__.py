@@ -7,6 +7,7 @@ the functions.
 """
 
 from . import functional, init, utils
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .conv import (
     AdaptiveAvgPool2d,
     AvgPool1d,
@@ -63,9 +64,12 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module
+from .normalization import BatchNorm1d, BatchNorm2d, Embedding, GroupNorm, LayerNorm
 from .parameter import Parameter
 
 __all__ = [
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
     "CELU",
     "ELU",
     "GLU",
@@ -121,4 +125,9 @@ __all__ = [
     "functional",
     "init",
     "utils",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "GroupNorm",
+    "LayerNorm",
 ]

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
 from ..errors import public
 from ..ops import ACTIVATIONS, clamp, exp, expm1, linear, log, minimum, relu, sigmoid, tanh, where
 from ..ops import abs as _abs
 from ..ops import softplus as _softplus
 from ..ops.activations import gelu, silu
+from ..ops.attention import scaled_dot_product_attention
 from ..ops.conv import (
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -35,11 +35,14 @@ from ..ops.loss import (
     class_rows,
     constant,
     cross_entropy_op,
+    dropout,
     log_softmax,
     nll_loss,
+    softmax,
 )
 from ..ops.registry import Bad, Sample, _to_tensor, composite
 from ..tensor import Tensor
+from .normalization import batch_norm, embedding, group_norm, layer_norm
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -86,6 +89,11 @@ __all__ = [
     "softmax",
     "softplus",
     "tanh",
+    "batch_norm",
+    "embedding",
+    "group_norm",
+    "layer_norm",
+    "scaled_dot_product_attention",
     "ACTIVATIONS",
 ]
 
@@ -103,15 +111,6 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     bx = x if beta == 1 else x * beta
     y = _softplus(bx) if beta == 1 else _softplus(bx) / beta
     return where(bx > threshold, x, y)
-
-
-@composite(
-    samples=[Sample((3, 4)), Sample((2, 3, 4), axis=0)],
-    torch=lambda t, x, axis=-1: t.softmax(x, dim=axis),
-)
-def softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, computed as exp(log_softmax(x))."""
-    return exp(log_softmax(x, axis, dim=dim))
 
 
 def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
@@ -134,18 +133,6 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
         )
     d = input - target
     return _reduce("mse_loss", d * d, reduction)
-
-
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero elements with probability p, scale the rest by 1/(1-p); identity when not training."""
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
-    if not training or p == 0:
-        return x
-    if p == 1:
-        return x * 0
-    keep = backend.random_uniform(x.shape, np.float32, x.device) >= p
-    return x * Tensor._make(keep.astype(x.dtype) * (1 / (1 - p)))
 
 
 def _as_operand(t: Any, like: Tensor) -> Tensor:

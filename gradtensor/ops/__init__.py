@@ -1,5 +1,6 @@
 """Every op, grouped by kind. Importing this package registers them all in `REGISTRY`."""
 
+from . import attention as _attention  # noqa: F401  (registers scaled_dot_product_attention)
 from . import conv as _conv  # noqa: F401  (registers the convolution and pooling ops)
 from .activations import ACTIVATIONS, relu, sigmoid, softplus, tanh
 from .elementwise import (

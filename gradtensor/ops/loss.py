@@ -1,4 +1,5 @@
-"""cross_entropy: log-softmax and the negative log-likelihood of class targets as one op.
+"""Softmax, log-softmax, dropout, and cross_entropy: log-softmax and the negative
+log-likelihood of class targets as one op.
 
 Its meaning is the composite nll_loss(log_softmax(x)), declared next to it, which the registry
 differentiates for gradients of gradients. As a composite it made some thirty array calls and
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from ..tensor import Tensor
-from .elementwise import isfinite, where
+from .elementwise import exp, isfinite, where
 from .reduce import logsumexp
 from .registry import Sample, composite, primitive
 from .shape import _getitem_grad
@@ -224,3 +227,24 @@ def nll_loss(
             return loss.sum() / max(int(keep.sum()), 1)
         return loss.sum() / (w.sum() if rows.size else 1)
     return loss.sum()
+
+
+@composite(
+    samples=[Sample((3, 4)), Sample((2, 3, 4), axis=0)],
+    torch=lambda t, x, axis=-1: t.softmax(x, dim=axis),
+)
+def softmax(x: Tensor, axis: int = -1, *, dim: Any = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed as exp(log_softmax(x))."""
+    return exp(log_softmax(x, axis, dim=dim))
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero elements with probability p, scale the rest by 1/(1-p); identity when not training."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    keep = backend.random_uniform(x.shape, np.float32, x.device) >= p
+    return x * Tensor._make(keep.astype(x.dtype) * (1 / (1 - p)))
