@@ -173,6 +173,12 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # As .numpy() (and PyTorch): NumPy would read the values and silently drop the graph.
+        if self.requires_grad:
+            raise RuntimeError(
+                "numpy: this tensor requires grad, and NumPy would drop its graph; use "
+                "gradtensor.numpy's functions, or .detach() to use its values"
+            )
         data = backend.to_device(self.data, CPU)
         return data if dtype is None else data.astype(dtype)
 

@@ -26,7 +26,7 @@ def _pair(shape, seed=0, lo=None, hi=None):
 
 def _close(a, b, rtol=1e-10, atol=1e-12):
     a = a.detach().numpy() if isinstance(a, gt.Tensor) else a
-    b = b.detach().numpy() if isinstance(b, torch.Tensor) else b
+    b = b.detach().numpy() if isinstance(b, (torch.Tensor, gt.Tensor)) else b
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 

@@ -111,7 +111,21 @@ def test_comparisons_give_bool_without_grad():
 def test_numpy_arrays_on_the_left_defer_to_tensor():
     x = gt.ones(2, requires_grad=True)
     y = np.array([1.0, 2.0]) * x
-    assert isinstance(y, gt.Tensor) and y.requires_grad and y.dtype == gt.float32
+    # The array keeps its float64, as in PyTorch: float32 times float64 data is float64.
+    assert isinstance(y, gt.Tensor) and y.requires_grad and y.dtype == gt.float64
+    assert (np.array([1.0, 2.0], np.float32) * x).dtype == gt.float32
+
+
+def test_an_array_operand_keeps_its_precision():
+    x = gt.tensor([0.0], dtype=gt.float64)
+    assert (x + np.array([0.1])).item() == 0.1  # not 0.1 rounded to float32 on the way
+
+
+def test_numpy_cannot_silently_drop_a_graph():
+    x = gt.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="requires grad"):
+        np.dot(x, x)
+    assert np.dot(x.detach(), x.detach()) == 2.0
 
 
 def test_indexing_semantics_follow_numpy():

@@ -570,8 +570,11 @@ def _to_tensor(a: Any, op: str, dev: Device | None) -> Tensor:
             f"{op}: a {type(a).__name__} (host memory) was given with a tensor on {dev}; make it "
             f"a tensor on {dev} first (gradtensor never copies between devices silently)"
         )
+    # A NumPy array keeps its float dtype, as PyTorch's operands do (float32 + a float64 array
+    # is float64); a list takes the default float dtype, as gt.tensor([...]) does.
+    keep = isinstance(a, _ndarray) and a.dtype.kind == "f"
     try:
-        t = tensor(a, device=dev)
+        t = tensor(a, dtype=a.dtype if keep else None, device=dev)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{op}: cannot use a {type(a).__name__} as an operand ({exc})") from None
     return t

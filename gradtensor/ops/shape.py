@@ -520,11 +520,29 @@ _getitem.defvjp(lambda g, y, x, *, index: _getitem_grad(g, shape=x.shape, index=
 def getitem(x: Tensor, index: Any) -> Tensor:
     """x[index] with PyTorch's (and NumPy's) rules; the gradient adds up where an element is
     picked twice."""
-    key = _index_key(index, x)
+    key = _no_ellipsis(_index_key(index, x), x.ndim)
     split = _ints_first(key)
     if split is None:
         return _getitem(x, index=key)
     return _getitem(_getitem(x, index=split[0]), index=split[1])
+
+
+_F = np.dtype(float)
+
+
+def _no_ellipsis(key: tuple, ndim: int) -> tuple:
+    """The key with its Ellipsis written as the full slices it stands for, as PyTorch reads it:
+    index arrays an Ellipsis of no dims sits between stay adjacent (NumPy would move their axes
+    to the front)."""
+    at = [i for i, k in enumerate(key) if k is Ellipsis]
+    if not at or not any(isinstance(k, backend.array_types()) for k in key):
+        return key
+    used = builtins.sum(
+        0 if k is None or k is Ellipsis else k.ndim if getattr(k, "dtype", _F).kind == "b" else 1
+        for k in key
+    )
+    i = at[0]
+    return key[:i] + (slice(None),) * (ndim - used) + key[i + 1 :]
 
 
 def _ints_first(key: tuple) -> tuple | None:
@@ -597,7 +615,7 @@ _setitem.defvjp(lambda g, y, x, v, *, index: _setitem(g, 0, index=index), _setit
 @_setitem.api
 def setitem(x: Tensor, value: Any, index: Any) -> Tensor:
     """x with x[index] replaced by value, out of place (Tensor.__setitem__ writes it back)."""
-    key = _index_key(index, x)
+    key = _no_ellipsis(_index_key(index, x), x.ndim)
     split = _ints_first(key)
     if split is None:
         return _setitem(x, value, index=key)
