@@ -475,6 +475,39 @@ def arange(
     return t
 
 
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included (PyTorch's linspace)."""
+    return _filled(lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), (), dtype,
+                   requires_grad, device)  # fmt: skip
+
+
+def logspace(
+    start: float,
+    end: float,
+    steps: int,
+    base: float = 10.0,
+    dtype: Any = None,
+    requires_grad: bool = False,
+    device: Any = None,
+) -> Tensor:
+    """base ** linspace(start, end, steps) (PyTorch's logspace)."""
+    return _filled(lambda xp, s, d: xp.logspace(start, end, steps, base=base, dtype=d), (),
+                   dtype, requires_grad, device)  # fmt: skip
+
+
+def empty_like(
+    t: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None
+) -> Tensor:
+    return _like(lambda xp, s, d: xp.empty(s, d), t, dtype, requires_grad, device)
+
+
 def eye(
     n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None
 ) -> Tensor:

@@ -450,9 +450,14 @@ NOT_FUZZED = {
     **dict.fromkeys(
         "_einsum einsum tensordot dot vdot inner outer norm linalg.inv linalg.det linalg.slogdet "
         "linalg.solve linalg.cholesky linalg.qr linalg.eigh linalg.svd linalg.svdvals linalg.pinv "
-        "linalg.matrix_power linalg.vector_norm linalg.matrix_norm linalg.norm".split(),
+        "linalg.matrix_power linalg.vector_norm linalg.matrix_norm linalg.norm mm bmm mv".split(),
         "linear algebra needs shaped or well-conditioned operands; held to NumPy and PyTorch by "
         "the einsum property and the torch.linalg idioms of test_ops_linalg.py and the oracle",
+    ),
+    **dict.fromkeys(
+        "tile movedim diff".split(),
+        "composites of fuzzed shape ops (repeat, permute, getitem and subtract); held to PyTorch "
+        "and NumPy by the oracle on their records' samples",
     ),
     **dict.fromkeys(
         "batch_norm layer_norm group_norm embedding".split(),

@@ -62,6 +62,7 @@ from .elementwise import (
     logical_and,
     logical_not,
     logical_or,
+    logical_xor,
     maximum,
     minimum,
     multiply,
@@ -111,12 +112,15 @@ from .indexing import (
     vstack,
 )
 from .linalg import (
+    bmm,
     det,
     dot,
     einsum,
     inner,
     matmul,
     matrix_power,
+    mm,
+    mv,
     norm,
     outer,
     tensordot,
@@ -124,6 +128,7 @@ from .linalg import (
 )
 from .linalg import inv as inverse
 from .loss import cross_entropy_op as _cross_entropy_op  # noqa: F401  (registers the op)
+from .loss import log_softmax, softmax
 from .reduce import (
     all,
     amax,
@@ -172,11 +177,14 @@ from .shape import (
     chunk,
     concatenate,
     copy,
+    diff,
     expand,
     expand_dims,
     flatten,
     flip,
     getitem,
+    moveaxis,
+    movedim,
     permute,
     repeat,
     reshape,
@@ -189,6 +197,7 @@ from .shape import (
     swapdims,
     take_along_dim,
     tensor_split,
+    tile,
     to_device,
     transpose,
     unsqueeze,
@@ -200,5 +209,6 @@ mul = multiply
 div = divide
 true_divide = divide
 pow = power
+clone = copy
 
 __all__ = [n for n in dir() if not n.startswith("_")]

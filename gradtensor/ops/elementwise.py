@@ -563,6 +563,7 @@ greater_equal = _not_differentiable("greater_equal", lambda xp, a, b: a >= b)
 logical_and = _not_differentiable("logical_and", lambda xp, a, b: xp.logical_and(a, b))
 logical_or = _not_differentiable("logical_or", lambda xp, a, b: xp.logical_or(a, b))
 logical_not = _not_differentiable("logical_not", lambda xp, a: xp.logical_not(a))
+logical_xor = _not_differentiable("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
 
 
 _SPECIAL = backend.np.array([float("nan"), float("inf"), -float("inf"), 1.5, -2.0, 0.0])

@@ -1017,3 +1017,26 @@ def norm(
     if isinstance(p, str) and p != "fro":
         raise ValueError(f"norm: p must be 'fro', 'nuc' or a number, not {p!r}")
     return vector_norm(x, 2 if p in ("fro", None) else p, dim, keepdim)
+
+
+def _product(name: str, ndims: tuple, twin: str, samples: list, bad: Any) -> Any:
+    """PyTorch's matmul of fixed ranks (mm: 2-D by 2-D, bmm: 3-D by 3-D, mv: 2-D by 1-D)."""
+
+    def fn(input: Tensor, mat2: Tensor) -> Tensor:
+        if (input.ndim, mat2.ndim) != ndims:
+            raise ValueError(
+                f"{name}: expected {ndims[0]}-D and {ndims[1]}-D operands, got shapes "
+                f"{input.shape} and {mat2.shape}"
+            )
+        return matmul(input, mat2)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"PyTorch's {name}: matmul of a {ndims[0]}-D and a {ndims[1]}-D tensor."
+    return composite(name, samples=samples, torch=twin, numpy="matmul", errors=[bad])(fn)
+
+
+mm = _product("mm", (2, 2), "mm", [Sample((3, 4), (4, 5))], Bad((3,), (3, 4), match="2-D"))
+bmm = _product(
+    "bmm", (3, 3), "bmm", [Sample((2, 3, 4), (2, 4, 5))], Bad((3, 4), (4, 5), match="3-D")
+)
+mv = _product("mv", (2, 1), "mv", [Sample((3, 4), (4,))], Bad((3, 4), (4, 1), match="1-D"))

@@ -205,6 +205,62 @@ def repeat(x: Tensor, *repeats: Any) -> Tensor:
 
 
 @composite(
+    samples=[Sample((2, 3), [2]), Sample((3,), [2, 2]), Sample((2, 1, 2), [1, 3, 2])],
+    torch=lambda t, x, dims: t.tile(x, tuple(dims)),
+    numpy=lambda np, x, dims: np.tile(x, dims),
+)
+def tile(x: Tensor, dims: Any) -> Tensor:
+    """PyTorch's tile: repeat, with ones added in front when `dims` has fewer entries than x."""
+    reps = _shape_arg((dims,))
+    return repeat(x, *((1,) * (x.ndim - len(reps)) + tuple(reps)))
+
+
+@composite(
+    samples=[Sample((2, 3, 4), 0, 2), Sample((2, 3, 4), [0, 1], [2, 0]), Sample((3, 4), -1, 0)],
+    torch=lambda t, x, s, d: t.movedim(x, tuple(s), tuple(d)) if isinstance(s, list)
+    else t.movedim(x, s, d),
+    numpy="moveaxis",
+    errors=[Bad((2, 3), 0, 2, match="movedim: axis 2 is out of range")],
+)  # fmt: skip
+def movedim(x: Tensor, source: Any, destination: Any) -> Tensor:
+    """The dims `source` moved to the places `destination`, the others kept in order."""
+    src = [
+        _dim("movedim", x.ndim, d)
+        for d in (source if isinstance(source, (list, tuple)) else [source])
+    ]
+    dst = [
+        _dim("movedim", x.ndim, d)
+        for d in (destination if isinstance(destination, (list, tuple)) else [destination])
+    ]
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(
+            f"movedim: source {source} and destination {destination} must name as many "
+            "distinct dims"
+        )
+    rest = iter(d for d in range(x.ndim) if d not in src)
+    where = dict(zip(dst, src))
+    return _permute(x, axes=tuple(where[i] if i in where else next(rest) for i in range(x.ndim)))
+
+
+moveaxis = movedim
+
+
+@composite(
+    samples=[Sample((5,)), Sample((3, 4), n=2, dim=0), Sample((2, 5), 1, -1)],
+    torch=lambda t, x, n=1, dim=-1: t.diff(x, n, dim),
+    numpy=lambda np, x, n=1, dim=-1: np.diff(x, n, dim),
+    errors=[Bad((3,), dim=1, match="diff: axis 1 is out of range")],
+)
+def diff(x: Tensor, n: int = 1, dim: int = -1) -> Tensor:
+    """The n-th forward difference along `dim`: x[1:] - x[:-1], n times."""
+    d = _dim("diff", x.ndim, dim)
+    pre = (slice(None),) * d
+    for _ in range(n):
+        x = x[pre + (slice(1, None),)] - x[pre + (slice(None, -1),)]
+    return x
+
+
+@composite(
     samples=[Sample((3, 4), 0), Sample((2, 3, 4), [0, 2]), Sample((5,), -1)],
     torch=lambda t, x, dims: t.flip(x, tuple(dims) if isinstance(dims, list) else (dims,)),
     numpy=lambda np, x, dims: np.flip(x, tuple(dims) if isinstance(dims, list) else dims),
