@@ -1,7 +1,7 @@
 """Measure gradtensor side by side with the libraries it would replace, on this machine.
 
-    python -m benchmarks [--suite overhead|linear|mlp|scaling|memory|all] [--device cpu|cuda]
-                         [--quick] [--threads N] [--libs torch,jax,...]
+    python -m benchmarks [--suite overhead|linear|mlp|scaling|memory|conv|...|all]
+                         [--device cpu|cuda] [--quick] [--threads N] [--libs torch,jax,...]
 
 Prints each case's median times and their ratios to gradtensor's, then the targets, and writes
 benchmarks/results/<date>-<host or GPU>[-<suite>][-quick].json (or GRADTENSOR_RESULTS_DIR/...)
@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GRADTENSOR_RESULTS_DIR") or ROOT / "benchmarks" / "results")
-SUITES = ("overhead", "linear", "mlp", "scaling", "memory", "firstuse", "contention")
+SUITES = ("overhead", "linear", "mlp", "scaling", "memory", "firstuse", "contention", "conv")
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"
 TIMING = "warm-up, then round-robin samples in one process (order rotated each round); medians"

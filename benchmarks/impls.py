@@ -1,9 +1,13 @@
 """The implementations compared, one adapter per library: `chain(x0)` (LINKS links of multiply,
 add, tanh on a tiny tensor, summed), `linear(x, w, b, gy, act)` (act(x @ w.T + b), backward
 against the cotangent gy) and `mlp(params, x, t, lr)` (an SGD step of an MLP of Linear + ReLU
-layers, softmax cross-entropy; params [(W (out, in), b)]) start from the same float32 NumPy arrays
-and return an Impl: `result()` gives the value and gradients from the starting weights as NumPy
-arrays (the check before timing), `step()` does the timed work. Libraries load on use, or Skip."""
+layers, softmax cross-entropy; params [(W (out, in), b)]); gradtensor and PyTorch also do
+`conv(x, w, b, gy, padding)` (relu(conv2d(x, w, b)), backward against gy) and `cnn(params, x, t,
+lr, pools)` (an SGD step of a CNN: a 4-D W is a Conv2d padded to keep the size, then ReLU, then a
+2x2 MaxPool2d where its entry in pools is true; Flatten; Linear + ReLU layers, the last without
+ReLU). All start from the same float32 NumPy arrays and return an Impl: `result()` gives the value
+and gradients from the starting weights as NumPy arrays (the check before timing), `step()` does
+the timed work. Libraries load on use, or Skip."""
 
 from __future__ import annotations
 
@@ -56,6 +60,10 @@ _flat = lambda tree: (
 )
 
 
+def no_conv(self, *args: Any) -> Impl:
+    raise Skip("no convolution here: the conv suite compares gradtensor with PyTorch")
+
+
 class Tape:  # gradtensor and PyTorch: tensors with .grad, .backward() and an SGD optimizer
     scope = staticmethod(contextlib.nullcontext)
 
@@ -79,8 +87,8 @@ class Tape:  # gradtensor and PyTorch: tensors with .grad, .backward() and an SG
         leaves = [self.t(a, True) for a in (x, w, b)]
         return self._impl(leaves, lambda: self.layer(*leaves, act), self.t(gy))
 
-    def mlp(self, params, x, t, lr, momentum=0.0):
-        model, tensors, opt = self.model(params, lr, momentum)
+    def mlp(self, params, x, t, lr, momentum=0.0, built=None):
+        model, tensors, opt = built or self.model(params, lr, momentum)
         xt, tt = self.t(x), self.t(t)
 
         def forward() -> Any:
@@ -100,6 +108,28 @@ class Tape:  # gradtensor and PyTorch: tensors with .grad, .backward() and an SG
         parts = (forward, backward, opt.step, tensors)
         return Impl(lambda: (backward(forward()), opt.step()), result, parts)
 
+    def conv(self, x, w, b, gy, padding):
+        leaves = [self.t(a, True) for a in (x, w, b)]
+        fwd = lambda: self.relu(self.F.conv2d(*leaves, padding=padding))
+        return self._impl(leaves, fwd, self.t(gy))
+
+    def cnn(self, params, x, t, lr, pools):
+        nn, layers, convs, prev = self.nn, [], iter(pools), 0
+        for w, _ in params:  # the same modules in both libraries
+            if w.ndim == 4:
+                k = w.shape[2]
+                layers += [nn.Conv2d(w.shape[1], w.shape[0], k, padding=k // 2), nn.ReLU()]
+                layers += [nn.MaxPool2d(2)] * next(convs)
+            else:
+                layers += [nn.Flatten()] * (prev == 4)
+                layers += [nn.Linear(w.shape[1], w.shape[0]), nn.ReLU()]
+            prev = w.ndim
+        model = nn.Sequential(*layers[:-1]).to(self.device)
+        tensors = [p for m in layers if hasattr(m, "weight") for p in (m.weight, m.bias)]
+        for p, a in zip(tensors, [a for wb in params for a in wb]):
+            p.data[...] = self.t(a).data  # the same starting weights
+        return self.mlp(params, x, t, lr, built=(model, tensors, self.optim.SGD(tensors, lr=lr)))
+
 
 class GradTensor(Tape):
     """gradtensor itself, with its fused kernels on (the default) or off (the plain array path)."""
@@ -109,6 +139,7 @@ class GradTensor(Tape):
         self.device = device
         self.t = lambda a, grad=False: self.gt.tensor(a, requires_grad=grad, device=device)
         self.tanh, self.scope = self.gt.tanh, lambda: self.gt.use_kernels(kernels)
+        self.nn, self.optim, self.relu = self.gt.nn, self.gt.optim, self.gt.relu
         self.layer = lambda x, w, b, act: self.F.linear(x, w, b, activation=act)
 
     def model(self, params, lr, momentum):
@@ -124,6 +155,7 @@ class Torch(Tape):
     def __init__(self, device: str):
         self.torch = torch = optional("torch")
         self.F, self.tanh, self.device = torch.nn.functional, torch.tanh, device
+        self.nn, self.optim, self.relu = torch.nn, torch.optim, torch.relu
         if device == "cuda" and not torch.cuda.is_available():
             raise Skip("this PyTorch build sees no CUDA GPU")
         # float32 means float32: no TF32 in matmuls or convolutions
@@ -151,6 +183,8 @@ class ByHand:
     def __init__(self, device: str):
         self.xp = np if device == "cpu" else optional("cupy")
         self.copy = np.array if device == "cpu" else self.xp.asarray
+
+    conv = cnn = no_conv
 
     def chain(self, x0):
         xp, x = self.xp, self.copy(x0)
@@ -237,7 +271,7 @@ class Kernels:
     def chain(self, *args):
         raise Skip("the kernels alone are a layer and an update, not general ops")
 
-    mlp = chain
+    mlp = conv = cnn = chain
 
 
 class Functional:
@@ -265,6 +299,8 @@ class Functional:
         m = self.np
         gelu = lambda z: z * 0.5 * (1 + sp.erf(z * (1 / math.sqrt(2))))
         self.acts = {"relu": lambda z: m.maximum(z, 0), "gelu": gelu}
+
+    conv = cnn = no_conv
 
     def _impl(self, fn: Callable, *args: Any, step: Callable | None = None) -> Impl:
         fn, args = self.jit(fn), [self.put(a) for a in args]

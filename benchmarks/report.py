@@ -27,6 +27,7 @@ SUITE_TITLES = {
     "memory": "Peak memory of an MLP training step",
     "firstuse": "First use: CPU time of a fresh process's first training step",
     "contention": "Contention: a digits training step beside a CPU-bound process",
+    "conv": "Convolution: conv2d + bias + ReLU forward + backward, and a CNN training step",
 }
 AXES = {  # a case's tick label and the x axis's label, by suite
     "linear": (lambda c: c["name"].rsplit(" ", 1)[0], "in order of flops per forward + backward"),

@@ -44,9 +44,23 @@ SCALING = {
     "quick": (32, [16, 32], 16, [16, 32]),
 }
 SCALING_LIBS = ("gradtensor", "numpy", "cupy", "torch", "jax-jit")
+# conv layers (batch, in, out, kernel, height = width, padding): LeNet-5's two convolutions (32x32
+# images, then its 6x14x14 pooled maps) and a 3x3 64->64 layer at 32x32 as in a small ResNet/VGG
+CONV_SHAPES = {"cpu": [(64, 1, 6, 5, 32, 0), (64, 6, 16, 5, 14, 0), (32, 64, 64, 3, 32, 1)],
+               "quick": [(8, 1, 6, 5, 12, 0), (4, 8, 8, 3, 8, 1)]}  # fmt: skip
+CONV_SHAPES["cuda"] = CONV_SHAPES["cpu"]
+# CNN steps: convs (in, out, kernel, 2x2 max-pool after), the linear sizes, image side, batch;
+# "cpu" is examples/train_cnn_digits.py's network (no dropout) at its batch size, plain SGD
+DIGITS_CONVS = [(1, 32, 3, False), (32, 32, 3, True), (32, 64, 3, True)]
+CNNS = {
+    "cpu": [(DIGITS_CONVS, [256, 128, 10], 8, 32)],
+    "quick": [([(1, 4, 3, False), (4, 4, 3, True), (4, 8, 3, True)], [32, 16, 10], 8, 8)],
+}
+CNNS["cuda"] = CNNS["cpu"]
+CONV_LIBS = ("gradtensor", "torch")
 LR = 0.01
 # Seconds of alternating timing per case, all implementations together
-BUDGET = {"overhead": 30.0, "linear": 12.0, "mlp": 40.0, "scaling": 10.0}
+BUDGET = {"overhead": 30.0, "linear": 12.0, "mlp": 40.0, "scaling": 10.0, "conv": 20.0}
 MIN_SAMPLE_S = 5e-3  # shorter calls are repeated `inner` times inside one sample
 # OpenBLAS's idle workers busy-wait about 0.1 s after a call: a pause this long before a sample
 # lets the previous library's workers sleep (shortening their spin would slow the libraries).
@@ -63,6 +77,11 @@ NOTES = {  # for each suite, its notes with "|" between them
     "and a sum (GELU's erf from SciPy).",
     "mlp": "ReLU hidden layers, plain SGD (lr 0.01); all start from the same weights and batch.|"
     "gradtensor: nn.MLP + optim.SGD",
+    "conv": "conv: relu(conv2d(x, W) + b), forward and backward against a random cotangent; "
+    "gradtensor's conv2d is im2col (unfold) and a matmul.|CNN step: the network of "
+    "examples/train_cnn_digits.py without its dropout and label smoothing (nn.Conv2d, ReLU, "
+    "MaxPool2d, Flatten, Linear), softmax cross-entropy, plain SGD (lr 0.01), the same modules "
+    "in both libraries.",
     "scaling": "Work (flops) doubles with the batch and grows ~4x with the width; a constant "
     "GFLOP/s means cost grows in step with work.",
     "memory-cpu": "peak: the resident set's high-water mark during a steady-state step (after a "
@@ -244,6 +263,92 @@ def clear_of_kinks(layers: list, x: np.ndarray, rng: np.random.Generator) -> np.
     raise RuntimeError("could not draw a batch clear of the ReLU kinks")
 
 
+def conv_inputs(shape: tuple, seed: int = 0) -> tuple:
+    """x, W, b and a cotangent gy for a conv layer; gy is 0 where the pre-activation lies within
+    KINK_CLEARANCE x its spread of ReLU's kink (so either side of it gives the same gradients)."""
+    batch, c_in, c_out, k, hw, pad = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c_in, hw, hw), np.float32)
+    w, b = (rng.uniform(-1, 1, s) / math.sqrt(c_in * k * k) for s in ((c_out, c_in, k, k), c_out))
+    w, b = w.astype(np.float32), b.astype(np.float32)
+    import gradtensor as gt
+
+    f64 = lambda a: gt.tensor(a.astype(np.float64))
+    with gt.no_grad():
+        z = gt.nn.functional.conv2d(f64(x), f64(w), f64(b), padding=pad).numpy()
+    gy = rng.standard_normal(z.shape).astype(np.float32)
+    gy[abs(z) < KINK_CLEARANCE * z.std()] = 0
+    return x, w, b, gy, pad
+
+
+def cnn_pre_activations(params: list, pools: list, x: np.ndarray) -> Any:
+    """Each ReLU's input, in float64, sample by sample (rows); the last layer has no ReLU."""
+    import gradtensor as gt
+
+    F, f64 = gt.nn.functional, lambda a: gt.tensor(np.asarray(a, np.float64))
+    h, pooled = f64(x), iter(pools)
+    with gt.no_grad():
+        for w, b in params[:-1]:
+            if w.ndim == 4:
+                z = F.conv2d(h, f64(w), f64(b), padding=w.shape[2] // 2)
+                h = F.max_pool2d(gt.relu(z), 2) if next(pooled) else gt.relu(z)
+            else:
+                z = F.linear(h.reshape(len(x), -1), f64(w), f64(b))
+                h = gt.relu(z)
+            yield z.numpy().reshape(len(x), -1)
+
+
+def cnn_inputs(convs: list, sizes: list, hw: int, batch: int, seed: int = 0) -> tuple:
+    """Weights U(+-1/sqrt(fan_in)) as PyTorch draws them, a batch of images (redrawn where a
+    pre-activation comes within KINK_CLEARANCE x its layer's spread of 0), targets; and pools."""
+    rng, params = np.random.default_rng(seed), []
+    shapes = [((o, i, k, k), i * k * k) for i, o, k, _ in convs]
+    for shape, fan_in in shapes + [((o, i), i) for i, o in zip(sizes[:-1], sizes[1:])]:
+        w, b = (rng.uniform(-1, 1, s) / math.sqrt(fan_in) for s in (shape, shape[0]))
+        params.append([w.astype(np.float32), b.astype(np.float32)])
+    pools = [p for *_, p in convs]
+    x = rng.standard_normal((batch, convs[0][0], hw, hw), np.float32)
+    spreads = [KINK_CLEARANCE * z.std() for z in cnn_pre_activations(params, pools, x)]
+    near = lambda h: np.any([(abs(z) < s).any(1) for z, s in
+                             zip(cnn_pre_activations(params, pools, h), spreads)], 0)  # fmt: skip
+    redo = np.flatnonzero(near(x))
+    for _ in range(1000):
+        if len(redo) == 0:
+            return params, x, rng.integers(0, sizes[-1], batch), pools
+        x[redo] = rng.standard_normal((len(redo), *x.shape[1:]), np.float32)
+        redo = redo[near(x[redo])]
+    raise RuntimeError("could not draw a batch clear of the ReLU kinks")
+
+
+def conv(ctx: Context) -> dict[str, Any]:
+    """relu(conv2d + bias) forward and backward, then a CNN's SGD training step, against PyTorch."""
+    runs, cases = CONV_SHAPES[ctx.size], []
+    n = len(runs) + len(CNNS[ctx.size])
+    for i, shape in enumerate(runs):
+        batch, c_in, c_out, k, hw, pad = shape
+        out = hw + 2 * pad - k + 1
+        params = dict(kind="conv", batch=batch, c_in=c_in, c_out=c_out, kernel=k, size=hw,
+                      padding=pad, threads=ctx.threads,
+                      flops=6 * batch * c_out * out * out * c_in * k * k)  # fmt: skip
+        name = f"conv {c_in}->{c_out} {k}x{k} {hw}x{hw} batch {batch}"
+        args, names = conv_inputs(shape, seed=i), ["grad x", "grad W", "grad b"]
+        tag = f"[conv {i + 1}/{n}]"
+        cases.append(run_case(ctx, tag, name, params, "conv", args, names, BUDGET["conv"],
+                              CONV_LIBS))  # fmt: skip
+    for j, (convs, sizes, hw, batch) in enumerate(CNNS[ctx.size]):
+        ps, x, t, pools = cnn_inputs(convs, sizes, hw, batch, seed=100 + j)
+        chans = "-".join(str(c[1]) for c in convs)
+        name = f"CNN step {hw}x{hw} conv {chans}, {'-'.join(map(str, sizes))} batch {batch}"
+        params = dict(kind="cnn", convs=convs, sizes=sizes, size=hw, batch=batch, lr=LR,
+                      threads=ctx.threads)  # fmt: skip
+        names = [f"{p}{i}" for i in range(1, len(ps) + 1) for p in ("W", "b")]
+        keys = CONV_LIBS + ("gradtensor-nokernels",)
+        tag = f"[conv {len(runs) + j + 1}/{n}]"
+        cases.append(run_case(ctx, tag, name, params, "cnn", (ps, x, t, LR, pools), names,
+                              BUDGET["conv"], keys))  # fmt: skip
+    return {"cases": cases, "notes": NOTES["conv"].split("|")}
+
+
 def overhead(ctx: Context) -> dict[str, Any]:
     """A chain of 151 tiny elementwise ops, forward + backward: the per-op cost."""
     x0 = np.random.default_rng(0).standard_normal(8).astype(np.float32)
@@ -402,6 +507,7 @@ SUITES = {"overhead": overhead, "linear": linear, "mlp": mlp, "memory": memory}
 SUITES["scaling"] = lambda ctx: mlp(ctx, "scaling")
 SUITES["firstuse"] = firstuse
 SUITES["contention"] = contention
+SUITES["conv"] = conv
 # ref: the implementation whose time divides gradtensor's (None: the limit is in seconds);
 # strict: "faster than" (<) rather than "no slower than" (<=); when: which cases, by their params
 # measure: what is held to the limit, from the case, in place of the subject's time over the ref's
@@ -430,6 +536,8 @@ TARGETS = [
            when=lambda p: p["cache"] == "warm"),
     Target("contention", "cpu", "step beside a busy process <= 2x the step alone", None, 2.0,
            measure=lambda c: c["results"]["gradtensor"]["slowdown"]),
+    Target("conv", "cpu", "conv layer no slower than 1.5x PyTorch at 1 thread", "torch",
+           1.5, when=lambda p: p["kind"] == "conv" and p["threads"] == 1),
     # GPU, TF32 off on both sides; the GPU's per-op overhead is reported, with no target
     Target("mlp", "cuda", "MLP step no slower than PyTorch CUDA", "torch", 1.0),
     Target("linear", "cuda", "fused layer no slower than PyTorch eager", "torch", 1.0),

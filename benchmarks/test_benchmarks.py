@@ -11,12 +11,16 @@ from benchmarks import suites as S
 
 KEYS = [k for k, (_, _, device) in I.LIBRARIES.items() if device in (None, "cpu")]
 SIZES, _x = [784, 128, 128, 10], np.random.default_rng(0).standard_normal(8).astype(np.float32)
+_cnn = S.cnn_inputs(*S.CNNS["quick"][0])  # params, x, t, pools
 WORKLOADS = {  # the group -> the adapters' method, its arguments, the gradients' names
     "overhead: 151-op chain": ("chain", (_x,), ["grad x"]),
     **{f"linear 128x256x128 {act}": ("linear", (*S.linear_inputs((128, 256, 128), 1), act),
                                      ["grad x", "grad W", "grad b"]) for act in ("relu", "gelu")},
     **{f"mlp step {S.mlp_name(SIZES, b)}": ("mlp", (*S.mlp_inputs(SIZES, b), S.LR),
                                             S.mlp_names(SIZES)) for b in (32, 128)},
+    **{f"conv {shape}": ("conv", S.conv_inputs(shape, 2), ["grad x", "grad W", "grad b"])
+       for shape in [(8, 1, 6, 5, 16, 0), (4, 16, 16, 3, 12, 1)]},
+    "cnn step": ("cnn", (*_cnn[:3], S.LR, _cnn[3]), [f"{p}{i}" for i in range(1, 6) for p in "Wb"]),
 }  # fmt: skip
 _libs: dict = {}
 
@@ -123,6 +127,33 @@ def test_contention_times_each_step_alone_and_beside_a_load_it_starts(tmp_path):
     assert r["slowdown"] == r["median_s"] / r["idle_median_s"]
     (row,) = [t for t in run["targets"] if t["suite"] == "contention"]
     assert row["ratio"] == r["slowdown"] and row["limit"] == 2.0 and row["unit"] == ""
+
+
+def test_cli_quick_conv_checks_gradtensor_against_torch(tmp_path):
+    pytest.importorskip("torch", reason="the conv suite compares with PyTorch")
+    from benchmarks.__main__ import main
+    from benchmarks.report import build
+
+    out = tmp_path / "results" / "2000-01-01-conv.json"
+    assert main(["--quick", "--suite", "conv", "--libs", "torch", "--out", str(out)]) == 0
+    cases = json.loads(out.read_text())["suites"]["conv"]["cases"]
+    assert [c["params"]["kind"] for c in cases] == ["conv", "conv", "cnn"]
+    for case in cases:  # PyTorch agreed with gradtensor, so it was timed
+        assert "errors" not in case and {"gradtensor", "torch"} <= set(case["results"])
+    text = build(True, out.parent, tmp_path / "RESULTS.md", tmp_path / "figures")
+    assert "### Convolution" in text and "CNN step" in text
+
+
+def test_the_conv_target_holds_one_thread_runs_to_1_5x_torch():
+    def case(threads, kind="conv", gt=1.4, torch=1.0):
+        res = {"gradtensor": {"median_s": gt}, "torch": {"median_s": torch}}
+        return {"name": f"{kind} {threads}", "params": {"kind": kind, "threads": threads},
+                "results": res}  # fmt: skip
+
+    cases = [case(1), case(2, gt=9.0), case(1, "cnn", gt=9.0), case(1, gt=1.6)]
+    run = {"settings": {"device": "cpu"}, "suites": {"conv": {"cases": cases}}}
+    got = [(r["case"], round(r["ratio"], 3), r["met"]) for r in S.check_targets(run)]
+    assert got == [("conv 1", 1.4, True), ("conv 1", 1.6, False)]
 
 
 def test_the_committed_results_page_is_generated_from_the_committed_runs(tmp_path):
