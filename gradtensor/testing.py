@@ -183,6 +183,13 @@ def sample_call(
         return a
 
     structure = [build(a) for a in sample.args]
+    # Constant array params (running statistics, class weights) live on the op's device too.
+    params = {
+        k: backend.to_device(v, backend.device(device))
+        if device is not None and isinstance(v, np.ndarray)
+        else v
+        for k, v in sample.kwargs.items()
+    }
 
     def fn(*xs: Tensor) -> Any:
         it = iter(xs)
@@ -194,9 +201,9 @@ def sample_call(
                 return [next(it) for _ in a]
             return a
 
-        return op.call(*[swap(a) for a in structure], **sample.kwargs)
+        return op.call(*[swap(a) for a in structure], **params)
 
-    fn.args, fn.kwargs = structure, sample.kwargs  # for oracles that call a twin of the op
+    fn.args, fn.kwargs = structure, params  # for oracles that call a twin of the op
     return fn, tensors
 
 

@@ -334,3 +334,14 @@ def test_load_state_dict_takes_gpu_arrays():
     model.load_state_dict(state)
     assert all(p.device == gt.device("cuda:0") for p in model.parameters())
     assert model.weight.tolist() == [[0.5] * 3] * 2
+
+
+def test_a_loss_refuses_host_weights_beside_a_gpu_input():
+    """Class weights are operands like any other: host data next to a GPU tensor is refused,
+    never copied to the device behind the caller's back."""
+    x = gt.randn(4, 3, device="cuda")
+    t = gt.tensor([0, 1, 2, 0], device="cuda")
+    with pytest.raises(RuntimeError, match="host memory"):
+        gt.nn.functional.cross_entropy(x, t, weight=np.ones(3))
+    w = gt.ones(3, device="cuda")
+    assert gt.nn.functional.cross_entropy(x, t, weight=w).device == x.device

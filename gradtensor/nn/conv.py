@@ -7,7 +7,6 @@ max, average and adaptive poolings, Unfold and Fold; the maths is in gradtensor.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..tensor import Tensor, empty
@@ -90,12 +89,8 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's start: kaiming_uniform_(a=sqrt(5)) for the weight, U(+-1/sqrt(fan_in)) bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        """PyTorch's start (init.layer_default_)."""
+        init.layer_default_(self.weight, self.bias)
 
     def _padded(self, x: Tensor) -> tuple[Tensor, Any]:
         """x padded by padding_mode where that is not zeros (then the conv pads no more)."""

@@ -40,7 +40,7 @@ from ..ops.loss import (
     nll_loss,
     softmax,
 )
-from ..ops.registry import Bad, Sample, _to_tensor, composite
+from ..ops.registry import Bad, Sample, composite
 from ..tensor import Tensor
 from .normalization import batch_norm, embedding, group_norm, layer_norm
 
@@ -126,19 +126,13 @@ def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
 )
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error."""
-    target = _as_operand(target, input)
+    target = constant(target, input)
     if target.shape != input.shape:
         raise ValueError(
             f"mse_loss: input shape {input.shape} and target shape {target.shape} differ"
         )
     d = input - target
     return _reduce("mse_loss", d * d, reduction)
-
-
-def _as_operand(t: Any, like: Tensor) -> Tensor:
-    if isinstance(t, Tensor):
-        return t
-    return _to_tensor(t, "loss", like.device).astype(like.dtype)
 
 
 # -- activations PyTorch has as functions (composites: held to PyTorch's twins) -----------------
@@ -242,7 +236,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
 )
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x where x > 0, else weight * x, one weight per channel (dimension 1) or one for all."""
-    w = _as_operand(weight, input)
+    w = constant(weight, input)
     if w.numel() == 1:
         w = w.reshape(())
     else:
@@ -297,7 +291,7 @@ def _cross_entropy(
     if getattr(t, "dtype", np.dtype(int)).kind == "f" and tuple(t.shape) == input.shape:
         # Class probabilities: -sum(target * log_softmax(input)) over the classes.
         c = input.shape[cdim]
-        p = _as_operand(target, input)
+        p = constant(target, input)
         if label_smoothing:
             p = p * (1 - label_smoothing) + label_smoothing / c
         loss = log_softmax(input, cdim) * p
@@ -359,7 +353,7 @@ cross_entropy = public("cross_entropy", _cross_entropy)
 
 
 def _same_shape(op: str, input: Tensor, target: Any) -> Tensor:
-    target = _as_operand(target, input)
+    target = constant(target, input)
     if target.shape != input.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
     return target

@@ -136,3 +136,13 @@ def kaiming_normal_(
     """He: N(0, std^2) with std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
     return normal_(tensor, 0.0, std)
+
+
+def layer_default_(weight: Tensor, bias: Tensor | None = None) -> None:
+    """PyTorch's start for Linear and convolution layers: kaiming_uniform_(a=sqrt(5)) for the
+    weight, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same range for the bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = _fans(weight, "layer_default_")[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound)

@@ -18,7 +18,7 @@ from .. import backend
 from ..tensor import Tensor
 from .elementwise import exp, isfinite, where
 from .reduce import logsumexp
-from .registry import Sample, composite, primitive
+from .registry import Sample, _to_tensor, composite, primitive
 from .shape import _getitem_grad
 
 _SAMPLES = [
@@ -132,16 +132,14 @@ def class_targets(op: str, logits: Tensor, target: Any) -> Any:
     return backend.to_device(t, logits.device)
 
 
-def constant(a: Any, like: Tensor) -> Tensor:
-    """A loss's weights: a Tensor as it is; arrays and lists as constants in like's dtype (when
-    floating), moved to like's device as class targets are."""
+def constant(a: Any, like: Tensor, op: str = "loss") -> Tensor:
+    """A non-Tensor operand (a loss's weights, a target) as a constant on like's device, in
+    like's dtype when that is floating; a Tensor as it is. Host data next to a GPU tensor is
+    refused, as every op refuses it."""
     if isinstance(a, Tensor):
         return a
-    a = a if backend.is_cuda_array(a) else backend.np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"expected numbers, got an array of dtype {a.dtype}")
-    a = backend.to_device(a, like.device)
-    return Tensor._make(a.astype(like.dtype, copy=False) if like.dtype.kind == "f" else a)
+    t = _to_tensor(a, op, like.device)
+    return t.astype(like.dtype) if like.dtype.kind == "f" and t.dtype != like.dtype else t
 
 
 def class_rows(op: str, x: Tensor, target: Any) -> tuple[Tensor, Any, tuple]:
