@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .autograd.graph import RECORDING, recorder, values_read
 from .backend import CPU, Device
 from .errors import public
 
@@ -77,7 +78,7 @@ class Tensor:
     __slots__ = (
         "data",
         "requires_grad",
-        "grad",
+        "_grad",
         "_node",
         "_idx",
         "_version",
@@ -91,8 +92,19 @@ class Tensor:
         self, data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None
     ):
         t = tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
-        self.data, self.requires_grad, self.grad = t.data, t.requires_grad, None
+        self.data, self.requires_grad, self._grad = t.data, t.requires_grad, None
         self._node, self._idx, self._version, self._view = None, 0, [0], False
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient backward() accumulated here (None until one arrives)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        self._grad = value
+        if RECORDING and (rec := recorder()) is not None:
+            rec.set_grad(self, value)  # gt.compile replays the assignment
 
     @staticmethod
     def _make(data: Any, node: Any = None, idx: int = 0) -> Tensor:
@@ -100,7 +112,7 @@ class Tensor:
         t = _new_tensor(Tensor)
         t.data = data
         t.requires_grad = node is not None
-        t.grad = None
+        t._grad = None
         t._node = node
         t._idx = idx
         t._version = [0]
@@ -161,6 +173,8 @@ class Tensor:
     # -- conversion ----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (shared, not copied); CPU tensors only."""
+        if RECORDING:
+            values_read("numpy()")
         if self._device.type != "cpu":
             raise TypeError(
                 f"numpy: this tensor is on {self.device}; call .cpu() first to copy it to the host"
@@ -174,6 +188,8 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         # As .numpy() (and PyTorch): NumPy would read the values and silently drop the graph.
+        if RECORDING:
+            values_read("NumPy's conversion (np.asarray)")
         if self.requires_grad:
             raise RuntimeError(
                 "numpy: this tensor requires grad, and NumPy would drop its graph; use "
@@ -199,6 +215,8 @@ class Tensor:
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
+        if RECORDING:
+            values_read("item() (or float(), int(), bool(), a format)")
         if self.numel() != 1:
             raise ValueError(
                 f"item: only one-element tensors convert to a number, shape {self.shape}"
@@ -206,6 +224,8 @@ class Tensor:
         return self.data.reshape(()).item() if self._device.type == "cpu" else self.data.item()
 
     def tolist(self) -> Any:
+        if RECORDING:
+            values_read("tolist()")
         return backend.to_device(self.data, CPU).tolist()
 
     def __float__(self) -> float:
@@ -288,6 +308,8 @@ class Tensor:
     def _write(self, values: Any) -> Tensor:
         """Write `values` into this tensor's memory outside the graph (init, load_state_dict)."""
         self.data[...] = values
+        if RECORDING and (rec := recorder()) is not None:
+            rec.write(self, values)
         self._changed()
         return self
 
@@ -532,8 +554,22 @@ def randint(low: int, high: int, size: Any, device: Any = None) -> Tensor:
         raise ValueError(f"the range [{low}, {high}) is empty")
     size = _shape(size if isinstance(size, (tuple, list)) else (size,))
     dev = backend.device(device)
+    return Tensor._make(_drawn(lambda: _integers(dev, low, high, size)))
+
+
+def _integers(dev: Device, low: int, high: int, size: tuple) -> Any:
     with backend.on(dev):
-        return Tensor._make(backend.rng(dev).integers(low, high, size=size).astype(int64))
+        return backend.rng(dev).integers(low, high, size=size).astype(int64)
+
+
+def _drawn(draw: Any) -> Any:
+    """draw(): random samples; a step gt.compile records draws them again at every replay."""
+    a = draw()
+    if RECORDING:
+        rec = recorder()
+        if rec is not None:
+            rec.source(draw, a)
+    return a
 
 
 def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
@@ -541,7 +577,8 @@ def _random(draw: Any, shape: tuple, dtype: Any, requires_grad: bool, device: An
     if dt.kind != "f":
         raise TypeError(f"random tensors are floating point; {dt} was asked for")
     _check_requires_grad("tensor", dt, requires_grad)
-    t = Tensor._make(draw(_shape(shape), dt, backend.device(device)))
+    shape, dev = _shape(shape), backend.device(device)
+    t = Tensor._make(_drawn(lambda: draw(shape, dt, dev)))
     t.requires_grad = requires_grad
     return t
 

@@ -24,7 +24,7 @@ LAYERS = [
     ("gradtensor.ops.methods",),  # the Tensor's op methods
     ("gradtensor.autograd", "gradtensor.autograd.functional", "gradtensor.testing"),
     ("gradtensor.nn", "gradtensor.optim", "gradtensor.data", "gradtensor.serialization"),
-    ("gradtensor.viz", "gradtensor.cuda"),
+    ("gradtensor.viz", "gradtensor.cuda", "gradtensor.compile"),
     ("gradtensor",),
 ]
 

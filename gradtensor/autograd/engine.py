@@ -15,7 +15,16 @@ from typing import Any
 
 from .. import backend
 from ..tensor import Tensor, ones_like, tensor, zeros
-from .graph import Meta, Node, SavedInput, check_grad_shape, grad_mode, no_grad
+from .graph import (
+    RECORDING,
+    Meta,
+    Node,
+    SavedInput,
+    check_grad_shape,
+    grad_mode,
+    no_grad,
+    recorder,
+)
 
 _ndarray = backend.np.ndarray
 
@@ -54,19 +63,25 @@ def backward(
     # is held until the walk ends, so that its hooks see the whole of it once.
     nhooks = node_hooks if node_hooks else None
     held: dict | None = {} if leaf_hooks else None
+    # gt.compile recording this backward: each derivative rule, sum and delivery is reported.
+    rec = recorder() if RECORDING else None
+    if rec is not None and (create_graph or capture is not None or nhooks or held is not None):
+        rec.unsupported("backward with create_graph, inputs=, autograd.grad or tensor hooks")
 
     def add(a: Any, b: Any) -> Any:
         if a is None:
             return b
+        if rec is not None:
+            return rec.add(a, b)  # adds them as a replay will
         if raw and type(a) is not _ndarray:
             with _device(a):  # CuPy works on the current GPU: the gradients'
                 return a + b
-        s = a + b
-        if raw and type(s) is not _ndarray:
-            s = backend.np.asarray(s)  # 0-d NumPy sums come back as scalars
-        return s
+        return add_arrays(a, b) if raw else a + b
 
     def deliver_leaf(leaf: Any, g: Any, hooked: bool = False) -> None:
+        if rec is not None:
+            rec.deliver(leaf, g)  # delivers it as a replay will
+            return
         if g.dtype != leaf.dtype:
             with _device(g):
                 g = g.astype(leaf.dtype)
@@ -154,6 +169,8 @@ def backward(
                 else:
                     with _device(g0):  # a derivative's array maths runs on the node's GPU
                         grads = node.fn.backward(node, gouts, raw)
+                if rec is not None:
+                    rec.backward(node, gouts, grads)
                 if not retain_graph:
                     # Drop what was saved, so its memory goes as soon as the node has run.
                     node.inputs = node.output = node.params = node.versions = node.arrays = None
@@ -178,6 +195,12 @@ def backward(
     if capture is not None and raw:
         capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
+
+
+def add_arrays(a: Any, b: Any) -> Any:
+    """Two gradients (arrays) summed, as backward sums them where paths meet."""
+    s = a + b
+    return s if type(s) is _ndarray else backend.np.asarray(s)  # 0-d sums come back as scalars
 
 
 def _device(a: Any) -> Any:

@@ -209,3 +209,30 @@ def check_grad_shape(op: str, i: int, g: Any, shape: tuple) -> None:
             f"{op}: the derivative returned a gradient of shape {g.shape} for input {i}, "
             f"which has shape {tuple(shape)}"
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# The hook gt.compile records through. The layers below it (ops, the engine, the Tensor) report
+# what they compute to the recorder of their thread, if there is one; gradtensor.compile
+# implements the recorder. `RECORDING` is empty unless some thread records, so the check that
+# every op makes costs one global read.
+
+RECORDING: list[Any] = []  # the recorders in use, any thread
+
+
+def recorder() -> Any:
+    """The calling thread's recorder, or None (also while it is paused)."""
+    if RECORDING:
+        me = threading.get_ident()
+        for rec in RECORDING:
+            if rec.thread == me:
+                return None if rec.paused else rec
+    return None
+
+
+def values_read(what: str) -> None:
+    """A Tensor's values are read into Python (item(), bool(), .numpy(), ...): a recorded step
+    cannot replay what Python then does with them, so the recorder is told."""
+    rec = recorder()
+    if rec is not None:
+        rec.values_read(what)

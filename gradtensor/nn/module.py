@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.engine import Function, RemovableHandle
-from ..autograd.graph import grad_mode
+from ..autograd.graph import RECORDING, grad_mode, recorder
 from ..tensor import Tensor, as_dtype
 from .parameter import Parameter
 
@@ -53,6 +53,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define it in the class")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if RECORDING and (rec := recorder()) is not None:
+            rec.module(self)  # gt.compile guards its train/eval state
         if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
             return self._call_hooked(args, kwargs)
         return self.forward(*args, **kwargs)

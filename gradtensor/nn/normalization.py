@@ -70,8 +70,8 @@ def _affine(y: Tensor, w: Tensor | None, b: Tensor | None, shape: tuple) -> Tens
 
 def _update(buf: Tensor | None, value: Tensor, m: float) -> None:
     """buf = (1 - m) buf + m value, in place and outside the graph (PyTorch's running stats)."""
-    if buf is not None:
-        buf._write((1 - m) * buf.data + m * value.data.reshape(buf.shape))
+    if buf is not None:  # Tensor ops (under no_grad), so that gt.compile records them
+        buf._write(((1 - m) * buf + m * value.reshape(buf.shape)).data)
 
 
 def _bn_twin(t: Any, x: Any, *args: Any, **kw: Any) -> Any:
@@ -405,7 +405,8 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             t = self.num_batches_tracked
-            t._write(t.data + 1)
+            with no_grad():
+                t._write((t + 1).data)
             if self.momentum is None:  # a cumulative moving average
                 factor = 1.0 / float(t.item())
         stats = not self.training or self.track_running_stats

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 
 from .. import backend
+from ..autograd.graph import RECORDING, recorder
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
@@ -43,6 +44,9 @@ def clip_grad_norm_(
     The norm is taken over all gradients as if concatenated into one vector; the return value is
     that norm before clipping, as a 0-d tensor.
     """
+    if RECORDING and (rec := recorder()) is not None:  # gt.compile replays it as one call
+        params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+        return rec.call(clip_grad_norm_, params, max_norm, norm_type, error_if_nonfinite)
     grads = _grads(parameters, "clip_grad_norm_")
     norm_type = float(norm_type)
     if not grads:
@@ -81,6 +85,9 @@ def _clip_norm(
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient element into [-clip_value, clip_value] in place."""
+    if RECORDING and (rec := recorder()) is not None:  # gt.compile replays it as one call
+        params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+        return rec.call(clip_grad_value_, params, clip_value)
     grads = _grads(parameters, "clip_grad_value_")
     c = float(clip_value)
     if c < 0:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..autograd.graph import no_grad
+from ..tensor import Tensor, rand
 from .elementwise import exp, isfinite, where
 from .reduce import logsumexp
 from .registry import Sample, _to_tensor, composite, primitive
@@ -244,5 +245,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    keep = backend.random_uniform(x.shape, np.float32, x.device) >= p
-    return x * Tensor._make(keep.astype(x.dtype) * (1 / (1 - p)))
+    with no_grad():  # Tensor ops, so that a step gt.compile records draws a new mask each time
+        keep = (rand(x.shape, dtype=np.float32, device=x.device) >= p).astype(x.dtype)
+        scale = keep * (1 / (1 - p))
+    return x * scale

@@ -15,7 +15,7 @@ from .. import backend
 from .. import ops as _ops
 from ..autograd.engine import RemovableHandle, _root_grads, register_hook
 from ..autograd.engine import backward as _backward
-from ..autograd.graph import grad_mode, no_grad
+from ..autograd.graph import RECORDING, grad_mode, no_grad, recorder
 from ..backend import CPU, Device
 from ..tensor import Tensor, bool_, float32, float64, int64, zeros
 
@@ -309,6 +309,10 @@ class _Methods:
             )
         if out.data is not self.data:
             self.data[...] = out.data
+            if RECORDING:
+                rec = recorder()
+                if rec is not None:
+                    rec.copy_into(self, out.data)
         if out._node is not None:
             old, old_idx = self._node, self._idx
             ref = old.retained.get(old_idx) if old is not None and old.retained else None
@@ -328,6 +332,8 @@ def _set(x: Tensor, value: Any) -> Tensor:
 
 
 def _draw(x: Tensor, draw: Any, op: str, shift: float, scale: float) -> Tensor:
+    if RECORDING and recorder() is not None:
+        recorder().unsupported(f"{op} (an in-place random fill)")
     """Fill x in place with random samples, times scale plus shift (uniform_, normal_)."""
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: only floating-point tensors take random samples, not {x.dtype}")

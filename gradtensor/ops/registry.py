@@ -21,7 +21,16 @@ from typing import Any, NamedTuple
 from .. import backend
 from .. import kernels as _kernels
 from ..autograd.engine import grad
-from ..autograd.graph import Meta, Node, SavedOutput, check_grad_shape, grad_mode, modified_error
+from ..autograd.graph import (
+    RECORDING,
+    Meta,
+    Node,
+    SavedOutput,
+    check_grad_shape,
+    grad_mode,
+    modified_error,
+    recorder,
+)
 from ..backend import Device
 from ..errors import USER_ERRORS, names, public, renamed
 from ..tensor import Tensor, tensor
@@ -266,10 +275,14 @@ class Primitive(Record):
             out, aux = out
         if type(out) is not _ndarray and not backend.is_cuda_array(out):
             out = xp.asarray(out)  # NumPy returns scalars from 0-d operations
+        if RECORDING:
+            rec = recorder()
+            if rec is not None:
+                rec.forward(self, fwd, xp, dev, args, arrays, params, out, aux)
         y = _new(Tensor)
         y.data = out
         y.requires_grad = False
-        y.grad = y._node = None
+        y._grad = y._node = None
         y._idx = 0
         y._version = [0]
         y._view = False

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import enable_grad
+from ..autograd.graph import RECORDING, recorder
 from ..ops.registry import active_kernels
 from ..tensor import Tensor
 
@@ -130,6 +131,8 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient before the next backward()."""
+        if RECORDING and (rec := recorder()) is not None:
+            return rec.call(self.zero_grad, set_to_none)  # gt.compile: replayed as a call
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none or p.grad is None:
@@ -141,6 +144,10 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns closure() when one is given."""
+        if RECORDING and (rec := recorder()) is not None:
+            if closure is not None:
+                rec.unsupported(f"{type(self).__name__}.step(closure)")
+            return rec.call(self.step)  # gt.compile: replayed as a call
         loss = None
         if closure is not None:
             with enable_grad():

@@ -1,0 +1,498 @@
+"""gt.compile: record a training step once, then replay it on arrays.
+
+```python
+@gt.compile
+def step(x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+```
+The first call runs the function eagerly while a recorder notes, in order, what it computed on
+arrays: each op's forward (the primitive's array function, or the kernel that ran), each
+derivative rule the backward ran, each sum of gradients and each gradient handed to a leaf, each
+random draw, each in-place write, and each optimizer call. Later calls whose guards hold replay
+that list: no Tensor or graph node is made, no op dispatches or checks its arguments, and the same
+array functions run in the same order, so a replayed step gives the eager step's numbers bit for
+bit.
+
+As with jax.jit, Python runs only while recording. What the function reads from tensor values
+(`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
+names the call, or with `gt.compile(fn, fallback=True)` the function runs eagerly every time.
+Tensors the function makes from Python data are constants of the recording; inputs that change
+from call to call must be arguments. The guards: each Tensor argument's shape, dtype, device and
+requires_grad, other arguments' values (numbers, strings) or identities (objects), the train/eval
+state of every module called, grad mode, `use_kernels` and the shapes and dtypes of the tensors
+the step reads from outside (parameters). A call that fails them records again (logged on the
+"gradtensor.compile" logger); the last `max_traces` recordings are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+from . import backend
+from .autograd.engine import add_arrays
+from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode
+from .ops.registry import Primitive, kernels_enabled
+from .tensor import Tensor, get_default_dtype
+
+log = logging.getLogger("gradtensor.compile")
+_ndarray = backend.np.ndarray
+_PLAIN = (int, float, bool, str, type(None), complex)
+
+
+class CompileError(RuntimeError):
+    """What a step does cannot be recorded for replay (and `fallback=True` was not given)."""
+
+
+def compile(fn: Callable | None = None, *, fallback: bool = False, max_traces: int = 8) -> Any:
+    """Record `fn` at its first call and replay it on arrays at later calls (see the module
+    docstring); usable as `@gt.compile` or `@gt.compile(fallback=True)`."""
+    if fn is None:
+        return lambda f: compile(f, fallback=fallback, max_traces=max_traces)
+    if not callable(fn):
+        raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
+    if not isinstance(max_traces, int) or max_traces < 1:
+        raise ValueError(f"compile: max_traces must be a positive int, got {max_traces!r}")
+    return Compiled(fn, fallback, max_traces)
+
+
+class Compiled:
+    """A compiled function: call it as the original. `.traces` counts the recordings made."""
+
+    def __init__(self, fn: Callable, fallback: bool, max_traces: int):
+        self.fn, self.fallback, self.max_traces = fn, fallback, max_traces
+        self.name = getattr(fn, "__qualname__", repr(fn))
+        self.cache: OrderedDict[Any, Trace] = OrderedDict()
+        self.eager_reason: str | None = None  # set when a recording found fn not replayable
+        self.traces = 0
+        self.lock = threading.Lock()
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.eager_reason is not None:
+            return self.fn(*args, **kwargs)
+        flat: list[Any] = []
+        tree = _flatten((args, kwargs), flat)
+        key = (tree, tuple(_signature(a) for a in flat), grad_mode.enabled, kernels_enabled(),
+               get_default_dtype())  # fmt: skip
+        with self.lock:
+            trace = self.cache.get(key)
+        if trace is not None:
+            why = trace.stale()
+            if why is None:
+                return trace.replay(flat)
+            log.debug("compile: %s records again: %s", self.name, why)
+        elif self.traces:
+            log.debug("compile: %s records again: new argument shapes, dtypes or values", self.name)
+        return self._record(key, args, kwargs, flat)
+
+    def _record(self, key: Any, args: tuple, kwargs: dict, flat: list) -> Any:
+        rec = _Recorder(self.name, self.fallback)
+        for i, a in enumerate(flat):
+            if isinstance(a, Tensor):
+                rec.argument(i, a)
+        RECORDING.append(rec)
+        try:
+            result = self.fn(*args, **kwargs)
+        finally:
+            RECORDING.remove(rec)
+        self.traces += 1
+        if rec.problem is not None:
+            self.eager_reason = rec.problem
+            log.debug("compile: %s runs eagerly from now on: %s", self.name, rec.problem)
+            return result
+        trace = rec.finish(result)
+        with self.lock:
+            self.cache[key] = trace
+            self.cache.move_to_end(key)
+            while len(self.cache) > self.max_traces:
+                self.cache.popitem(last=False)
+        return trace.outputs(rec.env_of(result))
+
+
+# -- arguments: a flat list of leaves and the structure around them ----------------------------
+
+
+def _flatten(obj: Any, out: list) -> Any:
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), tuple(_flatten(o, out) for o in obj))
+    if isinstance(obj, dict):
+        return (dict, tuple((k, _flatten(v, out)) for k, v in obj.items()))
+    out.append(obj)
+    return None
+
+
+def _signature(a: Any) -> Any:
+    if isinstance(a, Tensor):
+        d = a.data
+        return (d.shape, d.dtype, type(d), a.device, a.requires_grad)
+    if type(a) in _PLAIN:
+        return (type(a), a)
+    return ("id", id(a))  # a module, an optimizer, a function: the same object
+
+
+def _rebuild(tree: Any, leaves: Any) -> Any:
+    if tree is None:
+        return next(leaves)
+    kind, parts = tree
+    if kind is dict:
+        return {k: _rebuild(t, leaves) for k, t in parts}
+    return kind(_rebuild(t, leaves) for t in parts)
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Told by the ops, the engine and the optimizers what they compute while `fn` runs."""
+
+    def __init__(self, name: str, fallback: bool):
+        self.name, self.fallback = name, fallback
+        self.thread = threading.get_ident()
+        self.paused = False
+        self.problem: str | None = None
+        self.handed: set[int] = set()  # ids of the arrays backward adopted as gradients
+        self.slots: dict[int, int] = {}  # id(array) -> slot
+        self.keep: list[Any] = []  # every array seen, alive so that ids stay unique
+        self.template: list[Any] = []  # a replay's first values: constants, None elsewhere
+        self.fresh: set[int] = set()  # slots an instruction fills (a new array each replay)
+        self.args: list[tuple[int, int]] = []  # (slot, flat argument index)
+        self.externals: list[tuple[int, Tensor]] = []  # (slot, tensor): read tensor.data
+        self.modules: dict[int, tuple[Any, bool]] = {}
+        self.program: list[tuple[bool, Callable]] = []  # (part of a backward?, instruction)
+        self.template.append(None)  # slot 0: the arrays a replay's backward handed out
+
+    # slots
+    def _new(self, value: Any) -> int:
+        self.template.append(None)
+        return len(self.template) - 1
+
+    def made(self, a: Any) -> int:
+        """A slot for an array an instruction makes."""
+        s = self._new(a)
+        self.fresh.add(s)
+        if a is not None and not isinstance(a, _PLAIN):
+            self.slots[id(a)] = s
+            self.keep.append(a)
+        return s
+
+    def slot(self, a: Any, tensor: Tensor | None = None) -> int:
+        """The slot of an array already seen; otherwise a new one: the tensor's data read at
+        each replay (a parameter) or, for anything else, a constant of the recording."""
+        if a is None or isinstance(a, _PLAIN):
+            s = self._new(a)
+            self.template[s] = a
+            return s
+        s = self.slots.get(id(a))
+        if s is None:
+            s = self.slots[id(a)] = self._new(a)
+            self.keep.append(a)
+            if tensor is not None:
+                self.externals.append((s, tensor))
+            else:
+                self.template[s] = a
+        return s
+
+    def argument(self, i: int, t: Tensor) -> None:
+        if id(t.data) not in self.slots:
+            s = self.slots[id(t.data)] = self._new(t.data)
+            self.keep.append(t.data)
+            self.args.append((s, i))
+
+    # what fn does, as the layers below report it
+    def stop(self, why: str) -> None:
+        """fn does something a replay cannot do: an error, or with fallback eager calls."""
+        message = f"compile: {self.name} {why}"
+        if not self.fallback:
+            raise CompileError(message + "; or compile it with fallback=True to run it eagerly")
+        self.problem, self.paused = message, True
+
+    def values_read(self, what: str) -> None:
+        self.stop(
+            f"reads a tensor's values with {what} while being recorded: a replay cannot redo "
+            "what Python does with them (keep value reads outside the compiled function, and "
+            "return the tensors instead)"
+        )
+
+    def unsupported(self, what: str) -> None:
+        self.stop(f"uses {what}, which gt.compile does not record")
+
+    def module(self, m: Any) -> None:
+        self.modules[id(m)] = (m, m.training, _members(m))
+
+    def forward(self, op: Primitive, fwd: Callable, xp: Any, dev: Any, args: Any, arrays: list,
+                params: dict, out: Any, aux: Any) -> None:  # fmt: skip
+        for v in params.values():
+            for a in v if isinstance(v, tuple) else (v,):
+                if id(a) in self.slots:
+                    return self.unsupported(f"{op.name} with a computed array among its options")
+        ins = [self.slot(arr, a if isinstance(a, Tensor) else None) for a, arr in zip(args, arrays)]
+        o = self.made(out)
+        x = self.made(aux) if op.aux else None
+        self.program.append((False, _forward(fwd, xp, dev, ins, params, o, x)))
+
+    def backward(self, node: Node, gouts: list, grads: list) -> None:
+        op = node.fn
+        if not isinstance(op, Primitive):
+            return self.unsupported(f"a custom Function ({node.name})")
+        gs = [None if g is None else self.slot(g) for g in gouts]
+        arrays = None if node.arrays is None else [self.slot(a) for a in node.arrays]
+        out = node.output
+        y = self.slot(out.data) if type(out) is SavedOutput else None
+        params = dict(node.params)
+        aux = self.slot(params.pop("aux")) if "aux" in params else None
+        # The node a replay hands to the op's derivative: the saved values set at each replay,
+        # shapes instead of tensors, edges reduced to whether a gradient is wanted.
+        inputs = [Meta(t.data.shape, t.data.dtype, t.device) if isinstance(t, Tensor) else t
+                  for t in node.inputs]  # fmt: skip
+        edges = tuple(None if e is None else True for e in node.next)
+        template = Node(op, inputs, None if y is not None else out, params, edges)
+        template.impl = node.impl
+        outs = [None if g is None else self.made(g) for g in grads]
+        gpu = type(gouts[0]) is not _ndarray
+        self.program.append((True, _backward(op, template, gs, arrays, y, aux, params, outs, gpu)))
+
+    def add(self, a: Any, b: Any) -> Any:
+        s = add_arrays(a, b)
+        self.program.append((True, _add(self.slot(a), self.slot(b), self.made(s))))
+        return s
+
+    def deliver(self, leaf: Tensor, g: Any) -> None:
+        s = self.slot(g)
+        copy = s not in self.fresh  # a constant or an argument's array: never adopted
+        self.paused = True  # an accumulation is a Tensor sum, not an op of the step
+        try:
+            deliver_grad(leaf, g, copy, self.handed)
+        finally:
+            self.paused = False
+        # What the step reads of leaf.grad later (clipping, say) is the array delivered.
+        self.program.append((True, _deliver(leaf, s, copy, self.made(leaf.grad.data))))
+
+    def copy_into(self, t: Tensor, src: Any) -> None:
+        dst, s = self.slot(t.data, t), self.slot(src)
+        external = dst not in self.fresh
+        self.program.append((False, _copy_into(t if external else None, dst, s)))
+
+    def source(self, draw: Callable, a: Any) -> None:
+        self.program.append((False, _source(draw, self.made(a))))
+
+    def call(self, fn: Callable, *args: Any) -> Any:
+        """fn(*args) (an optimizer step, a clipping), run again as a whole at each replay."""
+        self.paused = True
+        try:
+            result = fn(*args)
+        finally:
+            self.paused = False
+        out = self.made(result.data) if isinstance(result, Tensor) else None
+        self.program.append((False, _call(fn, args, out)))
+        return result
+
+    def set_grad(self, t: Tensor, value: Tensor | None) -> None:
+        """t.grad = value in the step's own code (a hand-written zero_grad, say)."""
+        if value is None:
+            self.program.append((False, _set_grad(t, None, False)))
+            return
+        s = self.slot(value.data, value)
+        self.program.append((False, _set_grad(t, s, s not in self.fresh)))
+
+    def write(self, t: Tensor, values: Any) -> None:
+        """t's memory overwritten with values outside the ops (Tensor._write)."""
+        if not isinstance(values, _PLAIN) and id(values) not in self.slots:
+            return self.unsupported("an in-place write of values computed outside the ops")
+        self.program.append((False, _copy_into(t, self.slot(t.data, t), self.slot(values))))
+
+    def env_of(self, result: Any) -> dict:
+        """The recording's own values of fn's result tensors, by slot."""
+        leaves: list[Any] = []
+        _flatten(result, leaves)
+        return {self.slots[id(t.data)]: t.data for t in leaves if isinstance(t, Tensor)}
+
+    def finish(self, result: Any) -> Trace:
+        leaves: list[Any] = []
+        tree = _flatten(result, leaves)
+        outs = [(True, self.slot(r.data, r)) if isinstance(r, Tensor) else (False, r)
+                for r in leaves]  # fmt: skip
+        externals = [(s, t, t.data.shape, t.data.dtype, t.requires_grad)
+                     for s, t in self.externals]  # fmt: skip
+        return Trace(self.program, self.template, self.args, externals,
+                     list(self.modules.values()), tree, outs)  # fmt: skip
+
+
+def _members(m: Any) -> tuple:
+    """A module's parameters, buffers and submodules, whose identity a recording assumes."""
+    return (*m._parameters.values(), *m._buffers.values(), *m._modules.values())
+
+
+# -- instructions: closures over slots of one list, `env`, that a replay fills -----------------
+
+
+def _forward(fwd, xp, dev, ins, params, out, aux) -> Callable:
+    gpu = dev is not None and dev.type != "cpu"
+
+    def run(env: list) -> None:
+        if gpu:
+            with backend.on(dev):
+                res = fwd(xp, *[env[i] for i in ins], **params)
+        else:
+            res = fwd(xp, *[env[i] for i in ins], **params)
+        if aux is not None:
+            res, env[aux] = res
+        if type(res) is not _ndarray and not backend.is_cuda_array(res):
+            res = xp.asarray(res)
+        env[out] = res
+
+    return run
+
+
+def _backward(op, node, gouts, arrays, y, aux, params, outs, gpu) -> Callable:
+    def run(env: list) -> None:
+        if arrays is not None:
+            node.arrays = [env[i] for i in arrays]
+        if y is not None:
+            node.output = env[y]
+        if aux is not None:
+            node.params = dict(params, aux=env[aux])
+        gs = [None if i is None else env[i] for i in gouts]
+        if gpu:
+            with next(g for g in gs if g is not None).device:
+                grads = op.backward(node, gs, True)
+        else:
+            grads = op.backward(node, gs, True)
+        for i, g in zip(outs, grads):
+            if i is not None:
+                env[i] = g
+        node.arrays = None  # the saved values go when the rule has run, as in backward()
+        if y is not None:
+            node.output = None
+
+    return run
+
+
+def _add(a: int, b: int, out: int) -> Callable:
+    def run(env: list) -> None:
+        x = env[a]
+        if type(x) is _ndarray:
+            env[out] = add_arrays(x, env[b])
+        else:
+            with x.device:
+                env[out] = x + env[b]
+
+    return run
+
+
+def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
+    """A gradient into leaf.grad, as backward() hands it over: cast to the leaf's dtype, adopted
+    when it is a fresh array of its own (else copied), or added to the gradient already there."""
+    with nullcontext() if type(g) is _ndarray else g.device:  # CuPy: the gradient's GPU
+        if g.dtype != leaf.dtype:
+            g = g.astype(leaf.dtype)
+        if leaf.grad is not None:
+            leaf.grad = leaf.grad + Tensor._make(g)
+            return
+        if copy or g.base is not None or id(g) in handed or not g.flags.writeable:
+            g = g.copy()
+    handed.add(id(g))
+    leaf.grad = Tensor._make(g)
+
+
+def _deliver(leaf: Tensor, s: int, copy: bool, out: int) -> Callable:
+    def run(env: list) -> None:
+        deliver_grad(leaf, env[s], copy, env[0])
+        env[out] = leaf.grad.data
+
+    return run
+
+
+def _set_grad(t: Tensor, s: int | None, copy: bool) -> Callable:
+    def run(env: list) -> None:
+        if s is None:
+            t._grad = None
+        else:  # an array from outside the step is copied: the gradient must own its memory
+            t._grad = Tensor._make(env[s].copy() if copy else env[s])
+
+    return run
+
+
+def _copy_into(t: Tensor | None, dst: int, src: int) -> Callable:
+    def run(env: list) -> None:
+        env[dst][...] = env[src]
+        if t is not None:
+            t._changed()
+
+    return run
+
+
+def _source(draw: Callable, out: int) -> Callable:
+    def run(env: list) -> None:
+        env[out] = draw()
+
+    return run
+
+
+def _call(fn: Callable, args: tuple, out: int | None) -> Callable:
+    def run(env: list) -> None:
+        result = fn(*args)
+        if out is not None:
+            env[out] = result.data
+
+    return run
+
+
+# -- a recording, replayed ---------------------------------------------------------------------
+
+
+class Trace:
+    def __init__(self, program, template, args, externals, modules, tree, outs):
+        # Runs of instructions of one kind: a backward's run with NumPy's warnings off.
+        self.program: list[tuple[bool, list]] = []
+        for backward, run in program:
+            if not self.program or self.program[-1][0] != backward:
+                self.program.append((backward, []))
+            self.program[-1][1].append(run)
+        self.template, self.args = template, args
+        self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
+
+    def stale(self) -> str | None:
+        """Why this recording no longer fits (None when it does)."""
+        for m, training, members in self.modules:
+            if m.training != training:
+                return f"{type(m).__name__} switched to {'train' if m.training else 'eval'} mode"
+            now = _members(m)
+            if len(now) != len(members) or any(a is not b for a, b in zip(now, members)):
+                return f"a {type(m).__name__} has new parameters, buffers or submodules"
+        for _, t, shape, dtype, requires_grad in self.externals:
+            d = t.data
+            if d.shape != shape or d.dtype != dtype or t.requires_grad != requires_grad:
+                return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
+        return None
+
+    def replay(self, flat: list) -> Any:
+        env = self.template.copy()
+        env[0] = set()
+        for s, i in self.args:
+            env[s] = flat[i].data
+        for s, t, *_ in self.externals:
+            env[s] = t.data
+        for backward, runs in self.program:
+            if backward:
+                with backend.np.errstate(all="ignore"):  # as backward() runs derivatives
+                    for run in runs:
+                        run(env)
+            else:
+                for run in runs:
+                    run(env)
+        return self.outputs(env)
+
+    def outputs(self, env: Any) -> Any:
+        """fn's result: its tensors as the replay's arrays, with no graph (as every call's)."""
+        results = (Tensor._make(env[v]) if is_tensor else v for is_tensor, v in self.outs)
+        return _rebuild(self.tree, results)

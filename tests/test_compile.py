@@ -1,0 +1,339 @@
+"""gt.compile: a recorded step replayed on arrays gives the eager step's numbers bit for bit,
+records again when a guard fails, and refuses (or, with fallback=True, runs eagerly) what it
+cannot replay."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+import gradtensor.nn as nn
+import gradtensor.nn.functional as F
+
+OPTIMIZERS = {
+    "sgd": lambda ps: gt.optim.SGD(ps, lr=0.05),
+    "sgd-nesterov-wd": lambda ps: gt.optim.SGD(
+        ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
+    "adam": lambda ps: gt.optim.Adam(ps, lr=1e-2),
+    "adamw-amsgrad": lambda ps: gt.optim.AdamW(ps, lr=1e-2, amsgrad=True),
+    "rmsprop": lambda ps: gt.optim.RMSprop(ps, lr=1e-2, momentum=0.5),
+}
+
+
+def _data(n: int, batch: int, dtype: str, seed: int = 0) -> list:
+    r = np.random.default_rng(seed)
+    return [
+        (
+            gt.tensor(r.standard_normal((batch, 6)).astype(dtype)),
+            gt.tensor(r.integers(0, 3, batch)),
+        )
+        for _ in range(n)
+    ]
+
+
+def _twins(build):
+    """Two identical (model, optimizer) pairs: one runs eagerly, the other compiled."""
+    out = []
+    for _ in range(2):
+        gt.manual_seed(0)
+        out.append(build())
+    return out
+
+
+def _same_params(m1: nn.Module, m2: nn.Module) -> None:
+    for (name, p1), (_, p2) in zip(m1.named_parameters(), m2.named_parameters()):
+        assert np.array_equal(p1.data, p2.data), name
+    for (name, b1), (_, b2) in zip(m1.named_buffers(), m2.named_buffers()):
+        assert np.array_equal(b1.data, b2.data), name
+
+
+def _train_step(model, opt, x, y, clip=None):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    if clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return loss
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+def test_replayed_steps_equal_eager_steps_bit_for_bit(opt_name, dtype):
+    def build():
+        model = nn.MLP([6, 12, 12, 3], activation="tanh", dtype=dtype)
+        opt = OPTIMIZERS[opt_name](model.parameters())
+        return model, opt, gt.optim.lr_scheduler.StepLR(opt, step_size=20, gamma=0.5)
+
+    (m1, o1, s1), (m2, o2, s2) = _twins(build)
+    step = gt.compile(_train_step)
+    for x, y in _data(100, 16, dtype) * 1:
+        l1 = _train_step(m1, o1, x, y, clip=0.5)
+        l2 = step(m2, o2, x, y, clip=0.5)
+        assert l2.dtype == l1.dtype and np.array_equal(l1.data, l2.data)
+        s1.step()
+        s2.step()  # the learning rate, read from the group at each step, changes under a replay
+    _same_params(m1, m2)
+    assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"] < 0.05
+    assert step.traces == 1
+
+
+@pytest.mark.parametrize("activation", list(F.ACTIVATIONS))
+def test_every_fused_activation_replays_exactly(activation):
+    def build():
+        model = nn.MLP([6, 10, 3], activation=activation)
+        return model, gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_train_step)
+    for x, y in _data(10, 8, "float32"):
+        assert np.array_equal(_train_step(m1, o1, x, y).data, step(m2, o2, x, y).data)
+    _same_params(m1, m2)
+
+
+def test_kernels_off_replays_the_array_path_exactly():
+    def build():
+        model = nn.MLP([6, 10, 3], activation="gelu")
+        return model, gt.optim.Adam(model.parameters(), lr=1e-2)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_train_step)
+    with gt.use_kernels(False):
+        for x, y in _data(10, 8, "float32"):
+            assert np.array_equal(_train_step(m1, o1, x, y).data, step(m2, o2, x, y).data)
+    _same_params(m1, m2)
+
+
+def test_dropout_draws_a_new_mask_at_every_replay_as_eager_does():
+    def build():
+        model = nn.MLP([6, 32, 3], dropout=0.5)
+        return model, gt.optim.SGD(model.parameters(), lr=0.1)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_train_step)
+    data = _data(15, 8, "float32")
+    gt.manual_seed(1)
+    eager = [_train_step(m1, o1, x, y).item() for x, y in data]
+    gt.manual_seed(1)
+    compiled = [step(m2, o2, x, y).item() for x, y in data]
+    assert eager == compiled
+    _same_params(m1, m2)
+    # A replay that reused the recorded mask would give the recorded loss again on the same batch.
+    x, y = data[0]
+    losses = {step(m2, o2, x, y).item() for _ in range(4)}
+    assert len(losses) > 1
+
+
+def test_batch_norm_running_statistics_and_the_eval_switch():
+    def build():
+        model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+        return model, gt.optim.SGD(model.parameters(), lr=0.1)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_train_step)
+    for x, y in _data(12, 8, "float32"):
+        assert np.array_equal(_train_step(m1, o1, x, y).data, step(m2, o2, x, y).data)
+    _same_params(m1, m2)  # running mean, variance and the batch count included
+    assert step.traces == 1
+    infer = gt.compile(lambda m, x: m(x))
+    x = _data(1, 8, "float32", seed=5)[0][0]
+    m1.eval()
+    m2.eval()
+    with gt.no_grad():
+        assert np.array_equal(m1(x).data, infer(m2, x).data)
+        assert np.array_equal(m1(x).data, infer(m2, x).data)
+        m2.train()
+        infer(m2, x)  # the module switched back to train mode: recorded again
+    assert infer.traces == 2
+
+
+def test_gradient_accumulation_without_zero_grad():
+    def build():
+        model = nn.MLP([6, 8, 3])
+        return model, gt.optim.SGD(model.parameters(), lr=0.1)
+
+    def accumulate(model, x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(accumulate)
+    for i, (x, y) in enumerate(_data(12, 8, "float32")):
+        accumulate(m1, x, y)
+        step(m2, x, y)
+        for p1, p2 in zip(m1.parameters(), m2.parameters()):
+            assert np.array_equal(p1.grad.data, p2.grad.data)
+        if i % 4 == 3:
+            for opt in (o1, o2):
+                opt.step()
+                opt.zero_grad()
+    _same_params(m1, m2)
+
+
+def test_a_replay_hands_out_gradients_of_their_own():
+    # d(x + x)/dx and two leaves that get the same gradient array: each .grad owns its memory.
+    a, b = gt.ones(3, requires_grad=True), gt.ones(3, requires_grad=True)
+
+    def fn(a, b):
+        a.grad = b.grad = None
+        (a + b).sum().backward()
+
+    step = gt.compile(fn)
+    for _ in range(3):
+        step(a, b)
+        assert not np.shares_memory(a.grad.data, b.grad.data)
+        a.grad.data[0] = 7.0
+        assert b.grad.data[0] == 1.0
+
+
+def test_guards_record_again_and_the_cache_is_bounded(caplog):
+    model = nn.MLP([6, 8, 3])
+    opt = gt.optim.SGD(model.parameters(), lr=0.1)
+    step = gt.compile(_train_step, max_traces=2)
+    (x, y), (x2, y2) = _data(1, 8, "float32")[0], _data(1, 5, "float32")[0]
+    with caplog.at_level(logging.DEBUG, logger="gradtensor.compile"):
+        step(model, opt, x, y)
+        step(model, opt, x, y)
+        assert step.traces == 1
+        step(model, opt, x2, y2)  # a new batch size
+        assert step.traces == 2
+        step(model, opt, x.double(), y)  # a new dtype
+        assert step.traces == 3 and len(step.cache) == 2  # the oldest recording dropped
+        step(model, opt, x, y)
+        assert step.traces == 4
+        xr = x.clone().requires_grad_(True)  # a new requires_grad
+        step(model, opt, xr, y)
+        assert step.traces == 5 and xr.grad is not None
+        step(model, opt, xr, y)
+        assert step.traces == 5
+    assert "records again" in caplog.text
+
+
+def test_a_parameter_replaced_with_another_shape_records_again():
+    lin = nn.Linear(6, 3)
+    fwd = gt.compile(lambda x: lin(x).sum())
+    x = gt.ones(2, 6)
+    assert fwd(x).item() == lin(x).sum().item()
+    lin.weight = nn.Parameter(gt.ones(3, 6) * 2)
+    with gt.no_grad():  # same shape: the new tensor's values are read at the replay
+        assert fwd(x).item() == lin(x).sum().item()
+    lin.weight = nn.Parameter(gt.ones(4, 6))
+    lin.bias = nn.Parameter(gt.zeros(4))
+    assert fwd(x).item() == 48.0 and fwd.traces >= 2
+
+
+@pytest.mark.parametrize(
+    "read, what",
+    [
+        (lambda t: t.item(), r"item\(\)"),
+        (lambda t: bool(t > 0), r"item\(\)"),
+        (lambda t: float(t), r"item\(\)"),
+        (lambda t: t.tolist(), r"tolist\(\)"),
+        (lambda t: t.detach().numpy(), r"numpy\(\)"),
+        (lambda t: np.asarray(t.detach()), "NumPy's conversion"),
+    ],
+)
+def test_reading_values_while_recording_names_the_call(read, what):
+    def fn(x):
+        y = (x * 2).sum()
+        read(y)
+        return y
+
+    with pytest.raises(gt.CompileError, match=f"compile: .*fn reads a tensor's values with {what}"):
+        gt.compile(fn)(gt.ones(3))
+
+
+def test_fallback_runs_eagerly_every_time():
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        y = (x * 2).sum()
+        return y * 2 if y.item() > 0 else y
+
+    step = gt.compile(fn, fallback=True)
+    assert step(gt.ones(3)).item() == 12.0
+    assert step(-gt.ones(3)).item() == -6.0  # the branch taken eagerly, at every call
+    assert len(calls) == 2 and "item()" in step.eager_reason
+
+
+def test_what_cannot_be_recorded_is_refused_with_its_name():
+    x = gt.ones(3, requires_grad=True)
+
+    def second_order(x):
+        (g,) = gt.autograd.grad((x**3).sum(), [x], create_graph=True)
+        return g.sum()
+
+    with pytest.raises(gt.CompileError, match="create_graph"):
+        gt.compile(second_order)(x)
+
+    class Square(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return 2 * a * g
+
+    with pytest.raises(gt.CompileError, match="custom Function"):
+        gt.compile(lambda x: Square.apply(x).sum().backward())(x)
+    with pytest.raises(gt.CompileError, match=r"uniform_"):
+        gt.compile(lambda t: t.uniform_())(gt.zeros(3))
+
+
+def test_outputs_keep_their_structure_and_carry_no_graph():
+    lin = nn.Linear(4, 2)
+
+    def fn(x, scale):
+        y = lin(x) * scale
+        return {"y": y, "parts": (y.sum(), 7, None)}
+
+    step = gt.compile(fn)
+    x = gt.ones(3, 4)
+    for scale in (1.0, 1.0, 2.0):
+        out = step(x, scale)
+        assert np.array_equal(out["y"].data, (lin(x) * scale).data)
+        assert out["parts"][1:] == (7, None) and not out["y"].requires_grad
+    assert step.traces == 2  # a new Python number is a new recording, like a new shape
+
+
+def test_random_tensors_made_inside_the_step_are_drawn_again():
+    noisy = gt.compile(lambda x: x + gt.randn(*x.shape))
+    x = gt.zeros(4)
+    gt.manual_seed(3)
+    first = [noisy(x).data.copy() for _ in range(3)]
+    gt.manual_seed(3)
+    again = [(x + gt.randn(4)).data for _ in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[1], first[2])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="compile: expected a function"):
+        gt.compile(3)
+    with pytest.raises(ValueError, match="compile: max_traces must be a positive int"):
+        gt.compile(lambda: None, max_traces=0)
+
+
+def test_decorator_forms_and_eager_errors_pass_through():
+    @gt.compile(fallback=True)
+    def f(x):
+        return x + 1
+
+    assert f(gt.ones(2)).tolist() == [2.0, 2.0]
+
+    @gt.compile
+    def g(x):
+        return x @ x
+
+    with pytest.raises(ValueError, match="matmul"):
+        g(gt.ones(2, 3))
+    assert g.traces == 0 and g(gt.ones(2, 2)).tolist() == [[2.0, 2.0], [2.0, 2.0]]
