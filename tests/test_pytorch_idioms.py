@@ -168,3 +168,16 @@ def test_max_along_several_dims_points_to_amax():
 def test_size_of_a_dimension_out_of_range():
     with pytest.raises(IndexError, match=r"size: dimension 3 is out of range for a 3-d tensor"):
         gt.ones(2, 3, 4).size(3)
+
+
+def test_gradients_keep_their_inputs_dtype_through_integer_operands():
+    # float32 / an int64 tensor computes in float64 in NumPy; the gradient reaching the float32
+    # layer below must be float32 again (the fused layer's kernels take one dtype), as in PyTorch.
+    x = gt.ones(2, 3, requires_grad=True)
+    w = gt.ones(4, 3, requires_grad=True)
+    y = gt.nn.functional.linear(x, w, activation="relu")
+    n = gt.tensor(3)
+    loss = (y * n).sum() / n - (y - n).sum() / (n * 2)
+    loss.backward()
+    assert x.grad.dtype == w.grad.dtype == gt.float32
+    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), 4 * (1 - 1 / 6)), rtol=1e-6)

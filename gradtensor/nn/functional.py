@@ -12,7 +12,20 @@ from typing import Any
 import numpy as np
 
 from ..errors import public
-from ..ops import ACTIVATIONS, clamp, exp, expm1, linear, log, minimum, relu, sigmoid, tanh, where
+from ..ops import (
+    ACTIVATIONS,
+    clamp,
+    exp,
+    expm1,
+    linear,
+    log,
+    maximum,
+    minimum,
+    relu,
+    sigmoid,
+    tanh,
+    where,
+)
 from ..ops import abs as _abs
 from ..ops import softplus as _softplus
 from ..ops.activations import gelu, silu
@@ -31,6 +44,7 @@ from ..ops.conv import (
 )
 from ..ops.indexing import one_hot, pad  # noqa: F401  (PyTorch has them here too)
 from ..ops.loss import (
+    _pick,
     check_reduction,
     class_rows,
     constant,
@@ -312,14 +326,17 @@ def _cross_entropy(
     c = x.shape[1]
     w = None if weight is None else _weight("cross_entropy", weight, x, (c,))
     keep = t != ignore_index
-    smooth = where(Tensor._make(keep), -(logp if w is None else logp * w).sum(axis=1), 0)
+    smooth = where(keep, -(logp if w is None else logp * w).sum(axis=1), 0)
     if reduction == "none":
         smooth = smooth.reshape(shape)
     elif reduction == "sum":
         smooth = smooth.sum()
     else:  # over the same total as the nll's mean: the targets' weights, or their count
-        n = int(keep.sum())
-        smooth = smooth.sum() / (max(n, 1) if w is None else w[t[keep]].sum() if n else 1)
+        if w is None:
+            smooth = smooth.sum() / maximum(keep.sum(), 1)
+        else:
+            picked = where(keep, _pick(w.reshape(1, c).expand(x.shape[0], c), where(keep, t, 0)), 0)
+            smooth = smooth.sum() / where(keep.any(), picked.sum(), 1)
     return nll.reshape(smooth.shape) * (1 - label_smoothing) + smooth * (label_smoothing / c)
 
 

@@ -17,10 +17,9 @@ import numpy as np
 from .. import backend
 from ..autograd.graph import no_grad
 from ..tensor import Tensor, rand
-from .elementwise import exp, isfinite, where
+from .elementwise import exp, isfinite, maximum, where
 from .reduce import logsumexp
 from .registry import Sample, _to_tensor, composite, primitive
-from .shape import _getitem_grad
 
 _SAMPLES = [
     Sample((4, 3), backend.np.array([0, 2, 1, 2])),
@@ -95,7 +94,7 @@ _cross_entropy.defcomposite(
 
 def cross_entropy_op(x: Tensor, target: Any, reduction: str, ignore_index: int) -> Tensor:
     """The op itself: x (N, C) logits, target (N,) integer classes already on x's device."""
-    return _cross_entropy(x, Tensor._make(target), reduction=reduction, ignore_index=ignore_index)
+    return _cross_entropy(x, target, reduction=reduction, ignore_index=ignore_index)
 
 
 @composite(
@@ -156,11 +155,51 @@ def class_rows(op: str, x: Tensor, target: Any) -> tuple[Tensor, Any, tuple]:
             f"{op}: expected input (N, C) and target (N,), or (N, C, d1, ...) and (N, d1, ...), "
             f"got {x.shape} and {tuple(t.shape)}"
         )
-    t = backend.to_device(t, x.device)
+    # A Tensor, reshaped by ops: a step gt.compile records reads each call's targets.
+    t = target if isinstance(target, Tensor) else Tensor._make(backend.to_device(t, x.device))
+    if t.device != x.device:
+        raise RuntimeError(f"{op}: the input is on {x.device} but the targets on {t.device}")
     if x.ndim != 2:  # the class axis last, every other position a row
         x = x.reshape(1, -1) if x.ndim == 1 else x.permute(0, *range(2, x.ndim), 1)
         x, t = x.reshape(-1, x.shape[-1]), t.reshape(-1)
     return x, t, want
+
+
+_PICK = [
+    Sample((4, 3), backend.np.array([0, 2, 1, 2])),
+    Sample((2, 5), backend.np.array([4, 4])),
+    Sample((0, 3), backend.np.zeros(0, int)),
+]
+
+
+@primitive(
+    "_pick",
+    save="x",
+    samples=_PICK,
+    torch=lambda t, x, i: x.gather(1, i.reshape(-1, 1)).reshape(-1),
+)
+def _pick(xp, x, t):
+    """x[i, t[i]] for each row i of an (M, C) array: t holds (M,) classes in [0, C)."""
+    return xp.take_along_axis(x, t.reshape(-1, 1), axis=1).reshape(-1)
+
+
+@primitive(
+    "_unpick",
+    save="x",
+    samples=[Sample((4,), backend.np.array([0, 2, 1, 2]), classes=3)],
+    torch=lambda t, g, i, classes: t.zeros(len(i), classes, dtype=g.dtype).scatter(
+        1, i.reshape(-1, 1), g.reshape(-1, 1)
+    ),
+)
+def _unpick(xp, g, t, *, classes):
+    """(M, classes) zeros with g[i] at [i, t[i]]: _pick's adjoint."""
+    out = xp.zeros((g.shape[0], classes), g.dtype)
+    xp.put_along_axis(out, t.reshape(-1, 1), g.reshape(-1, 1), axis=1)
+    return out
+
+
+_pick.defvjp(lambda g, y, x, t: _unpick(g, t, classes=x.shape[1]), None)
+_unpick.defvjp(lambda g, y, x, t, *, classes: _pick(g, t), None)
 
 
 @composite(
@@ -195,17 +234,17 @@ def nll_loss(
     that count."""
     check_reduction("nll_loss", reduction)  # before any work
     x, t, shape = class_rows("nll_loss", input, target)
-    xp = backend.array_module(t)
-    keep = t != ignore_index
     n, c = x.shape
-    valid = t[keep]
+    valid = t.data[t.data != ignore_index]
     if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= c):
         raise IndexError(
             f"nll_loss: target classes must lie in [0, {c}); got "
             f"{int(valid.min())}..{int(valid.max())}"
         )
-    rows, cls = xp.nonzero(keep)[0], t[keep]
-    loss = -x[rows, cls]
+    # Fixed shapes, whatever the targets' values: ignored rows pick class 0 and count for nothing.
+    keep = t != ignore_index
+    cls = where(keep, t, 0)
+    loss = where(keep, -_pick(x, cls), 0)
     w = None
     if weight is not None:
         weight = constant(weight, x)
@@ -213,18 +252,16 @@ def nll_loss(
             raise ValueError(
                 f"nll_loss: weight must have shape ({c},), one per class, not {weight.shape}"
             )
-        w = weight.astype(x.dtype)[cls]
+        w = where(keep, _pick(weight.astype(x.dtype).reshape(1, c).expand(n, c), cls), 0)
         loss = loss * w
     if reduction == "none":
-        if not bool(keep.all()):
-            loss = _getitem_grad(loss, shape=(n,), index=(rows,))
         return loss.reshape(shape)
     if reduction == "mean":
         # The mean is over the targets that count (ignored ones contribute nothing): weighted by
         # their classes' weights, and 0 when none counts.
         if w is None:
-            return loss.sum() / max(int(keep.sum()), 1)
-        return loss.sum() / (w.sum() if rows.size else 1)
+            return loss.sum() / maximum(keep.sum(), 1)
+        return loss.sum() / where(keep.any(), w.sum(), 1)
     return loss.sum()
 
 

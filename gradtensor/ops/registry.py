@@ -411,10 +411,14 @@ class Primitive(Record):
                     grads[i] = vjps[i](g, y, *xs, **params) if params else vjps[i](g, y, *xs)
         for i, gi in enumerate(grads):
             if gi is not None:
-                if gi.shape != ins[i].shape:
-                    gi = self._fit(i, gi, ins[i].shape)
+                x = ins[i]
+                if gi.shape != x.shape:
+                    gi = self._fit(i, gi, x.shape)
                 if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
                     gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
+                if gi.dtype != x.dtype and x.dtype.kind in "fc":
+                    # An input's gradient has its dtype (float32 / an int tensor: float64 maths)
+                    gi = gi.astype(x.dtype)
                 grads[i] = gi
         return grads
 
