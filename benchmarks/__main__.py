@@ -25,7 +25,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GRADTENSOR_RESULTS_DIR") or ROOT / "benchmarks" / "results")
-SUITES = ("overhead", "linear", "mlp", "scaling", "memory", "firstuse", "contention", "conv")
+SUITES = (
+    "overhead",
+    "linear",
+    "mlp",
+    "scaling",
+    "memory",
+    "firstuse",
+    "contention",
+    "conv",
+    "compile",
+)
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"
 TIMING = "warm-up, then round-robin samples in one process (order rotated each round); medians"
@@ -109,6 +119,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown := sorted(set(wanted) - set(refs) - {"gradtensor"}):
         ap.error(f"--libs: unknown {unknown}; choose from {', '.join(refs)}")
     args.keys = ["gradtensor"] + ["gradtensor-nokernels"] * (not args.no_kernels_off)
+    args.keys += ["gradtensor-compile"] * (args.suite in ("compile", "all"))
     args.keys += [k for k in refs if k in (wanted or refs)]
     return args
 

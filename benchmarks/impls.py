@@ -151,6 +151,31 @@ class GradTensor(Tape):
         return model, tensors, self.gt.optim.SGD(tensors, lr=lr, momentum=momentum)
 
 
+class Compiled(GradTensor):
+    """gradtensor with the whole training step (zero_grad, forward, loss, backward, update) under
+    gt.compile: recorded at its first call, replayed on arrays after."""
+
+    conv = chain = linear = no_conv
+
+    def mlp(self, params, x, t, lr, momentum=0.0, built=None):
+        eager = super().mlp(params, x, t, lr, momentum, built)
+        forward, backward, step, tensors = eager.parts
+
+        def loss_and_grads() -> tuple:
+            loss = forward()
+            backward(loss)
+            return loss, *(p.grad for p in tensors)
+
+        checked = self.gt.compile(loss_and_grads)
+
+        def result() -> tuple:
+            checked()  # recorded
+            return _host(*checked())  # replayed: what is checked against gradtensor eager
+
+        compiled = self.gt.compile(lambda: (backward(forward()), step()))
+        return Impl(compiled, result, (forward, backward, step, tensors))
+
+
 class Torch(Tape):
     def __init__(self, device: str):
         self.torch = torch = optional("torch")
@@ -341,6 +366,7 @@ class Functional:
 LIBRARIES: dict[str, tuple[str, Callable[[str], Any], str | None]] = {
     "gradtensor": ("gradtensor", GradTensor, None),
     "gradtensor-nokernels": ("gradtensor, kernels off", lambda d: GradTensor(d, False), None),
+    "gradtensor-compile": ("gradtensor, gt.compile", Compiled, None),
     "numpy": ("NumPy by hand", ByHand, "cpu"),
     "cupy": ("CuPy by hand", ByHand, "cuda"),
     "torch": ("PyTorch", Torch, None),

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS_DIR, FIGURES_DIR, OUT = HERE / "results", HERE / "figures", HERE / "RESULTS.md"
 SCHEMA = "gradtensor-benchmarks/1"
 COLORS = dict(gradtensor="C3", numpy="C0", cupy="C0", torch="C2", jax="C4", autograd="C5")
-COLORS.update({"gradtensor-nokernels": "C1", "jax-jit": "C9"})
+COLORS.update({"gradtensor-nokernels": "C1", "jax-jit": "C9", "gradtensor-compile": "C6"})
 SUITE_TITLES = {
     "overhead": "Per-op overhead: a chain of tiny elementwise ops, forward + backward",
     "linear": "Fused linear + activation, forward + backward",
@@ -28,6 +28,7 @@ SUITE_TITLES = {
     "firstuse": "First use: CPU time of a fresh process's first training step",
     "contention": "Contention: a digits training step beside a CPU-bound process",
     "conv": "Convolution: conv2d + bias + ReLU forward + backward, and a CNN training step",
+    "compile": "gt.compile: the MLP training step recorded once and replayed on arrays",
 }
 AXES = {  # a case's tick label and the x axis's label, by suite
     "linear": (lambda c: c["name"].rsplit(" ", 1)[0], "in order of flops per forward + backward"),

@@ -60,7 +60,8 @@ CNNS["cuda"] = CNNS["cpu"]
 CONV_LIBS = ("gradtensor", "torch")
 LR = 0.01
 # Seconds of alternating timing per case, all implementations together
-BUDGET = {"overhead": 30.0, "linear": 12.0, "mlp": 40.0, "scaling": 10.0, "conv": 20.0}
+BUDGET = {"overhead": 30.0, "linear": 12.0, "mlp": 40.0, "scaling": 10.0, "conv": 20.0,
+          "compile": 20.0}  # fmt: skip
 MIN_SAMPLE_S = 5e-3  # shorter calls are repeated `inner` times inside one sample
 # OpenBLAS's idle workers busy-wait about 0.1 s after a call: a pause this long before a sample
 # lets the previous library's workers sleep (shortening their spin would slow the libraries).
@@ -82,6 +83,10 @@ NOTES = {  # for each suite, its notes with "|" between them
     "examples/train_cnn_digits.py without its dropout and label smoothing (nn.Conv2d, ReLU, "
     "MaxPool2d, Flatten, Linear), softmax cross-entropy, plain SGD (lr 0.01), the same modules "
     "in both libraries.",
+    "compile": "The MLP step as in the mlp suite (ReLU hidden layers, plain SGD, lr 0.01): "
+    "zero_grad, forward, cross-entropy, backward, update.|gradtensor, gt.compile: the same step "
+    "under gt.compile, recorded at its first call and replayed on arrays after; recording: the "
+    "first call's time less an eager step's.",
     "scaling": "Work (flops) doubles with the batch and grows ~4x with the width; a constant "
     "GFLOP/s means cost grows in step with work.",
     "memory-cpu": "peak: the resident set's high-water mark during a steady-state step (after a "
@@ -164,7 +169,9 @@ class Context:  # what every suite needs: the libraries that loaded, the device,
 
 def run_case(ctx, tag, name, params, workload, args, names, budget, keys=None) -> dict[str, Any]:
     """Build (`workload` is the adapters' method), check and time one case; print its table."""
-    libs = {k: v for k, v in ctx.libs.items() if keys is None or k in keys}
+    # gt.compile is its own suite's subject: elsewhere only when asked for by name
+    libs = {k: v for k, v in ctx.libs.items()
+            if (k in keys if keys is not None else k != "gradtensor-compile")}  # fmt: skip
     log(f"{tag} {name}: checking and timing {len(libs)} implementations")
     gc.collect()  # the previous case's implementations go first
     case: dict[str, Any] = {"name": name, "params": params, "results": {}}
@@ -352,7 +359,7 @@ def conv(ctx: Context) -> dict[str, Any]:
 def overhead(ctx: Context) -> dict[str, Any]:
     """A chain of 151 tiny elementwise ops, forward + backward: the per-op cost."""
     x0 = np.random.default_rng(0).standard_normal(8).astype(np.float32)
-    keys = [k for k in ctx.libs if k != "gradtensor-nokernels"]  # no linear layer: no kernels
+    keys = [k for k in ctx.libs if k not in ("gradtensor-nokernels", "gradtensor-compile")]
     name, params = f"{OPS} ops on 8-element float32 tensors", {"ops": OPS, "size": 8}
     args = ("[overhead 1/1]", name, params, "chain", (x0,), ["grad x"], BUDGET["overhead"], keys)
     case = run_case(ctx, *args)
@@ -405,7 +412,8 @@ def mlp(ctx: Context, suite: str = "mlp") -> dict[str, Any]:
 
 def memory(ctx: Context) -> dict[str, Any]:
     """Peak memory of one training step, each implementation alone in a fresh process."""
-    keys, cases = [k for k in ctx.libs if k != "kernels"], []  # the kernels train no MLP
+    keys = [k for k in ctx.libs if k not in ("kernels", "gradtensor-compile")]  # no MLP / own suite
+    cases = []
     for i, (sizes, batch) in enumerate(MLPS[ctx.size]):
         params = {"sizes": sizes, "batch": batch, "flops": mlp_flops(sizes, batch)}
         case = {"name": mlp_name(sizes, batch), "params": params, "results": {}}
@@ -503,7 +511,48 @@ def probe(key: str, sizes: list[int], batch: int, device: str) -> dict[str, Any]
     return {**out, "batch_bytes": int(x.nbytes)}
 
 
+COMPILE_MLPS = {"cpu": [([8, 8, 8, 4], 32), ([784, 256, 256, 10], 128),
+                        ([784, 2048, 2048, 10], 1024)], "quick": [([8, 8, 8, 4], 8)]}  # fmt: skip
+COMPILE_MLPS["cuda"] = [([784, 256, 256, 10], 128)]
+COMPILE_LIBS = ("gradtensor", "gradtensor-compile", "numpy", "cupy", "torch", "jax-jit")
+
+
+def compile_suite(ctx: Context) -> dict[str, Any]:
+    """The MLP training step eager and under gt.compile, beside NumPy by hand, PyTorch and JAX
+    jit; and what recording a step costs (its first call, less an eager step)."""
+    cases = []
+    runs = COMPILE_MLPS[ctx.size]
+    for i, (sizes, batch) in enumerate(runs):
+        name, ps_x_t = mlp_name(sizes, batch), mlp_inputs(sizes, batch, seed=200 + i)
+        params = {"sizes": sizes, "batch": batch, "flops": mlp_flops(sizes, batch)}
+        tag = f"[compile {i + 1}/{len(runs)}]"
+        case = run_case(ctx, tag, name, params, "mlp", (*ps_x_t, LR), mlp_names(sizes),
+                         BUDGET["compile"], COMPILE_LIBS)  # fmt: skip
+        if "gradtensor-compile" in ctx.libs and not case.get("errors", {}).get("gradtensor"):
+            case["record_s"] = record_cost(ctx, sizes, batch, ps_x_t)
+            log(f"  recording the step (first call less an eager step): "
+                f"{case['record_s'] * 1e3:.1f} ms")  # fmt: skip
+        cases.append(case)
+    return {"cases": cases, "notes": NOTES["compile"].split("|")}
+
+
+def record_cost(ctx: Context, sizes: list, batch: int, ps_x_t: tuple) -> float:
+    """Median over fresh compiled steps of (first call - an eager step's time)."""
+    lib, costs = ctx.libs["gradtensor-compile"], []
+    for _ in range(3 if ctx.quick else 7):
+        impl = lib.mlp(*ps_x_t, LR)
+        eager = ctx.libs["gradtensor"].mlp(*ps_x_t, LR)
+        eager.step()
+        t0 = time.perf_counter()
+        eager.step()
+        t1 = time.perf_counter()
+        impl.step()
+        costs.append(time.perf_counter() - t1 - (t1 - t0))
+    return float(np.median(costs))
+
+
 SUITES = {"overhead": overhead, "linear": linear, "mlp": mlp, "memory": memory}
+SUITES["compile"] = compile_suite
 SUITES["scaling"] = lambda ctx: mlp(ctx, "scaling")
 SUITES["firstuse"] = firstuse
 SUITES["contention"] = contention
@@ -536,6 +585,18 @@ TARGETS = [
            when=lambda p: p["cache"] == "warm"),
     Target("contention", "cpu", "step beside a busy process <= 2x the step alone", None, 2.0,
            measure=lambda c: c["results"]["gradtensor"]["slowdown"]),
+    Target("compile", "cpu", "compiled small step <= 1.5x NumPy by hand", "numpy", 1.5,
+           when=lambda p: p["sizes"] == [8, 8, 8, 4], subject="gradtensor-compile"),
+    Target("compile", "cpu", "compiled small step <= 0.3x PyTorch eager", "torch", 0.3,
+           when=lambda p: p["sizes"] == [8, 8, 8, 4], subject="gradtensor-compile"),
+    Target("compile", "cpu", "compiled step <= 1.0x NumPy by hand", "numpy", 1.0,
+           when=lambda p: p["sizes"] == [784, 256, 256, 10], subject="gradtensor-compile"),
+    Target("compile", "cpu", "compiled step no slower than eager", "gradtensor", 1.0,
+           when=lambda p: p["sizes"][1] >= 2048, subject="gradtensor-compile"),
+    Target("compile", "cpu", "recording a 3-layer MLP step <= 50 ms", None, 0.05,
+           when=lambda p: p["sizes"] == [784, 256, 256, 10], measure=lambda c: c["record_s"]),
+    Target("compile", "cuda", "compiled step <= 0.33x PyTorch CUDA eager", "torch", 0.33,
+           subject="gradtensor-compile"),
     Target("conv", "cpu", "conv layer no slower than 1.5x PyTorch at 1 thread", "torch",
            1.5, when=lambda p: p["kind"] == "conv" and p["threads"] == 1),
     # GPU, TF32 off on both sides; the GPU's per-op overhead is reported, with no target

@@ -76,6 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-plot", action="store_true", help="do not save a plot")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bars")
+    p.add_argument("--compile", action="store_true", help="run the training step under gt.compile")
     return p.parse_args(argv)
 
 
@@ -170,14 +171,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     losses, accs = [], []
     start = time.perf_counter()
+
+    def train_step(xb: Any, yb: Any) -> Any:
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    # --compile: the step recorded at its first call and replayed on arrays after
+    step = gt.compile(train_step) if args.compile else train_step
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
         batches = _progress(loader, f"epoch {epoch}/{epochs}", not args.no_progress)
         for xb, yb in batches:
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = step(xb, yb)
             total += loss.item() * len(yb)
             count += len(yb)
             if batches is not loader:

@@ -71,7 +71,8 @@ class Compiled:
     def __init__(self, fn: Callable, fallback: bool, max_traces: int):
         self.fn, self.fallback, self.max_traces = fn, fallback, max_traces
         self.name = getattr(fn, "__qualname__", repr(fn))
-        self.cache: OrderedDict[Any, Trace] = OrderedDict()
+        # guard key -> recordings (each with its own module states), the newest last
+        self.cache: OrderedDict[Any, list[Trace]] = OrderedDict()
         self.eager_reason: str | None = None  # set when a recording found fn not replayable
         self.traces = 0
         self.lock = threading.Lock()
@@ -85,17 +86,23 @@ class Compiled:
         key = (tree, tuple(_signature(a) for a in flat), grad_mode.enabled, kernels_enabled(),
                get_default_dtype())  # fmt: skip
         with self.lock:
-            trace = self.cache.get(key)
-        if trace is not None:
-            why = trace.stale()
-            if why is None:
-                return trace.replay(flat)
+            traces = self.cache.get(key, ())
+        first = None
+        for trace in traces:
+            if trace.stale() is None:
+                if trace.agreed:
+                    return trace.replay(flat)
+                first = trace
+                break
+        if self.traces and first is None:
+            why = traces[-1].stale() if traces else "new argument shapes, dtypes or values"
             log.debug("compile: %s records again: %s", self.name, why)
-        elif self.traces:
-            log.debug("compile: %s records again: new argument shapes, dtypes or values", self.name)
-        return self._record(key, args, kwargs, flat)
+        return self._record(key, args, kwargs, flat, first)
 
-    def _record(self, key: Any, args: tuple, kwargs: dict, flat: list) -> Any:
+    def _record(self, key: Any, args: tuple, kwargs: dict, flat: list, first: Any) -> Any:
+        """Run fn eagerly, recording it. A recording is replayed once a second one, made at the
+        next call with the same guards, agrees with it: what differs between the two is
+        computed from tensor values outside the ops, which a replay could not redo."""
         rec = _Recorder(self.name, self.fallback)
         for i, a in enumerate(flat):
             if isinstance(a, Tensor):
@@ -106,16 +113,26 @@ class Compiled:
         finally:
             RECORDING.remove(rec)
         self.traces += 1
+        if rec.problem is None and first is not None:
+            why = first.differs(trace := rec.finish(result))
+            if why is not None:
+                rec.stop(f"cannot be replayed: recorded twice with the same guards, {why} (it "
+                         "computes from tensor values outside the ops)")  # fmt: skip
         if rec.problem is not None:
             self.eager_reason = rec.problem
             log.debug("compile: %s runs eagerly from now on: %s", self.name, rec.problem)
             return result
-        trace = rec.finish(result)
+        if first is None:
+            trace = rec.finish(result)
+        trace.agreed = first is not None
         with self.lock:
-            self.cache[key] = trace
-            self.cache.move_to_end(key)
-            while len(self.cache) > self.max_traces:
-                self.cache.popitem(last=False)
+            traces = [t for t in self.cache.pop(key, []) if t is not first] + [trace]
+            self.cache[key] = traces
+            while sum(map(len, self.cache.values())) > self.max_traces:
+                oldest = next(iter(self.cache.values()))
+                oldest.pop(0)
+                if not oldest:
+                    self.cache.popitem(last=False)
         return trace.outputs(rec.env_of(result))
 
 
@@ -169,6 +186,7 @@ class _Recorder:
         self.externals: list[tuple[int, Tensor]] = []  # (slot, tensor): read tensor.data
         self.modules: dict[int, tuple[Any, bool]] = {}
         self.program: list[tuple[bool, Callable]] = []  # (part of a backward?, instruction)
+        self.described: list[tuple] = []  # what each instruction is
         self.template.append(None)  # slot 0: the arrays a replay's backward handed out
 
     # slots
@@ -208,6 +226,11 @@ class _Recorder:
             self.keep.append(t.data)
             self.args.append((s, i))
 
+    def _emit(self, backward: bool, run: Callable, *what: Any) -> None:
+        """An instruction, and what it is (for comparing two recordings of one function)."""
+        self.program.append((backward, run))
+        self.described.append(what)
+
     # what fn does, as the layers below report it
     def stop(self, why: str) -> None:
         """fn does something a replay cannot do: an error, or with fallback eager calls."""
@@ -238,7 +261,7 @@ class _Recorder:
         ins = [self.slot(arr, a if isinstance(a, Tensor) else None) for a, arr in zip(args, arrays)]
         o = self.made(out)
         x = self.made(aux) if op.aux else None
-        self.program.append((False, _forward(fwd, xp, dev, ins, params, o, x)))
+        self._emit(False, _forward(fwd, xp, dev, ins, params, o, x), op, ins, params, o, x)
 
     def backward(self, node: Node, gouts: list, grads: list) -> None:
         op = node.fn
@@ -259,11 +282,13 @@ class _Recorder:
         template.impl = node.impl
         outs = [None if g is None else self.made(g) for g in grads]
         gpu = type(gouts[0]) is not _ndarray
-        self.program.append((True, _backward(op, template, gs, arrays, y, aux, params, outs, gpu)))
+        run = _backward(op, template, gs, arrays, y, aux, params, outs, gpu)
+        self._emit(True, run, op, gs, arrays, y, aux, params, outs, edges)
 
     def add(self, a: Any, b: Any) -> Any:
         s = add_arrays(a, b)
-        self.program.append((True, _add(self.slot(a), self.slot(b), self.made(s))))
+        sa, sb, out = self.slot(a), self.slot(b), self.made(s)
+        self._emit(True, _add(sa, sb, out), "add", sa, sb, out)
         return s
 
     def deliver(self, leaf: Tensor, g: Any) -> None:
@@ -275,15 +300,17 @@ class _Recorder:
         finally:
             self.paused = False
         # What the step reads of leaf.grad later (clipping, say) is the array delivered.
-        self.program.append((True, _deliver(leaf, s, copy, self.made(leaf.grad.data))))
+        out = self.made(leaf.grad.data)
+        self._emit(True, _deliver(leaf, s, copy, out), "deliver", leaf, s, copy, out)
 
     def copy_into(self, t: Tensor, src: Any) -> None:
         dst, s = self.slot(t.data, t), self.slot(src)
         external = dst not in self.fresh
-        self.program.append((False, _copy_into(t if external else None, dst, s)))
+        self._emit(False, _copy_into(t if external else None, dst, s), "copy", t, dst, s)
 
     def source(self, draw: Callable, a: Any) -> None:
-        self.program.append((False, _source(draw, self.made(a))))
+        out = self.made(a)
+        self._emit(False, _source(draw, out), "draw", a.shape, a.dtype, out)
 
     def call(self, fn: Callable, *args: Any) -> Any:
         """fn(*args) (an optimizer step, a clipping), run again as a whole at each replay."""
@@ -293,22 +320,23 @@ class _Recorder:
         finally:
             self.paused = False
         out = self.made(result.data) if isinstance(result, Tensor) else None
-        self.program.append((False, _call(fn, args, out)))
+        self._emit(False, _call(fn, args, out), fn, args, out)
         return result
 
     def set_grad(self, t: Tensor, value: Tensor | None) -> None:
         """t.grad = value in the step's own code (a hand-written zero_grad, say)."""
         if value is None:
-            self.program.append((False, _set_grad(t, None, False)))
+            self._emit(False, _set_grad(t, None, False), "set_grad", t)
             return
         s = self.slot(value.data, value)
-        self.program.append((False, _set_grad(t, s, s not in self.fresh)))
+        self._emit(False, _set_grad(t, s, s not in self.fresh), "set_grad", t, s)
 
     def write(self, t: Tensor, values: Any) -> None:
         """t's memory overwritten with values outside the ops (Tensor._write)."""
         if not isinstance(values, _PLAIN) and id(values) not in self.slots:
             return self.unsupported("an in-place write of values computed outside the ops")
-        self.program.append((False, _copy_into(t, self.slot(t.data, t), self.slot(values))))
+        dst, src = self.slot(t.data, t), self.slot(values)
+        self._emit(False, _copy_into(t, dst, src), "write", t, dst, src)
 
     def env_of(self, result: Any) -> dict:
         """The recording's own values of fn's result tensors, by slot."""
@@ -323,8 +351,42 @@ class _Recorder:
                 for r in leaves]  # fmt: skip
         externals = [(s, t, t.data.shape, t.data.dtype, t.requires_grad)
                      for s, t in self.externals]  # fmt: skip
-        return Trace(self.program, self.template, self.args, externals,
-                     list(self.modules.values()), tree, outs)  # fmt: skip
+        trace = Trace(self.program, self.template, self.args, externals,
+                      list(self.modules.values()), tree, outs)  # fmt: skip
+        trace.described = self.described
+        self.keep = []  # the recording's arrays, alive until now so that ids stayed unique
+        return trace
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two recordings' parts are the same: arrays by value, tensors by identity, the rest by ==."""
+    if a is b:
+        return True
+    if hasattr(a, "__array_interface__") or backend.is_cuda_array(a):
+        return (
+            type(a) is type(b)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(backend.array_module(a).array_equal(a, b))
+        )
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return type(b) is dict and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _name(x: Any) -> str:
+    return getattr(x, "name", None) or getattr(x, "__qualname__", None) or str(x)
+
+
+def _what(a: Any) -> str:
+    return f"{a.dtype} {tuple(a.shape)}" if hasattr(a, "dtype") else repr(a)[:40]
 
 
 def _members(m: Any) -> tuple:
@@ -460,6 +522,27 @@ class Trace:
             self.program[-1][1].append(run)
         self.template, self.args = template, args
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
+        self.described: list[tuple] = []
+        self.agreed = False  # a second recording agreed with this one: it may be replayed
+
+    def differs(self, other: Trace) -> str | None:
+        """What differs between two recordings of one function with the same guards, which a
+        replay would need to compute (None: they agree)."""
+        a, b = self.described, other.described
+        for i, (x, y) in enumerate(zip(a, b)):
+            if not _same(x, y):
+                return f"its instruction {i} ({_name(x[0])}) differs between them"
+        if len(a) != len(b):
+            return f"it ran {len(a)} instructions, then {len(b)}"
+        for i, (x, y) in enumerate(zip(self.template, other.template)):
+            if not _same(x, y):
+                return f"a constant in it (slot {i}, {_what(x)}) differs between them"
+        mine = {slot: t for slot, t, *_ in self.externals}
+        for slot, t, *_ in other.externals:
+            u = mine.get(slot)
+            if u is None or not (u is t or _same(u.data, t.data)):
+                return f"a tensor it reads ({_what(t.data)}) differs between them"
+        return None
 
     def stale(self) -> str | None:
         """Why this recording no longer fits (None when it does)."""
