@@ -82,7 +82,7 @@ def from_dlpack(obj: object) -> Tensor:
 
 __version__ = "0.1.0"
 
-from . import data, optim, viz  # noqa: E402  (the training layer)
+from . import data, distributed, optim, viz  # noqa: E402  (the training layer)
 from .compile import CompileError, compile  # noqa: E402
 from .linalg import __all__ as _linalg  # noqa: E402, F401  (gt.linalg: over the ops' module)
 from .serialization import load, save  # noqa: E402

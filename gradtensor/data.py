@@ -16,7 +16,7 @@ import numbers
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from . import backend
 from .tensor import Tensor
 
-__all__ = ["DataLoader", "load_digits", "load_mnist", "stratified_split"]
+__all__ = ["DataLoader", "DistributedSampler", "load_digits", "load_mnist", "stratified_split"]
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -186,7 +186,9 @@ class DataLoader:
     """Mini-batches (x, y) of Tensors from arrays (or Tensors) X and y of equal length.
 
     shuffle=True draws a new order every epoch, from `seed` when given (the same sequence of
-    epochs on every run), else from the generator `gt.manual_seed` seeds.
+    epochs on every run), else from the generator `gt.manual_seed` seeds. A `sampler` (an
+    iterable of sample indices, such as DistributedSampler) chooses the samples and their order
+    instead; it is iterated afresh every epoch.
 
     >>> loader = DataLoader(X, y, batch_size=64, shuffle=True, seed=0)
     >>> len(loader)              # batches per epoch
@@ -201,6 +203,7 @@ class DataLoader:
         drop_last: bool = False,
         seed: int | None = None,
         device: Any = None,
+        sampler: Iterable[int] | None = None,
     ):
         self.X, self.y = self._array(X, "X"), self._array(y, "y")
         if len(self.X) != len(self.y):
@@ -213,6 +216,18 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"DataLoader: seed must be an int or None, got {seed!r}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError(
+                    "DataLoader: sampler and shuffle=True cannot be used together; the sampler "
+                    "chooses the order (DistributedSampler(..., shuffle=True) shuffles)"
+                )
+            if not isinstance(sampler, Iterable):
+                raise TypeError(
+                    f"DataLoader: sampler must be an iterable of sample indices, got a "
+                    f"{type(sampler).__name__}"
+                )
+        self.sampler = sampler
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.device = backend.device(device)
         self._rng = np.random.default_rng(seed) if seed is not None else None
@@ -237,7 +252,7 @@ class DataLoader:
         return arr
 
     def __len__(self) -> int:
-        n = len(self.X)
+        n = len(self.X) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batch(self, arr: Any, idx: Any) -> Tensor:
@@ -249,16 +264,116 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.X)
         ox = oy = None
-        if self.shuffle:
+        order = None
+        if self.sampler is not None:
+            order = self._sampled(n)
+            n = len(order)
+        elif self.shuffle:
             rng = self._rng if self._rng is not None else backend.rng(backend.CPU)
             order = rng.permutation(n)
+        if order is not None:
             # The order on each array's own device: X and y may live apart.
             ox = backend.to_device(order, backend.device_of_array(self.X))
             oy = backend.to_device(order, backend.device_of_array(self.y))
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        for start in range(0, batches * self.batch_size, self.batch_size):
             stop = min(start + self.batch_size, n)
             if ox is None:
                 ix = iy = slice(start, stop)
             else:
                 ix, iy = ox[start:stop], oy[start:stop]
             yield self._batch(self.X, ix), self._batch(self.y, iy)
+
+    def _sampled(self, n: int) -> np.ndarray:
+        order = np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
+        if order.size and (order.min() < -n or order.max() >= n):
+            bad = order[(order < -n) | (order >= n)][0]
+            raise IndexError(
+                f"DataLoader: the sampler gave index {bad}, but the data set has {n} samples"
+            )
+        return order
+
+
+class DistributedSampler:
+    """The sample indices of one rank's shard of a data set, for DataLoader(sampler=...).
+
+    Each epoch, the ranks' shards are disjoint and together cover the data set once; when its
+    size is not a multiple of the number of ranks, the first indices are repeated to even the
+    shards out (or, with drop_last, the last few are left out), as in PyTorch. With shuffle, the
+    order is drawn from seed + epoch: call `set_epoch(epoch)` at the start of every epoch for a
+    new order that every rank agrees on. `dataset` is a data set or its length; num_replicas and
+    rank default to the process group's world size and rank.
+
+    >>> sampler = DistributedSampler(len(X_train))
+    >>> loader = DataLoader(X_train, y_train, batch_size=32, sampler=sampler)
+    >>> for epoch in range(epochs):
+    ...     sampler.set_epoch(epoch)
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
+        fn = "DistributedSampler"
+        if isinstance(dataset, numbers.Integral) and not isinstance(dataset, bool):
+            size = int(dataset)
+        else:
+            try:
+                size = len(dataset)
+            except TypeError:
+                raise TypeError(
+                    f"{fn}: dataset must have a length (or be one), got a {type(dataset).__name__}"
+                ) from None
+        if size < 0:
+            raise ValueError(f"{fn}: the data set size must be >= 0, got {size}")
+        if num_replicas is None or rank is None:
+            from . import distributed
+
+            if not distributed.is_initialized():
+                raise RuntimeError(
+                    f"{fn}: pass num_replicas and rank, or call "
+                    "gradtensor.distributed.init_process_group() first"
+                )
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, numbers.Integral):
+            raise TypeError(f"{fn}: num_replicas must be an int, got {num_replicas!r}")
+        if num_replicas < 1:
+            raise ValueError(f"{fn}: num_replicas must be >= 1, got {num_replicas}")
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+            raise TypeError(f"{fn}: rank must be an int, got {rank!r}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"{fn}: rank must be in 0 .. {num_replicas - 1}, got {rank}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"{fn}: seed must be an int, got {seed!r}")
+        self.size, self.num_replicas, self.rank = size, int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, int(seed), drop_last, 0
+        if drop_last and size % self.num_replicas:
+            self.num_samples = size // self.num_replicas  # the uneven tail is left out
+        else:
+            self.num_samples = -(-size // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Which epoch comes next: with shuffle, its order is drawn from seed + epoch."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+            raise TypeError(f"DistributedSampler.set_epoch: epoch must be an int, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            indices = np.random.default_rng(self.seed + self.epoch).permutation(self.size)
+        else:
+            indices = np.arange(self.size)
+        if self.total_size > self.size and self.size:  # pad by repeating from the start
+            indices = np.resize(indices, self.total_size)
+        indices = indices[: self.total_size]
+        return iter(indices[self.rank :: self.num_replicas].tolist())

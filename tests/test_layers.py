@@ -23,7 +23,13 @@ LAYERS = [
     ("gradtensor.ops",),  # the ops themselves
     ("gradtensor.ops.methods",),  # the Tensor's op methods
     ("gradtensor.autograd", "gradtensor.autograd.functional", "gradtensor.testing"),
-    ("gradtensor.nn", "gradtensor.optim", "gradtensor.data", "gradtensor.serialization"),
+    (
+        "gradtensor.nn",
+        "gradtensor.optim",
+        "gradtensor.data",
+        "gradtensor.serialization",
+        "gradtensor.distributed",
+    ),
     ("gradtensor.viz", "gradtensor.cuda", "gradtensor.compile"),
     ("gradtensor",),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -141,6 +142,10 @@ def backward(
 
     prev_mode = grad_mode.enabled
     grad_mode.enabled = create_graph  # the derivative formulas record only for higher-order grads
+    # Hooks may queue callbacks for the end of this backward (queue_callback); post-accumulate
+    # hooks fire as soon as their leaf's gradient is whole (_Ready).
+    ready = _Ready(list(pending), rec) if post_hooks and capture is None else None
+    outer_queue, _final.queue = getattr(_final, "queue", None), []
     push, pop = heapq.heappush, heapq.heappop
     # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
@@ -188,10 +193,17 @@ def backward(
                         slot[idx] = g if slot[idx] is None else add(slot[idx], g)
                     else:
                         deliver_leaf(e, g)
+                if ready is not None:
+                    ready.after(node.seq)
             for leaf, g in held.values() if held else ():
                 deliver_leaf(leaf, run_hooks(hooks_of_leaf(leaf) or {}, g, raw), True)
+            if ready is not None:
+                ready.finish()
     finally:
         grad_mode.enabled = prev_mode
+        queue, _final.queue = _final.queue, outer_queue
+    for fn in queue:
+        fn()
     if capture is not None and raw:
         capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
@@ -337,6 +349,109 @@ def run_hooks(hooks: dict, g: Any, raw: bool) -> Any:
                 )
             g = out.data if raw else out
     return g
+
+
+# ----------------------------------------------------------------------------------------------
+# Post-accumulate-grad hooks (PyTorch's name): fn(leaf), once per backward, as soon as the leaf's
+# .grad holds the whole of this backward's gradient, while the walk goes on; and callbacks queued
+# for the end of a backward. DistributedDataParallel starts averaging gradients from the first,
+# so that communication overlaps the rest of backward, and waits for it in the second.
+
+post_hooks: dict[int, tuple[weakref.ref, dict]] = {}
+_final = threading.local()  # .queue: the callbacks of the backward running in this thread
+
+
+def register_post_accumulate_grad_hook(t: Tensor, fn: Callable) -> RemovableHandle:
+    """Call fn(t) once per backward, as soon as t.grad holds all of that backward's gradient
+    (t a leaf that requires grad); not for autograd.grad, which accumulates nothing."""
+    if not callable(fn):
+        raise TypeError(
+            "register_post_accumulate_grad_hook: the hook must be callable, not a "
+            f"{type(fn).__name__}"
+        )
+    if t._node is not None or not t.requires_grad:
+        raise RuntimeError(
+            "register_post_accumulate_grad_hook: only a leaf tensor that requires grad has its "
+            "gradient accumulated into .grad"
+        )
+    key = id(t)
+    entry = post_hooks.get(key)
+    if entry is None or entry[0]() is not t:
+
+        def drop(ref: weakref.ref, key: int = key) -> None:
+            if post_hooks.get(key, (None,))[0] is ref:
+                del post_hooks[key]
+
+        entry = post_hooks[key] = (weakref.ref(t, drop), {})
+    handle = RemovableHandle(entry[1])
+    entry[1][handle.id] = fn
+    return handle
+
+
+def queue_callback(fn: Callable[[], Any]) -> None:
+    """Run fn() once the backward in progress has finished (called from a hook during backward,
+    like PyTorch's `Variable._execution_engine.queue_callback`)."""
+    queue = getattr(_final, "queue", None)
+    if queue is None:
+        raise RuntimeError(
+            "queue_callback: no backward is in progress; call it from a hook during backward"
+        )
+    queue.append(fn)
+
+
+class _Ready:
+    """Fires the post-accumulate hooks of one backward, each as soon as its leaf is complete.
+
+    Nodes run in reverse creation order and every node feeding a leaf was created after it, so
+    once the node numbered `seq` has run, no node numbered `seq` or more runs again: a leaf is
+    complete after the lowest-numbered node that feeds it. One walk of the graph finds that node.
+    """
+
+    def __init__(self, roots: list, rec: Any):
+        if rec is not None:
+            rec.unsupported("backward with post-accumulate-grad hooks")
+        last: dict[int, list] = {}
+        seen, stack = set(roots), list(roots)
+        while stack:
+            node = stack.pop()
+            for e in node.next:
+                if type(e) is tuple:
+                    if e[0] not in seen:
+                        seen.add(e[0])
+                        stack.append(e[0])
+                elif e is not None and id(e) in post_hooks:
+                    item = last.get(id(e))
+                    if item is None:
+                        entry = post_hooks[id(e)]
+                        if entry[0]() is e and entry[1]:
+                            # The .grad before: a leaf whose .grad is still it got nothing.
+                            last[id(e)] = [node.seq, e, e.grad, entry[1]]
+                    elif node.seq < item[0]:
+                        item[0] = node.seq
+        self.order = sorted(last.values(), key=lambda item: -item[0])
+        self.pos, self.deferred = 0, []
+
+    def after(self, seq: int) -> None:
+        order = self.order
+        while self.pos < len(order) and order[self.pos][0] >= seq:
+            item = order[self.pos]
+            self.pos += 1
+            if hooks_of_leaf(item[1]) is not None:
+                self.deferred.append(item)  # its tensor hooks hold its gradient to the end
+            else:
+                self.fire(item)
+
+    def finish(self) -> None:
+        for item in self.deferred + self.order[self.pos :]:
+            self.fire(item)
+        self.pos, self.deferred = len(self.order), []
+
+    @staticmethod
+    def fire(item: list) -> None:
+        _, leaf, before, hooks = item
+        if leaf.grad is not before:
+            for fn in list(hooks.values()):
+                fn(leaf)
 
 
 def grad(

@@ -6,7 +6,7 @@ the functions.
 (32, 10)
 """
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .attention import MultiheadAttention, TransformerEncoderLayer
 from .conv import (
     AdaptiveAvgPool2d,
@@ -124,6 +124,7 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "parallel",
     "utils",
     "BatchNorm1d",
     "BatchNorm2d",

@@ -13,7 +13,12 @@ import numpy as np
 
 from .. import backend
 from .. import ops as _ops
-from ..autograd.engine import RemovableHandle, _root_grads, register_hook
+from ..autograd.engine import (
+    RemovableHandle,
+    _root_grads,
+    register_hook,
+    register_post_accumulate_grad_hook,
+)
 from ..autograd.engine import backward as _backward
 from ..autograd.graph import RECORDING, grad_mode, no_grad, recorder
 from ..backend import CPU, Device
@@ -268,6 +273,11 @@ class _Methods:
         """Call hook(grad) whenever backward computes this tensor's gradient; a Tensor it returns
         replaces the gradient. Returns a handle whose .remove() takes the hook out."""
         return register_hook(self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> RemovableHandle:
+        """Call hook(self) once per backward, as soon as this leaf's .grad holds the whole of
+        that backward's gradient (while backward goes on)."""
+        return register_post_accumulate_grad_hook(self, hook)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._inplace(_ops.setitem, value, "__setitem__", index=index)
