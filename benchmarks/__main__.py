@@ -35,6 +35,7 @@ SUITES = (
     "contention",
     "conv",
     "compile",
+    "ddp",
 )
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"

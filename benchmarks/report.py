@@ -29,6 +29,7 @@ SUITE_TITLES = {
     "contention": "Contention: a digits training step beside a CPU-bound process",
     "conv": "Convolution: conv2d + bias + ReLU forward + backward, and a CNN training step",
     "compile": "gt.compile: the MLP training step recorded once and replayed on arrays",
+    "ddp": "Data parallelism: an MLP step on 1 and 2 processes (mpiexec), one core each",
 }
 AXES = {  # a case's tick label and the x axis's label, by suite
     "linear": (lambda c: c["name"].rsplit(" ", 1)[0], "in order of flops per forward + backward"),

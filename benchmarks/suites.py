@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.contention import contention
+from benchmarks.ddp import ddp
 from benchmarks.firstuse import firstuse
 from benchmarks.impls import LABELS, OPS, Skip, compare, load
 
@@ -557,6 +558,7 @@ SUITES["scaling"] = lambda ctx: mlp(ctx, "scaling")
 SUITES["firstuse"] = firstuse
 SUITES["contention"] = contention
 SUITES["conv"] = conv
+SUITES["ddp"] = ddp
 # ref: the implementation whose time divides gradtensor's (None: the limit is in seconds);
 # strict: "faster than" (<) rather than "no slower than" (<=); when: which cases, by their params
 # measure: what is held to the limit, from the case, in place of the subject's time over the ref's

@@ -16,6 +16,7 @@ optimizer, whichever it is, reads averaged gradients.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,9 @@ class DistributedDataParallel(Module):
         self.broadcast_buffers = broadcast_buffers
         self.bucket_cap_mb = bucket_cap_mb
         self.require_backward_grad_sync = True
+        # The last synchronized backward: bytes all-reduced, and seconds its end spent waiting
+        # for communication still in flight (what backward did not hide).
+        self.comm_stats = {"bytes": 0, "wait_s": 0.0}
         self.world_size = dist.get_world_size()
         self._check_same_model(fn)
         for p in module.parameters():
@@ -192,8 +196,12 @@ class DistributedDataParallel(Module):
                         g = backend.xp_of_device(b.device).zeros(p.shape, b.dtype)
                     self._fill(b, j, g)
         self._launch()
+        t0 = time.perf_counter()
         for b in self._buckets:
             b.work.wait()
+        self.comm_stats = {"bytes": sum(b.buf.nbytes for b in self._buckets),
+                           "wait_s": time.perf_counter() - t0}  # fmt: skip
+        for b in self._buckets:
             b.buf /= self.world_size
             for p, off in zip(b.params, b.offsets):
                 p.grad = Tensor._make(b.buf[off : off + p.numel()].reshape(p.shape))
