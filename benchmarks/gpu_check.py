@@ -1,10 +1,10 @@
 """`python benchmarks/gpu_check.py [--deadline S] [--out DIR] [--only a,b,...]`, called by
 benchmarks/gpu_session.sh: everything a lent GPU is for, in one run under a deadline. Parts run in
 priority order, each in a process of its own (a CUDA error that poisons a context, or a hang, costs
-one part) with at most its share of the time left, or are skipped with the reason. At most four
+one part) with at most its share of the time left, or are skipped with the reason. At most five
 files land in --out (default $OUT, else benchmarks/results/gpu): results.json (each part's status,
 reason, seconds and findings, rewritten after each part), session.log, tests.txt (`pytest -m
-cuda`) and bench-mlp.json. GPU_CHECK_STANDIN=1 installs tests/cupy_standin as `cupy`: the CPU test.
+cuda`), bench-mlp.json and bench-compile.json. GPU_CHECK_STANDIN=1 installs tests/cupy_standin as `cupy`: the CPU test.
 """
 
 from __future__ import annotations
@@ -344,6 +344,42 @@ def part_mlp(budget: float, out: Path) -> dict[str, Any]:
     return rec
 
 
+_NCCL_PROBE = """
+import cupy, gradtensor as gt, gradtensor.distributed as dist
+dist.init_process_group("nccl")
+t = gt.ones(1000, device="cuda") * (dist.get_rank() + 1)
+dist.all_reduce(t)
+w = dist.all_reduce(t, op="mean", async_op=True)
+w.wait()
+print("NCCL-OK", dist.get_backend(), dist.get_world_size(), float(t.sum().item()))
+dist.destroy_process_group()
+"""
+
+
+def part_compile_nccl(budget: float, out: Path) -> dict[str, Any]:
+    """(h) gt.compile's MLP step against PyTorch eager on the GPU, and the NCCL backend of
+    gradtensor.distributed on one process (one GPU: the calls, not the scaling)."""
+    _numba_gpu_reason(require=True)
+    from benchmarks.__main__ import main as harness
+    from gradtensor.distributed.launch import find_mpiexec
+
+    rec: dict[str, Any] = {}
+    try:
+        cmd = [find_mpiexec(), "-n", "1", sys.executable, "-c", _NCCL_PROBE]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        ok = [ln for ln in proc.stdout.splitlines() if ln.startswith("NCCL-OK")]
+        rec["nccl"] = ok[0] if ok else f"exit {proc.returncode}: {proc.stderr[-400:]}"
+    except Exception as exc:
+        rec["nccl"] = _error(exc)
+    args = ["--suite", "compile", "--device", "cuda", "--libs", "torch", "--no-kernels-off"]
+    args += ["--budget", "0.3", "--out", str(out / "bench-compile.json")]
+    rc, run = harness(args), json.loads((out / "bench-compile.json").read_text())
+    rec.update(command="python -m benchmarks " + " ".join(args), targets=run.get("targets"))
+    if rc != 0:
+        rec.update(status="failed", reason=f"harness exit status {rc}")
+    return rec
+
+
 PARTS = [
     Part("a", "versions", 5, 60, False, part_versions),
     Part("b", "kernels", 30, 150, True, part_kernels),
@@ -352,6 +388,7 @@ PARTS = [
     Part("e", "compute_sanitizer", 40, 90, True, part_sanitizer),
     Part("f", "path_timings", 40, 120, True, part_timings),
     Part("g", "mlp_vs_torch", 40, 120, True, part_mlp),
+    Part("h", "compile_and_nccl", 30, 90, True, part_compile_nccl),
 ]
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a lent GPU is for, in ONE device call, from the repository root:
 #   [GPU_CHECK_DEADLINE_S=480] bash benchmarks/gpu_session.sh [--only a,b,...]
-# benchmarks/gpu_check.py runs its parts under the deadline and writes at most 4 files to $OUT
+# benchmarks/gpu_check.py runs its parts under the deadline and writes at most 5 files to $OUT
 # (default benchmarks/results/gpu); gradtensor runs from the checkout, nothing is installed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

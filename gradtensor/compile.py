@@ -39,6 +39,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from . import backend
+from .autograd import engine
 from .autograd.engine import add_arrays
 from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode
 from .ops.registry import Primitive, kernels_enabled
@@ -285,6 +286,22 @@ class _Recorder:
         run = _backward(op, template, gs, arrays, y, aux, params, outs, gpu)
         self._emit(True, run, op, gs, arrays, y, aux, params, outs, edges)
 
+    def backward_begins(self) -> None:
+        """A backward starts: at a replay too, hooks may queue end-of-backward callbacks."""
+        self.queue_slot = s = self._new(None)
+        self._emit(True, _callbacks_begin(s), "begin")
+
+    def backward_ends(self, queue: list) -> None:
+        """The backward's queued callbacks run now, and at each replay, where a replayed hook
+        queued them again."""
+        self.paused = True
+        try:
+            for fn in queue:
+                fn()
+        finally:
+            self.paused = False
+        self._emit(False, _callbacks_end(self.queue_slot), "end")
+
     def add(self, a: Any, b: Any) -> Any:
         s = add_arrays(a, b)
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
@@ -491,6 +508,17 @@ def _copy_into(t: Tensor | None, dst: int, src: int) -> Callable:
             t._changed()
 
     return run
+
+
+def _callbacks_begin(s: int) -> Callable:
+    def run(env: list) -> None:
+        env[s] = engine.callbacks_begin()
+
+    return run
+
+
+def _callbacks_end(s: int) -> Callable:
+    return lambda env: engine.callbacks_end(env[s])
 
 
 def _source(draw: Callable, out: int) -> Callable:

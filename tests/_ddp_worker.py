@@ -184,6 +184,31 @@ def main(path: str) -> None:
     (loss_of(ref, X[: 2 * n], y[: 2 * n]) * 2).backward()
     out["no_sync_diff"] = float(np.abs(flat_grads(local) - flat_grads(ref)).max())
 
+    # gt.compile: a recorded DDP step (its hooks, bucket launches and end-of-backward wait
+    # replayed as calls) gives the eager DDP step's parameters bit for bit.
+    pair = []
+    for _ in range(2):
+        m = nn.parallel.DistributedDataParallel(make_model(), bucket_cap_mb=1e-5)
+        pair.append((m, optim.SGD(m.parameters(), lr=0.1, momentum=0.9)))
+
+    def ddp_step(m, o, xb, yb):
+        o.zero_grad()
+        loss = F.cross_entropy(m(xb), yb)
+        loss.backward()
+        o.step()
+        return loss
+
+    compiled = gt.compile(ddp_step)
+    for step in range(10):
+        batch = slice(step * n, (step + 1) * n)
+        xb, yb = gt.tensor(X[batch][share]), gt.tensor(y[batch][share])
+        ddp_step(*pair[0], xb, yb)
+        compiled(*pair[1], xb, yb)
+    out["compiled_diff"] = float(
+        np.abs(flat_params(pair[0][0].module) - flat_params(pair[1][0].module)).max()
+    )
+    out["compiled_traces"] = compiled.traces
+
     # A checkpoint written by rank 0 alone, read by every rank.
     dist.save_checkpoint(model.module.state_dict(), path)
     back = gt.load(path)

@@ -20,6 +20,7 @@ PARTS = {
     "compute_sanitizer",
     "path_timings",
     "mlp_vs_torch",
+    "compile_and_nccl",
 }
 
 

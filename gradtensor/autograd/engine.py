@@ -145,7 +145,9 @@ def backward(
     # Hooks may queue callbacks for the end of this backward (queue_callback); post-accumulate
     # hooks fire as soon as their leaf's gradient is whole (_Ready).
     ready = _Ready(list(pending), rec) if post_hooks and capture is None else None
-    outer_queue, _final.queue = getattr(_final, "queue", None), []
+    outer_queue = callbacks_begin()
+    if rec is not None:
+        rec.backward_begins()
     push, pop = heapq.heappush, heapq.heappop
     # A derivative may meet inf * 0 or 0 / 0 by design and then select the right value (as
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
@@ -202,8 +204,11 @@ def backward(
     finally:
         grad_mode.enabled = prev_mode
         queue, _final.queue = _final.queue, outer_queue
-    for fn in queue:
-        fn()
+    if rec is not None:
+        rec.backward_ends(queue)  # runs them as a replay will
+    else:
+        for fn in queue:
+            fn()
     if capture is not None and raw:
         capture = [None if c is None else wrap(own(c)) for c in capture]
     return capture
@@ -388,6 +393,20 @@ def register_post_accumulate_grad_hook(t: Tensor, fn: Callable) -> RemovableHand
     return handle
 
 
+def callbacks_begin() -> Any:
+    """A backward starts its queue of end-of-backward callbacks; returns the one it hides."""
+    outer = getattr(_final, "queue", None)
+    _final.queue = []
+    return outer
+
+
+def callbacks_end(outer: Any) -> None:
+    """A backward ends: its queued callbacks run, and the queue it hid is back."""
+    queue, _final.queue = _final.queue, outer
+    for fn in queue:
+        fn()
+
+
 def queue_callback(fn: Callable[[], Any]) -> None:
     """Run fn() once the backward in progress has finished (called from a hook during backward,
     like PyTorch's `Variable._execution_engine.queue_callback`)."""
@@ -408,8 +427,7 @@ class _Ready:
     """
 
     def __init__(self, roots: list, rec: Any):
-        if rec is not None:
-            rec.unsupported("backward with post-accumulate-grad hooks")
+        self.rec = rec  # gt.compile recording: each hook call is replayed as a call
         last: dict[int, list] = {}
         seen, stack = set(roots), list(roots)
         while stack:
@@ -446,12 +464,14 @@ class _Ready:
             self.fire(item)
         self.pos, self.deferred = len(self.order), []
 
-    @staticmethod
-    def fire(item: list) -> None:
+    def fire(self, item: list) -> None:
         _, leaf, before, hooks = item
         if leaf.grad is not before:
             for fn in list(hooks.values()):
-                fn(leaf)
+                if self.rec is None:
+                    fn(leaf)
+                else:
+                    self.rec.call(fn, leaf)
 
 
 def grad(

@@ -194,6 +194,7 @@ def _abort_on_exception(kind: type, value: BaseException, tb: Any) -> None:
     if group is not None and group.size > 1:
         sys.stderr.write(f"gradtensor.distributed: rank {rank} aborts the job\n")
         sys.stderr.flush()
+        time.sleep(0.5)  # the launcher forwards what was written before the job is torn down
         group.MPI.COMM_WORLD.Abort(1)
     os._exit(1)
 

@@ -27,6 +27,7 @@ import numpy as np
 from .. import backend
 from .. import distributed as dist
 from ..autograd import engine
+from ..autograd.graph import RECORDING, recorder
 from ..tensor import Tensor
 from .module import Module
 
@@ -132,9 +133,16 @@ class DistributedDataParallel(Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._in_backward = False  # a new step, even if the last backward raised midway
         if self.broadcast_buffers and self.world_size > 1:
-            for b in self.module.buffers():
-                dist.broadcast(b, src=0)
+            rec = recorder() if RECORDING else None
+            if rec is None:
+                self._broadcast_buffers()
+            else:
+                rec.call(self._broadcast_buffers)  # gt.compile: replayed as a call
         return self.module(*args, **kwargs)
+
+    def _broadcast_buffers(self) -> None:
+        for b in self.module.buffers():
+            dist.broadcast(b, src=0)
 
     @contextmanager
     def no_sync(self) -> Iterator[None]:
