@@ -4,7 +4,8 @@ priority order, each in a process of its own (a CUDA error that poisons a contex
 one part) with at most its share of the time left, or are skipped with the reason. At most five
 files land in --out (default $OUT, else benchmarks/results/gpu): results.json (each part's status,
 reason, seconds and findings, rewritten after each part), session.log, tests.txt (`pytest -m
-cuda`), bench-mlp.json and bench-compile.json. GPU_CHECK_STANDIN=1 installs tests/cupy_standin as `cupy`: the CPU test.
+cuda`), bench-mlp.json and bench-compile.json. GPU_CHECK_STANDIN=1 installs tests/cupy_standin as
+`cupy`: the CPU test.
 """
 
 from __future__ import annotations
