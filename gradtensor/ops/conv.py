@@ -81,9 +81,7 @@ def _block_view(xp, x, kernel_size, dilation, stride, oh, ow) -> Any:
     return xp.lib.stride_tricks.as_strided(x, shape, (sn, sc, sh * dh, sw * dw, sh * th, sw * tw))
 
 
-def _unfold_arrays(xp, x, *, kernel_size, dilation, padding, stride, fill=0, batch_last=False):
-    """im2col: (N, C * kh * kw, blocks), or with `batch_last` (C * kh * kw, N * blocks), the
-    layout in which a convolution is one GEMM over the whole batch."""
+def _unfold_arrays(xp, x, *, kernel_size, dilation, padding, stride, fill=0):
     n, c, h, w = x.shape
     oh, ow = _blocks("unfold", (h, w), kernel_size, dilation, padding, stride)
     if any(padding):
@@ -92,33 +90,22 @@ def _unfold_arrays(xp, x, *, kernel_size, dilation, padding, stride, fill=0, bat
         xpad[:, :, t : t + h, l : l + w] = x
         x = xpad
     view = _block_view(xp, x, kernel_size, dilation, stride, oh, ow)  # copied once (CuPy too)
-    ckk = c * kernel_size[0] * kernel_size[1]
-    if batch_last:
-        return xp.ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(ckk, n * oh * ow)
-    return xp.ascontiguousarray(view).reshape(n, ckk, oh * ow)
+    return xp.ascontiguousarray(view).reshape(n, c * kernel_size[0] * kernel_size[1], oh * ow)
 
 
-def _fold_arrays(xp, x, *, output_size, kernel_size, dilation, padding, stride, batch_last=False):
-    """col2im, the adjoint of _unfold_arrays with the same arguments (and layout)."""
+def _fold_arrays(xp, x, *, output_size, kernel_size, dilation, padding, stride):
+    n, ckk, nblocks = x.shape
     kk = kernel_size[0] * kernel_size[1]
     h, w = output_size
     oh, ow = _blocks("fold", (h, w), kernel_size, dilation, padding, stride)
-    ckk, nblocks = x.shape[-2:] if not batch_last else (x.shape[0], oh * ow)
-    n = x.shape[0] if not batch_last else x.shape[1] // max(oh * ow, 1)
-    if ckk % kk or (x.shape[1] != n * nblocks if batch_last else nblocks != oh * ow):
-        expected = f"(C * {kk}, N * {oh * ow})" if batch_last else f"(N, C * {kk}, {oh * ow})"
+    if ckk % kk or nblocks != oh * ow:
         raise ValueError(
             f"fold: input of shape {x.shape} does not match kernel_size {kernel_size} and "
-            f"output_size {output_size}: expected {expected}"
+            f"output_size {output_size}: expected (N, C * {kk}, {oh * ow})"
         )
     t, b, l, r = padding  # noqa: E741
-    c, padded = ckk // kk, (h + t + b, w + l + r)
-    if batch_last:  # summed in (C, N, H, W) memory, handed out as an (N, C, H, W) view
-        out = xp.zeros((c, n) + padded, x.dtype).transpose(1, 0, 2, 3)
-        cols = x.reshape((c,) + tuple(kernel_size) + (n, oh, ow)).transpose(3, 0, 1, 2, 4, 5)
-    else:
-        out = xp.zeros((n, c) + padded, x.dtype)
-        cols = x.reshape((n, c) + tuple(kernel_size) + (oh, ow))
+    out = xp.zeros((n, ckk // kk, h + t + b, w + l + r), x.dtype)
+    cols = x.reshape((n, ckk // kk) + tuple(kernel_size) + (oh, ow))
     if all(d == 1 and s >= k for k, d, s in zip(kernel_size, dilation, stride)):
         # Blocks that do not overlap (pooling's): one strided copy, nothing to add up.
         _block_view(xp, out, kernel_size, dilation, stride, oh, ow)[...] = cols
@@ -251,78 +238,9 @@ def _conv2d(
         raise ValueError(f"{op}: groups={groups} does not divide the {o} output channels")
     if b is not None and tuple(b.shape) != (o,):
         raise ValueError(f"{op}: bias of shape {tuple(b.shape)} for {o} output channels")
-    _blocks(op, (h, wd), (kh, kw), d, p, s)  # a kernel bigger than the input: an error here
-    return _conv2d_gemm(x, w, b, stride=s, padding=p, dilation=d, groups=groups)
-
-
-def _gemm_twin(t: Any, x: Any, w: Any, b: Any, *, stride, padding, dilation, groups) -> Any:
-    top, bottom, left, right = padding
-    x = t.nn.functional.pad(x, (left, right, top, bottom))
-    return t.nn.functional.conv2d(x, w, b, stride, 0, dilation, groups)
-
-
-_GEMM_SPEC = [  # (input, weight, stride, padding (top, bottom, left, right), dilation, groups)
-    ((2, 3, 6, 5), (4, 3, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
-    ((2, 3, 7, 6), (4, 3, 3, 2), (2, 2), (1, 1, 1, 1), (1, 1), 1),
-    ((1, 4, 8, 7), (6, 2, 3, 3), (2, 1), (1, 1, 2, 2), (2, 1), 2),
-    ((2, 4, 5, 6), (4, 1, 2, 2), (1, 1), (0, 1, 1, 0), (1, 1), 4),
-]
-
-
-@primitive(
-    "_conv2d_gemm",
-    save="x",
-    aux=True,
-    samples=[
-        Sample(x, w, (w[0],) if i % 2 == 0 else None, stride=s, padding=p, dilation=d, groups=g)
-        for i, (x, w, s, p, d, g) in enumerate(_GEMM_SPEC)
-    ],
-    torch=_gemm_twin,
-)
-def _conv2d_gemm(xp, x, w, b, *, stride, padding, dilation, groups):
-    """conv2d on checked (N, C, H, W) and (O, C/groups, kh, kw) arrays as one GEMM (per group)
-    over the whole batch: columns (C*kh*kw, N*blocks), the output computed in (O, N, oh, ow)
-    memory and handed out as an (N, O, oh, ow) view; the columns are kept for the backward."""
-    n, o, (kh, kw) = x.shape[0], w.shape[0], w.shape[2:]
-    oh, ow = _blocks("conv2d", x.shape[2:], (kh, kw), dilation, padding, stride)
-    cols = _unfold_arrays(xp, x, kernel_size=(kh, kw), dilation=dilation, padding=padding,
-                          stride=stride, batch_last=True)  # fmt: skip
-    y = (_grouped(w, groups) @ _grouped(cols, groups)).reshape(o, n, oh, ow)
-    if b is not None:
-        b = b.reshape(o, 1, 1, 1)
-        y = xp.add(y, b, out=y) if b.dtype == y.dtype else y + b
-    return y.transpose(1, 0, 2, 3), cols
-
-
-def _grouped(a: Any, groups: int) -> Any:
-    """A (rows, ...) array as (groups, rows / groups, rest), or 2-D for a single group."""
-    return a.reshape(a.shape[0], -1) if groups == 1 else a.reshape(groups, a.shape[0] // groups, -1)
-
-
-def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation, groups):
-    o = w.shape[0]
-    g2 = g.transpose(1, 0, 2, 3).reshape(o, -1)  # free when g kept the output's (O, N) memory
-    gg, cols = _grouped(g2, groups), _grouped(aux, groups)
-    gw = (gg @ cols.swapaxes(-1, -2)).reshape(w.shape) if needs[1] else None
-    gb = g.sum(axis=(0, 2, 3)) if b is not None and needs[2] else None
-    gx = None
-    if needs[0]:
-        gcols = (_grouped(w, groups).swapaxes(-1, -2) @ gg).reshape(aux.shape)
-        xp = backend.array_module(g)
-        args = dict(kernel_size=w.shape[2:], dilation=dilation, padding=padding, stride=stride)
-        gx = _fold_arrays(xp, gcols, output_size=x.shape[2:], batch_last=True, **args)
-    return gx, gw, gb
-
-
-_conv2d_gemm.defvjp_joint(_conv2d_gemm_grad)
-
-
-@_conv2d_gemm.defcomposite
-def _conv2d_composite(x, w, b, *, stride, padding, dilation, groups):
-    n, _, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    oh, ow = _blocks("conv2d", (h, wd), (kh, kw), dilation, padding, stride)
-    cols = _unfold(x, kernel_size=(kh, kw), dilation=dilation, padding=padding, stride=stride)
+    k = (kh, kw)
+    oh, ow = _blocks(op, (h, wd), k, d, p, s)
+    cols = _unfold(x, kernel_size=k, dilation=d, padding=p, stride=s)  # (N, C*kh*kw, L)
     if groups == 1:
         y = w.reshape(o, cg * kh * kw) @ cols
     else:
