@@ -477,7 +477,7 @@ def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
         if leaf.grad is not None:
             leaf.grad = leaf.grad + Tensor._make(g)
             return
-        if copy or g.base is not None or id(g) in handed or not g.flags.writeable:
+        if copy or g.base is not None or id(g) in handed or not engine.writable(g):
             g = g.copy()
     handed.add(id(g))
     leaf.grad = Tensor._make(g)

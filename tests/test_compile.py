@@ -354,3 +354,30 @@ def test_decorator_forms_and_eager_errors_pass_through():
     with pytest.raises(ValueError, match="matmul"):
         g(gt.ones(2, 3))
     assert g.traces == 0 and g(gt.ones(2, 2)).tolist() == [[2.0, 2.0], [2.0, 2.0]]
+
+
+@pytest.mark.cuda
+def test_a_replayed_gpu_step_equals_eager_and_never_waits_for_the_gpu():
+    import cupy
+
+    def build():
+        model = nn.MLP([6, 12, 3], dropout=0.25).to("cuda")
+        return model, gt.optim.Adam(model.parameters(), lr=1e-2)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_train_step)
+    data = [(x.to("cuda"), y.to("cuda")) for x, y in _data(6, 8, "float32")]
+    gt.manual_seed(7)  # the GPU's generators too
+    eager = [_train_step(m1, o1, x, y, clip=1.0) for x, y in data]
+    gt.manual_seed(7)
+    sync = getattr(cupy, "reset_sync_count", None)
+    compiled = []
+    for i, (x, y) in enumerate(data):
+        if i == 2 and sync is not None:
+            sync()  # from the first replay on
+        compiled.append(step(m2, o2, x, y, clip=1.0))
+    if sync is not None:
+        assert cupy.sync_count() == 0, dict(cupy.SYNCS)
+    assert [a.item() for a in eager] == [b.item() for b in compiled]
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert np.array_equal(p1.cpu().data, p2.cpu().data)

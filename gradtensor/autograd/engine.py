@@ -111,7 +111,7 @@ def backward(
         # one must not show up anywhere else. A fresh, writable array seen for the first time is
         # kept as it is; anything else is copied.
         key = id(g)
-        if g.base is not None or key in handed_out or not _writable(g):
+        if g.base is not None or key in handed_out or not writable(g):
             with _device(g):  # CuPy copies to the current GPU: keep it on the gradient's
                 return g.copy()
         handed_out.add(key)
@@ -268,7 +268,8 @@ def _deliver_retained(node: Node, gouts: list, capture: Any, out_pos: dict, crea
                 t.grad = g if t.grad is None else t.grad + g
 
 
-def _writable(arr: Any) -> bool:
+def writable(arr: Any) -> bool:
+    """Whether an array may be written (a read-only NumPy view may not)."""
     flags = arr.flags
     return getattr(flags, "writeable", True)  # CuPy arrays are always writable
 
