@@ -9,13 +9,17 @@ def step(x, y):
     opt.step()
     return loss
 ```
-The first call runs the function eagerly while a recorder notes, in order, what it computed on
-arrays: each op's forward (the primitive's array function, or the kernel that ran), each
-derivative rule the backward ran, each sum of gradients and each gradient handed to a leaf, each
-random draw, each in-place write, and each optimizer call. Later calls whose guards hold replay
-that list: no Tensor or graph node is made, no op dispatches or checks its arguments, and the same
-array functions run in the same order, so a replayed step gives the eager step's numbers bit for
-bit.
+A call runs the function eagerly while a recorder notes, in order, what it computed on arrays:
+each op's forward (the primitive's array function, or the kernel that ran), each derivative rule
+the backward ran, each sum of gradients and each gradient handed to a leaf, each random draw,
+each in-place write, and each call that acts on state outside the step (an optimizer's step or
+zero_grad, gradient clipping, a post-accumulate-grad hook such as DistributedDataParallel's, the
+callbacks a backward runs at its end). Once a second recording, made at the next call with the
+same guards, agrees with the first, later calls replay the list: no Tensor or graph node is made,
+no op dispatches or checks its arguments, and the same array functions run in the same order, so
+a replayed step gives the eager step's numbers bit for bit. What differs between the two
+recordings was computed from tensor values outside the ops (a mask made from `t.data` with
+NumPy): such a function is refused rather than replayed with stale values.
 
 As with jax.jit, Python runs only while recording. What the function reads from tensor values
 (`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
