@@ -307,3 +307,22 @@ def test_gpu_arrays_go_to_nccl_with_count_dtype_and_op(monkeypatch):
     assert nccl.calls[-1][4:6] == (nccl.NCCL_INT64, nccl.NCCL_MAX)
     with pytest.raises(TypeError, match="all_reduce: NCCL cannot communicate a complex64"):
         dist.all_reduce(cupy.ones(2, dtype=cupy.complex64))
+
+
+@needs_mpi
+def test_the_ddp_digits_example_reaches_the_single_process_accuracy(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        import train_digits
+    finally:
+        sys.path.pop(0)
+    alone = train_digits.main(["--no-plot", "--no-progress", "--out-dir", str(tmp_path)])
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_digits_ddp.py"
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    final = [ln for ln in proc.stdout.splitlines() if ln.startswith("test accuracy")]
+    assert len(final) == 1, proc.stdout  # rank 0 reports, once
+    accuracy = float(final[0].split()[2].rstrip("%")) / 100
+    assert accuracy >= 0.96 and abs(accuracy - alone["test_accuracy"]) <= 0.01, final
