@@ -79,6 +79,17 @@ def update_accepts(arrays: list[Any]) -> bool:
     d = arrays[0]
     if d.dtype.char not in "fd":
         return False
+    if type(d) is np.ndarray:  # host arrays, the common case, checked without the generic walk
+        dtype, shape = d.dtype, d.shape
+        for a in arrays:
+            if a is not None and not (
+                type(a) is np.ndarray
+                and a.dtype == dtype
+                and a.shape == shape
+                and a.flags.c_contiguous
+            ):
+                return False
+        return True
     # The class attribute: reading the instance's interface can query a stream.
     gpu = hasattr(type(d), "__cuda_array_interface__")
     return all(

@@ -142,28 +142,38 @@ def _flat(fn: str, named: dict[str, Any], at: str) -> list[np.ndarray | None]:
     """One tensor's arrays as 1-D views (None stays None), after checking they can be updated in
     place; `at` is the tensor's place in the lists ("[2]"), or "" for single arrays."""
     first_name, first = next(iter(named.items()))
-    first_name += at
     if not isinstance(first, np.ndarray) or first.dtype not in DTYPES:
         raise ValueError(
-            f"{fn}: {first_name} must be a float32 or float64 NumPy array, got "
+            f"{fn}: {first_name + at} must be a float32 or float64 NumPy array, got "
             f"{getattr(first, 'dtype', type(first).__name__)}"
         )
+    dtype, shape = first.dtype, first.shape
     out = []
     for base, a in named.items():
         if a is None:
             out.append(None)
-            continue
-        name = base + at
-        if not isinstance(a, np.ndarray) or a.dtype != first.dtype or a.shape != first.shape:
-            raise ValueError(
-                f"{fn}: {name} must be a NumPy array like {first_name} ({first.dtype}, shape "
-                f"{first.shape}), got {getattr(a, 'dtype', type(a).__name__)} "
-                f"{getattr(a, 'shape', '')}"
-            )
-        if not a.flags.c_contiguous or (base != "grad" and not a.flags.writeable):
-            raise ValueError(f"{fn}: {name} must be C-contiguous and writeable to update in place")
-        out.append(a.reshape(-1))
+        elif (
+            isinstance(a, np.ndarray)
+            and a.dtype == dtype
+            and a.shape == shape
+            and a.flags.c_contiguous
+            and (base == "grad" or a.flags.writeable)
+        ):
+            out.append(a.reshape(-1))
+        else:
+            _refuse(fn, base + at, a, first_name + at, first)
     return out
+
+
+def _refuse(fn: str, name: str, a: Any, first_name: str, first: np.ndarray) -> None:
+    """The error for an array `_flat` cannot update in place."""
+    if not isinstance(a, np.ndarray) or a.dtype != first.dtype or a.shape != first.shape:
+        raise ValueError(
+            f"{fn}: {name} must be a NumPy array like {first_name} ({first.dtype}, shape "
+            f"{first.shape}), got {getattr(a, 'dtype', type(a).__name__)} "
+            f"{getattr(a, 'shape', '')}"
+        )
+    raise ValueError(f"{fn}: {name} must be C-contiguous and writeable to update in place")
 
 
 def tensor_rows(fn: str, named: dict[str, Any], flat: Any) -> list[list[Any]]:
@@ -227,13 +237,13 @@ def sgd_update(
 ) -> None:
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
     named = {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
+    scalars: dict[Any, tuple] = {}  # by float type: worked out once per call, not per tensor
     for p, g, b in tensor_rows("sgd_update", named, _flat):
         ft = p.dtype.type
-        _sgd(
-            p, g, p if b is None else b,
-            *sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first),
-            b is not None,
-        )  # fmt: skip
+        c = scalars.get(ft) or scalars.setdefault(
+            ft, sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first)
+        )
+        _sgd(p, g, p if b is None else b, *c, b is not None)
 
 
 def adam_update(
@@ -260,16 +270,13 @@ def adam_update(
         "exp_avg_sq": exp_avg_sq,
         "max_exp_avg_sq": max_exp_avg_sq,
     }
+    scalars: dict[Any, tuple] = {}
     for p, g, m, v, vmax in tensor_rows("adam_update", named, _flat):
         ft = p.dtype.type
-        _adam(
-            p, g, m, v, v if vmax is None else vmax,
-            *adam_scalars(
-                ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
-                bias_correction2_sqrt,
-            ),
-            vmax is not None,
-        )  # fmt: skip
+        c = scalars.get(ft) or scalars.setdefault(ft, adam_scalars(
+            ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bias_correction2_sqrt
+        ))  # fmt: skip
+        _adam(p, g, m, v, v if vmax is None else vmax, *c, vmax is not None)
 
 
 def rmsprop_update(

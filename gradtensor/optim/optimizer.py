@@ -30,6 +30,8 @@ from ..autograd.graph import RECORDING, recorder
 from ..ops.registry import active_kernels
 from ..tensor import Tensor
 
+_ndarray = np.ndarray
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -204,6 +206,14 @@ class Optimizer:
                 g = p.grad
                 if g is None:
                     continue
+                if type(g) is Tensor:  # the common case, host arrays alike: checked at once
+                    gd, pd = g.data, p.data
+                    if (
+                        type(gd) is _ndarray is type(pd)
+                        and gd.shape == pd.shape
+                        and (gd.dtype == pd.dtype)
+                    ):
+                        continue
                 if not isinstance(g, Tensor):
                     raise TypeError(f"{name}: the .grad of {_where(p, i)} is a {type(g).__name__}")
                 if g.shape != p.shape:
@@ -363,7 +373,10 @@ def _where(p: Tensor, i: int) -> str:
 def _follow_device(p: Tensor, state: dict[str, Any]) -> None:
     """State follows its parameter: after `model.to("cuda")` the momentum buffers move too."""
     d = p.data
+    host = type(d) is _ndarray
     for k, v in state.items():
+        if host and (not isinstance(v, Tensor) or type(v.data) is _ndarray):
+            continue  # the common case: host state for a host parameter
         if isinstance(v, Tensor) and (
             type(v.data) is not type(d) or (backend.is_cuda_array(d) and v.data.device != d.device)
         ):
