@@ -39,7 +39,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 from . import backend
@@ -475,14 +474,21 @@ def _add(a: int, b: int, out: int) -> Callable:
 def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
     """A gradient into leaf.grad, as backward() hands it over: cast to the leaf's dtype, adopted
     when it is a fresh array of its own (else copied), or added to the gradient already there."""
-    with nullcontext() if type(g) is _ndarray else g.device:  # CuPy: the gradient's GPU
-        if g.dtype != leaf.dtype:
-            g = g.astype(leaf.dtype)
-        if leaf.grad is not None:
-            leaf.grad = leaf.grad + Tensor._make(g)
-            return
-        if copy or g.base is not None or id(g) in handed or not engine.writable(g):
-            g = g.copy()
+    if type(g) is _ndarray:
+        _deliver_on_device(leaf, g, copy, handed)
+    else:
+        with g.device:  # CuPy works on the current GPU: the gradient's
+            _deliver_on_device(leaf, g, copy, handed)
+
+
+def _deliver_on_device(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
+    if g.dtype != leaf.dtype:
+        g = g.astype(leaf.dtype)
+    if leaf._grad is not None:
+        leaf.grad = leaf._grad + Tensor._make(g)
+        return
+    if copy or g.base is not None or id(g) in handed or not engine.writable(g):
+        g = g.copy()
     handed.add(id(g))
     leaf.grad = Tensor._make(g)
 
