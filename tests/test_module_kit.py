@@ -651,3 +651,41 @@ def test_inplace_fills_and_draws_under_no_grad():
     )
     with pytest.raises(ValueError, match="fill_: the value must be a number or a 0-d tensor"):
         i.fill_(gt.ones(2))
+
+
+INPLACE = ["relu", "relu6", "leaky_relu", "hardtanh", "elu", "selu", "celu", "silu", "mish",
+           "hardswish", "hardsigmoid"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", INPLACE)
+def test_inplace_activations_write_into_their_input_as_pytorch(name):
+    a = np.random.default_rng(3).standard_normal((3, 4)) * 3
+    x = gt.tensor(a, dtype=gt.float64, requires_grad=True)
+    xt = torch.tensor(a, requires_grad=True)
+    h, ht = x * 1.5, xt * 1.5
+    y = getattr(F, name)(h, inplace=True)
+    yt = getattr(torch.nn.functional, name)(ht, inplace=True)
+    assert y is h  # the input itself, changed
+    np.testing.assert_allclose(h.detach().numpy(), ht.detach().numpy(), rtol=1e-12, atol=1e-12)
+    (y * y).sum().backward()
+    (yt * yt).sum().backward()
+    # PyTorch's hardsigmoid derivative is 1/6 rounded to float32 (see above)
+    rtol = 1e-7 if name == "hardsigmoid" else 1e-10
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=rtol, atol=1e-12)
+    with pytest.raises(RuntimeError, match=f"{name}_: a leaf tensor that requires grad"):
+        getattr(F, name)(x, inplace=True)
+
+
+def test_inplace_modules_and_dropout():
+    relu = nn.ReLU(inplace=True)
+    assert repr(relu) == "ReLU(inplace=True)" and repr(nn.ReLU()) == "ReLU()"
+    assert repr(nn.LeakyReLU(0.2, inplace=True)) == "LeakyReLU(negative_slope=0.2, inplace=True)"
+    h = gt.tensor([-1.0, 2.0])
+    assert relu(h) is h and h.tolist() == [0.0, 2.0]
+    gt.manual_seed(0)
+    d = nn.Dropout(0.5, inplace=True)
+    h = gt.ones(64)
+    out = d(h)
+    assert out is h and set(h.tolist()) <= {0.0, 2.0} and 0 < h.tolist().count(0.0) < 64
+    d.eval()
+    assert d(h) is h

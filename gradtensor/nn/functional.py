@@ -21,14 +21,15 @@ from ..ops import (
     log,
     maximum,
     minimum,
-    relu,
     sigmoid,
     tanh,
     where,
 )
 from ..ops import abs as _abs
+from ..ops import relu as _relu
 from ..ops import softplus as _softplus
-from ..ops.activations import gelu, silu
+from ..ops.activations import gelu
+from ..ops.activations import silu as _silu
 from ..ops.attention import scaled_dot_product_attention
 from ..ops.conv import (
     adaptive_avg_pool2d,
@@ -49,11 +50,11 @@ from ..ops.loss import (
     class_rows,
     constant,
     cross_entropy_op,
-    dropout,
     log_softmax,
     nll_loss,
     softmax,
 )
+from ..ops.loss import dropout as _dropout
 from ..ops.registry import Bad, Sample, composite
 from ..tensor import Tensor
 from .normalization import batch_norm, embedding, group_norm, layer_norm
@@ -114,9 +115,34 @@ __all__ = [
 _ACT = [Sample((3, 4)), Sample((5,), domain=(-3.0, 3.0))]
 
 
+def _in_place(x: Tensor, name: str, fn: Any) -> Tensor:
+    """PyTorch's inplace=True: fn(x) written into x, which is returned (its version goes up, and
+    in a graph it takes the op's node, as after x.relu_())."""
+    return x._inplace(lambda t, _: fn(t), None, name)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0)."""
+    return _in_place(input, "relu_", _relu) if inplace else _relu(input)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x)."""
+    return _in_place(input, "silu_", _silu) if inplace else _silu(input)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero elements with probability p, scale the rest by 1/(1-p); identity when not training."""
+    if inplace and training and p:
+        return _in_place(input, "dropout_", lambda t: _dropout(t, p, training))
+    return _dropout(input, p, training)
+
+
 @composite(samples=_ACT + [Sample((3,), negative_slope=0.2)], torch="nn.functional.leaky_relu")
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else negative_slope * x."""
+    if inplace:
+        return _in_place(x, "leaky_relu_", lambda t: leaky_relu(t, negative_slope))
     return where(x > 0, x, x * negative_slope)
 
 
@@ -155,7 +181,9 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804
 
 @composite(samples=_ACT + [Sample((4,), alpha=0.5)], torch="nn.functional.elu")
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1) (computed out of place whatever `inplace`)."""
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    if inplace:
+        return _in_place(input, "elu_", lambda t: elu(t, alpha))
     # expm1 of min(x, 0): the branch where() drops never overflows, so its gradient is 0, not nan.
     return where(input > 0, input, expm1(minimum(input, 0)) * alpha)
 
@@ -163,18 +191,24 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 @composite(samples=_ACT, torch="nn.functional.selu")
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the self-normalising constants."""
+    if inplace:
+        return _in_place(input, "selu_", selu)
     return elu(input, _SELU_ALPHA) * _SELU_SCALE
 
 
 @composite(samples=_ACT + [Sample((4,), alpha=2.0)], torch="nn.functional.celu")
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x / alpha) - 1)."""
+    if inplace:
+        return _in_place(input, "celu_", lambda t: celu(t, alpha))
     return where(input > 0, input, expm1(minimum(input, 0) / alpha) * alpha)
 
 
 @composite(samples=_ACT, torch="nn.functional.mish")
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
+    if inplace:
+        return _in_place(input, "mish_", mish)
     return input * tanh(_softplus(input))
 
 
@@ -184,6 +218,8 @@ _HARD = [Sample((3, 4), domain=(-5.0, 5.0)), Sample((5,))]
 @composite(samples=_HARD, torch="nn.functional.hardswish")
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * relu6(x + 3) / 6."""
+    if inplace:
+        return _in_place(input, "hardswish_", hardswish)
     return input * clamp(input + 3, 0, 6) / 6
 
 
@@ -192,6 +228,8 @@ def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
 @composite(samples=_HARD, torch=lambda t, x: t.nn.functional.relu6(x + 3) / 6)
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x + 3) / 6."""
+    if inplace:
+        return _in_place(input, "hardsigmoid_", hardsigmoid)
     return clamp(input + 3, 0, 6) / 6
 
 
@@ -206,12 +244,16 @@ def hardtanh(
     """x clamped to [min_val, max_val]."""
     if min_val > max_val:
         raise ValueError("hardtanh: min_val cannot be greater than max_val")
+    if inplace:
+        return _in_place(input, "hardtanh_", lambda t: hardtanh(t, min_val, max_val))
     return clamp(input, min_val, max_val)
 
 
 @composite(samples=[Sample((3, 4), domain=(-3.0, 9.0))], torch="nn.functional.relu6")
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6)."""
+    if inplace:
+        return _in_place(input, "relu6_", relu6)
     return clamp(input, 0, 6)
 
 

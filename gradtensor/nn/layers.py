@@ -278,8 +278,8 @@ class Identity(Module):
 
 class _Activation(Module):
     """An activation function as a module, so it can sit in a Sequential: `fn(x, **args)`, with
-    the arguments named in `args` kept as attributes (and shown by repr). `inplace`, where PyTorch
-    has it, is accepted and the result computed out of place."""
+    the arguments named in `args` kept as attributes (and shown by repr). `inplace=True`, where
+    PyTorch has it, writes the result into the input, as PyTorch's does."""
 
     fn: Any = None
     args: tuple[str, ...] = ()
@@ -289,10 +289,14 @@ class _Activation(Module):
         self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return type(self).fn(x, **{a: getattr(self, a) for a in self.args})
+        kw = {a: getattr(self, a) for a in self.args}
+        if self.inplace:
+            kw["inplace"] = True
+        return type(self).fn(x, **kw)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{a}={getattr(self, a)!r}" for a in self.args)
+        parts = [f"{a}={getattr(self, a)!r}" for a in self.args]
+        return ", ".join(parts + ["inplace=True"] * bool(self.inplace))
 
 
 class ReLU(_Activation):
@@ -481,14 +485,14 @@ class Dropout(Module):
     """In training mode zero each element with probability p and scale the rest by 1/(1-p);
     in eval mode pass the input through."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
