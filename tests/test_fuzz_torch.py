@@ -408,8 +408,8 @@ TWINS: dict[str, tuple[Any, Any]] = {
 NOT_FUZZED = {
     "astype": "dtype conversion; the fuzzer runs in float64 only",
     **dict.fromkeys(
-        "conv1d conv2d conv_transpose2d unfold fold max_pool1d max_pool2d _max_pool2d avg_pool1d "
-        "avg_pool2d adaptive_avg_pool2d".split(),
+        "conv1d conv2d _conv2d_gemm conv_transpose2d unfold fold max_pool1d max_pool2d "
+        "_max_pool2d avg_pool1d avg_pool2d adaptive_avg_pool2d".split(),
         "convolution and pooling need NCHW shapes and kernel arguments; held to PyTorch in "
         "test_conv.py (modules, a conv2d grid, second order, max_pool ties) and the oracle",
     ),

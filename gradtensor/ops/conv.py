@@ -5,6 +5,7 @@ so their gradients (of every order) come from those two rules and matmul's.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -238,9 +239,105 @@ def _conv2d(
         raise ValueError(f"{op}: groups={groups} does not divide the {o} output channels")
     if b is not None and tuple(b.shape) != (o,):
         raise ValueError(f"{op}: bias of shape {tuple(b.shape)} for {o} output channels")
+    _blocks(op, (h, wd), (kh, kw), d, p, s)  # a kernel bigger than the input: an error here
+    if groups != 1:
+        return _conv2d_composite(x, w, b, stride=s, padding=p, dilation=d, groups=groups)
+    return _conv2d_gemm(x, w, b, stride=s, padding=p, dilation=d)
+
+
+def _gemm_twin(t: Any, x: Any, w: Any, b: Any, *, stride, padding, dilation) -> Any:
+    top, bottom, left, right = padding
+    x = t.nn.functional.pad(x, (left, right, top, bottom))
+    return t.nn.functional.conv2d(x, w, b, stride, 0, dilation)
+
+
+@primitive(
+    "_conv2d_gemm",
+    save="x",
+    aux=True,
+    samples=[
+        Sample(
+            (2, 3, 6, 5), (4, 3, 3, 3), (4,), stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)
+        ),
+        Sample(
+            (2, 3, 7, 6), (4, 3, 3, 2), None, stride=(2, 2), padding=(1, 1, 1, 1), dilation=(1, 1)
+        ),
+        Sample(
+            (2, 4, 6, 6), (3, 4, 3, 3), (3,), stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1)
+        ),
+        Sample(
+            (1, 2, 7, 7), (2, 2, 2, 3), None, stride=(1, 1), padding=(1, 0, 2, 1), dilation=(2, 1)
+        ),
+        # 'same' with an even width: the input's gradient taken as a convolution
+        Sample(
+            (1, 4, 5, 6), (2, 4, 3, 2), (2,), stride=(1, 1), padding=(1, 1, 0, 1), dilation=(1, 1)
+        ),
+    ],
+    torch=_gemm_twin,
+)
+def _conv2d_gemm(xp, x, w, b, *, stride, padding, dilation):
+    """conv2d of one group on checked arrays: im2col, then a matmul with the weight."""
+    n, o = x.shape[0], w.shape[0]
+    oh, ow = _blocks("conv2d", x.shape[2:], w.shape[2:], dilation, padding, stride)
+    cols = _unfold_arrays(xp, x, kernel_size=w.shape[2:], dilation=dilation, padding=padding,
+                          stride=stride)  # fmt: skip
+    y = xp.matmul(w.reshape(o, math.prod(w.shape[1:])), cols).reshape(n, o, oh, ow)
+    if b is not None:
+        b = b.reshape(o, 1, 1)
+        y = xp.add(y, b, out=y) if b.dtype == y.dtype else y + b
+    return y, cols
+
+
+def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
+    xp = backend.array_module(g)
+    n, o, oh, ow = g.shape
+    c, k = x.shape[1], w.shape[2:]
+    w2, g3 = w.reshape(o, math.prod(w.shape[1:])), g.reshape(n, o, oh * ow)
+    gw = None
+    if needs[1]:  # into an array of w's shape: a view would be copied again on delivery
+        gw = xp.empty(w.shape, w2.dtype)
+        xp.matmul(g3, aux.swapaxes(1, 2)).sum(axis=0, out=gw.reshape(w2.shape))
+    gb = g.sum(axis=(0, 2, 3)) if b is not None and needs[2] else None
+    gx = None
+    if needs[0]:
+        h, wd = x.shape[2:]
+        if _as_convolution(stride, dilation, padding, k, o * h * wd, c * oh * ow):
+            # The input's gradient as a convolution of g with the flipped weight: one im2col
+            # and a matmul, instead of a matmul and col2im's overlapping strided sums.
+            wf = w[:, :, ::-1, ::-1].swapaxes(0, 1)
+            q = tuple(kk - 1 - p for kk, p in zip((k[0], k[0], k[1], k[1]), padding))
+            cols = _unfold_arrays(xp, g, kernel_size=k, dilation=(1, 1), padding=q, stride=(1, 1))
+            gx = xp.empty(x.shape, cols.dtype)
+            wf = xp.ascontiguousarray(wf).reshape(c, o * k[0] * k[1])
+            xp.matmul(wf, cols, out=gx.reshape(n, c, h * wd))
+        else:
+            gx = _fold_arrays(xp, xp.matmul(w2.T, g3), output_size=x.shape[2:], kernel_size=k,
+                              dilation=dilation, padding=padding, stride=stride)  # fmt: skip
+    return gx, gw, gb
+
+
+def _as_convolution(stride, dilation, padding, k, g_size: int, x_size: int) -> bool:
+    """Whether conv2d's input gradient is cheaper as a convolution of its output gradient: unit
+    stride and dilation, padding below the kernel, and g no bigger per image than x's blocks."""
+    return (
+        stride == (1, 1)
+        and dilation == (1, 1)
+        and all(p < kk for p, kk in zip(padding, (k[0], k[0], k[1], k[1])))
+        and g_size <= x_size
+    )
+
+
+_conv2d_gemm.defvjp_joint(_conv2d_gemm_grad)
+
+
+@_conv2d_gemm.defcomposite
+def _conv2d_composite(x, w, b, *, stride, padding, dilation, groups=1):
+    """conv2d with ops (unfold, matmul): what _conv2d_gemm means, and any number of groups."""
+    n, _, h, wd = x.shape
+    o, cg, kh, kw = w.shape
     k = (kh, kw)
-    oh, ow = _blocks(op, (h, wd), k, d, p, s)
-    cols = _unfold(x, kernel_size=k, dilation=d, padding=p, stride=s)  # (N, C*kh*kw, L)
+    oh, ow = _blocks("conv2d", (h, wd), k, dilation, padding, stride)
+    cols = _unfold(x, kernel_size=k, dilation=dilation, padding=padding, stride=stride)
     if groups == 1:
         y = w.reshape(o, cg * kh * kw) @ cols
     else:
