@@ -94,6 +94,17 @@ def _import_cupy() -> Any:
     return _cupy
 
 
+def nccl() -> tuple[Any, Any]:
+    """(cupy, cupy.cuda.nccl) for gradtensor.distributed's NCCL backend; ImportError naming what
+    is missing where CuPy or its NCCL bindings are not installed."""
+    cp = _import_cupy()
+    if cp is None:
+        raise ImportError(_cupy_error)
+    from cupy.cuda import nccl as bindings  # CuPy built without NCCL raises ImportError
+
+    return cp, bindings
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used here, or None when it can."""
     cp = _import_cupy()

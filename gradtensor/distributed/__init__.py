@@ -166,7 +166,7 @@ def _nccl_usable() -> bool:
     if backend.cuda_unavailable_reason() is not None:
         return False
     try:
-        from cupy.cuda import nccl  # noqa: F401
+        backend.nccl()
     except ImportError:
         return False
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backend
 from ._work import Work
 
 _DTYPES = {
@@ -47,8 +48,7 @@ class Communicator:
     @classmethod
     def create(cls, group: Any) -> Communicator:
         try:
-            import cupy
-            from cupy.cuda import nccl
+            cupy, nccl = backend.nccl()
         except ImportError as exc:
             raise ImportError(
                 'init_process_group: backend "nccl" needs CuPy built with NCCL '
