@@ -416,9 +416,10 @@ class Primitive(Record):
                     gi = self._fit(i, gi, x.shape)
                 if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
                     gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
-                if gi.dtype != x.dtype and x.dtype.kind in "fc":
+                xd = x.dtype
+                if gi.dtype is not xd and gi.dtype != xd and xd.kind in "fc":
                     # An input's gradient has its dtype (float32 / an int tensor: float64 maths)
-                    gi = gi.astype(x.dtype)
+                    gi = gi.astype(xd)
                 grads[i] = gi
         return grads
 
