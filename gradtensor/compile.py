@@ -306,7 +306,11 @@ class _Recorder:
         self._emit(False, _callbacks_end(self.queue_slot), "end")
 
     def add(self, a: Any, b: Any) -> Any:
-        s = add_arrays(a, b)
+        if type(a) is _ndarray:
+            s = add_arrays(a, b)
+        else:
+            with a.device:  # CuPy works on the current GPU: the gradients'
+                s = a + b
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
         self._emit(True, _add(sa, sb, out), "add", sa, sb, out)
         return s
