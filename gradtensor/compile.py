@@ -306,11 +306,7 @@ class _Recorder:
         self._emit(False, _callbacks_end(self.queue_slot), "end")
 
     def add(self, a: Any, b: Any) -> Any:
-        if type(a) is _ndarray:
-            s = add_arrays(a, b)
-        else:
-            with a.device:  # CuPy works on the current GPU: the gradients'
-                s = a + b
+        s = add_arrays(a, b)
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
         self._emit(True, _add(sa, sb, out), "add", sa, sb, out)
         return s
@@ -465,36 +461,21 @@ def _backward(op, node, gouts, arrays, y, aux, params, outs, gpu) -> Callable:
 
 def _add(a: int, b: int, out: int) -> Callable:
     def run(env: list) -> None:
-        x = env[a]
-        if type(x) is _ndarray:
-            env[out] = add_arrays(x, env[b])
-        else:
-            with x.device:
-                env[out] = x + env[b]
+        env[out] = add_arrays(env[a], env[b])
 
     return run
 
 
 def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
-    """A gradient into leaf.grad, as backward() hands it over: cast to the leaf's dtype, adopted
-    when it is a fresh array of its own (else copied), or added to the gradient already there."""
-    if type(g) is _ndarray:
-        _deliver_on_device(leaf, g, copy, handed)
-    else:
-        with g.device:  # CuPy works on the current GPU: the gradient's
-            _deliver_on_device(leaf, g, copy, handed)
-
-
-def _deliver_on_device(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
+    """A gradient into leaf.grad, as backward() hands it over: in the leaf's dtype, adopted or
+    copied, or added to the gradient already there (engine.accumulate)."""
     if g.dtype != leaf.dtype:
-        g = g.astype(leaf.dtype)
-    if leaf._grad is not None:
-        leaf.grad = leaf._grad + Tensor._make(g)
-        return
-    if copy or g.base is not None or id(g) in handed or not engine.writable(g):
-        g = g.copy()
-    handed.add(id(g))
-    leaf.grad = Tensor._make(g)
+        if type(g) is _ndarray:
+            g = g.astype(leaf.dtype)
+        else:
+            with g.device:  # CuPy works on the current GPU: the gradient's
+                g = g.astype(leaf.dtype)
+    engine.accumulate(leaf, g, handed, copy)
 
 
 def _deliver(leaf: Tensor, s: int, copy: bool, out: int) -> Callable:

@@ -74,9 +74,6 @@ def backward(
             return b
         if rec is not None:
             return rec.add(a, b)  # adds them as a replay will
-        if raw and type(a) is not _ndarray:
-            with _device(a):  # CuPy works on the current GPU: the gradients'
-                return a + b
         return add_arrays(a, b) if raw else a + b
 
     def deliver_leaf(leaf: Any, g: Any, hooked: bool = False) -> None:
@@ -96,26 +93,13 @@ def backward(
             if i is not None:
                 capture[i] = add(capture[i], g)
             return
-        if leaf.grad is None:
-            if not raw:
-                leaf.grad = g
-                return
-            leaf.grad = wrap(own(g))
+        if raw:
+            accumulate(leaf, g, handed_out)
         else:
-            leaf.grad = leaf.grad + (wrap(g) if raw else g)
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def own(g: Any) -> Any:
-        # A gradient handed out (`.grad`, grad()'s results) must own its memory: one array can
-        # reach several leaves (x + y hands the same array to both), be the caller's own
-        # gradient passed through, or be a read-only broadcast view, and an in-place change to
-        # one must not show up anywhere else. A fresh, writable array seen for the first time is
-        # kept as it is; anything else is copied.
-        key = id(g)
-        if g.base is not None or key in handed_out or not writable(g):
-            with _device(g):  # CuPy copies to the current GPU: keep it on the gradient's
-                return g.copy()
-        handed_out.add(key)
-        return g
+        return owned(g, handed_out)
 
     # Nodes run in reverse creation order. Creation order is a topological order (an op is
     # recorded after its inputs), so when a node is popped, every node that consumes its outputs
@@ -203,7 +187,7 @@ def backward(
                 ready.finish()
     finally:
         grad_mode.enabled = prev_mode
-        queue, _final.queue = _final.queue, outer_queue
+        queue = _callbacks_restore(outer_queue)
     if rec is not None:
         rec.backward_ends(queue)  # runs them as a replay will
     else:
@@ -214,8 +198,34 @@ def backward(
     return capture
 
 
+def owned(g: Any, handed: set, copy: bool = False) -> Any:
+    """g, or a copy of it: a gradient handed out (`.grad`, grad()'s results) must own its memory.
+
+    One array can reach several leaves (x + y hands the same array to both), be the caller's
+    own gradient passed through (`copy`), or be a read-only broadcast view, and an in-place
+    change to one must not show up anywhere else. A fresh, writable array not yet handed out
+    (its id not in `handed`) is kept as it is; anything else is copied."""
+    if copy or g.base is not None or id(g) in handed or not writable(g):
+        with _device(g):  # CuPy copies to the current GPU: keep it on the gradient's
+            return g.copy()
+    handed.add(id(g))
+    return g
+
+
+def accumulate(leaf: Tensor, g: Any, handed: set, copy: bool = False) -> None:
+    """An array gradient (in the leaf's dtype) into leaf.grad: adopted (see `owned`) where there
+    is none yet, else added to it."""
+    if leaf._grad is None:
+        leaf.grad = Tensor._make(owned(g, handed, copy))
+    else:
+        leaf.grad = leaf._grad + Tensor._make(g)
+
+
 def add_arrays(a: Any, b: Any) -> Any:
     """Two gradients (arrays) summed, as backward sums them where paths meet."""
+    if type(a) is not _ndarray:
+        with _device(a):  # CuPy works on the current GPU: the gradients'
+            return a + b
     s = a + b
     return s if type(s) is _ndarray else backend.np.asarray(s)  # 0-d sums come back as scalars
 
@@ -401,10 +411,15 @@ def callbacks_begin() -> Any:
     return outer
 
 
+def _callbacks_restore(outer: Any) -> list:
+    """The ending backward's queued callbacks; the queue it hid is back."""
+    queue, _final.queue = _final.queue, outer
+    return queue
+
+
 def callbacks_end(outer: Any) -> None:
     """A backward ends: its queued callbacks run, and the queue it hid is back."""
-    queue, _final.queue = _final.queue, outer
-    for fn in queue:
+    for fn in _callbacks_restore(outer):
         fn()
 
 
