@@ -34,6 +34,7 @@ the step reads from outside (parameters). A call that fails them records again (
 
 from __future__ import annotations
 
+import builtins
 import functools
 import logging
 import threading
@@ -81,6 +82,14 @@ class Compiled:
         self.traces = 0
         self.lock = threading.Lock()
         functools.update_wrapper(self, fn)
+
+    @property
+    def code(self) -> str | None:
+        """The Python source of the newest replay: one straight-line function of the call's
+        arguments, an instruction a line (None before a recording has been agreed)."""
+        with self.lock:
+            agreed = [t for ts in self.cache.values() for t in ts if t.agreed]
+        return agreed[-1].code if agreed else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.eager_reason is not None:
@@ -137,7 +146,9 @@ class Compiled:
                 oldest.pop(0)
                 if not oldest:
                     self.cache.popitem(last=False)
-        return trace.outputs(rec.env_of(result))
+        leaves: list[Any] = []
+        _flatten(result, leaves)
+        return trace.outputs([t.data for t in leaves if isinstance(t, Tensor)])
 
 
 # -- arguments: a flat list of leaves and the structure around them ----------------------------
@@ -230,9 +241,10 @@ class _Recorder:
             self.keep.append(t.data)
             self.args.append((s, i))
 
-    def _emit(self, backward: bool, run: Callable, *what: Any) -> None:
-        """An instruction, and what it is (for comparing two recordings of one function)."""
-        self.program.append((backward, run))
+    def _emit(self, backward: bool, fn: Callable, ins: Any, outs: Any, *what: Any) -> None:
+        """An instruction, `outs = fn(*ins)` over slots (outs: a slot, a tuple of them, or
+        None), and what it is (for comparing two recordings of one function)."""
+        self.program.append((backward, fn, tuple(ins), outs))
         self.described.append(what)
 
     # what fn does, as the layers below report it
@@ -256,16 +268,23 @@ class _Recorder:
     def module(self, m: Any) -> None:
         self.modules[id(m)] = (m, m.training, _members(m))
 
-    def forward(self, op: Primitive, fwd: Callable, xp: Any, dev: Any, args: Any, arrays: list,
+    def forward(self, op: Primitive, impl: Any, xp: Any, dev: Any, args: Any, arrays: list,
                 params: dict, out: Any, aux: Any) -> None:  # fmt: skip
         for v in params.values():
             for a in v if isinstance(v, tuple) else (v,):
                 if id(a) in self.slots:
                     return self.unsupported(f"{op.name} with a computed array among its options")
+        if impl is None:
+            fwd = op.fwd
+        elif impl.plan is None:
+            fwd = impl.forward
+        else:  # the kernel's checks and choices, made once for every replay
+            fwd = impl.plan(xp, *arrays, **params)
         ins = [self.slot(arr, a if isinstance(a, Tensor) else None) for a, arr in zip(args, arrays)]
         o = self.made(out)
         x = self.made(aux) if op.aux else None
-        self._emit(False, _forward(fwd, xp, dev, ins, params, o, x), op, ins, params, o, x)
+        run = _forward(fwd, xp, dev, params, op.aux, out.ndim == 0)
+        self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x)
 
     def backward(self, node: Node, gouts: list, grads: list) -> None:
         op = node.fn
@@ -286,13 +305,30 @@ class _Recorder:
         template.impl = node.impl
         outs = [None if g is None else self.made(g) for g in grads]
         gpu = type(gouts[0]) is not _ndarray
-        run = _backward(op, template, gs, arrays, y, aux, params, outs, gpu)
-        self._emit(True, run, op, gs, arrays, y, aux, params, outs, edges)
+        impl = node.impl
+        rule = op.joint_vjp if impl is None else impl.backward
+        # what the instruction reads: the gradients that came, the saved inputs, y, aux
+        ins = [i for i in gs if i is not None] + (arrays or [])
+        ins += [i for i in (y, aux) if i is not None]
+        wanted = tuple(i for i in outs if i is not None)
+        if rule is None or gs[0] is None or (op.save_inputs and arrays is None):
+            run = _backward(op, template, gs, arrays, y, aux, params, outs, gpu)
+        else:  # the derivative rule called directly, as a plain backward would call it
+            needs = tuple(e is not None for e in edges)
+            if impl is not None and impl.plan_backward is not None:
+                y_value = out.data if y is not None else out
+                xs = node.arrays if op.save_inputs else inputs
+                rule = impl.plan_backward(gouts[0], y_value, *xs, needs=needs, **node.params)
+            n = len(arrays) if op.save_inputs else 0
+            const = out if y is None else None
+            run = _rule(op, rule, n, None if n else inputs, y is not None, const, aux is not None,
+                        params, needs, inputs, outs, gpu)  # fmt: skip
+        self._emit(True, run, ins, wanted, op, gs, arrays, y, aux, params, outs, edges)
 
     def backward_begins(self) -> None:
         """A backward starts: at a replay too, hooks may queue end-of-backward callbacks."""
         self.queue_slot = s = self._new(None)
-        self._emit(True, _callbacks_begin(s), "begin")
+        self._emit(True, engine.callbacks_begin, (), s, "begin")
 
     def backward_ends(self, queue: list) -> None:
         """The backward's queued callbacks run now, and at each replay, where a replayed hook
@@ -303,12 +339,12 @@ class _Recorder:
                 fn()
         finally:
             self.paused = False
-        self._emit(False, _callbacks_end(self.queue_slot), "end")
+        self._emit(False, engine.callbacks_end, (self.queue_slot,), None, "end")
 
     def add(self, a: Any, b: Any) -> Any:
         s = add_arrays(a, b)
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
-        self._emit(True, _add(sa, sb, out), "add", sa, sb, out)
+        self._emit(True, add_arrays, (sa, sb), out, "add", sa, sb, out)
         return s
 
     def deliver(self, leaf: Tensor, g: Any) -> None:
@@ -321,48 +357,46 @@ class _Recorder:
             self.paused = False
         # What the step reads of leaf.grad later (clipping, say) is the array delivered.
         out = self.made(leaf.grad.data)
-        self._emit(True, _deliver(leaf, s, copy, out), "deliver", leaf, s, copy, out)
+        self._emit(True, _deliver(leaf, copy), (s, 0), out, "deliver", leaf, s, copy, out)
 
     def copy_into(self, t: Tensor, src: Any) -> None:
         dst, s = self.slot(t.data, t), self.slot(src)
         external = dst not in self.fresh
-        self._emit(False, _copy_into(t if external else None, dst, s), "copy", t, dst, s)
+        run = _copy_into(t if external else None)
+        self._emit(False, run, (dst, s), None, "copy", t, dst, s)
 
     def source(self, draw: Callable, a: Any) -> None:
         out = self.made(a)
-        self._emit(False, _source(draw, out), "draw", a.shape, a.dtype, out)
+        self._emit(False, draw, (), out, "draw", a.shape, a.dtype, out)
 
-    def call(self, fn: Callable, *args: Any) -> Any:
-        """fn(*args) (an optimizer step, a clipping), run again as a whole at each replay."""
+    def call(self, fn: Callable, *args: Any, replay: Callable | None = None) -> Any:
+        """fn(*args) (an optimizer step, a clipping), run again as a whole at each replay; or,
+        given `replay`, replay() made after the call runs in its place (the same work with the
+        checks the call made skipped)."""
         self.paused = True
         try:
             result = fn(*args)
         finally:
             self.paused = False
         out = self.made(result.data) if isinstance(result, Tensor) else None
-        self._emit(False, _call(fn, args, out), fn, args, out)
+        run = _call(fn, args) if replay is None else _call(replay(), ())
+        self._emit(False, run, (), out, fn, args, out)
         return result
 
     def set_grad(self, t: Tensor, value: Tensor | None) -> None:
         """t.grad = value in the step's own code (a hand-written zero_grad, say)."""
         if value is None:
-            self._emit(False, _set_grad(t, None, False), "set_grad", t)
+            self._emit(False, _set_grad(t, False), (), None, "set_grad", t)
             return
         s = self.slot(value.data, value)
-        self._emit(False, _set_grad(t, s, s not in self.fresh), "set_grad", t, s)
+        self._emit(False, _set_grad(t, s not in self.fresh), (s,), None, "set_grad", t, s)
 
     def write(self, t: Tensor, values: Any) -> None:
         """t's memory overwritten with values outside the ops (Tensor._write)."""
         if not isinstance(values, _PLAIN) and id(values) not in self.slots:
             return self.unsupported("an in-place write of values computed outside the ops")
         dst, src = self.slot(t.data, t), self.slot(values)
-        self._emit(False, _copy_into(t, dst, src), "write", t, dst, src)
-
-    def env_of(self, result: Any) -> dict:
-        """The recording's own values of fn's result tensors, by slot."""
-        leaves: list[Any] = []
-        _flatten(result, leaves)
-        return {self.slots[id(t.data)]: t.data for t in leaves if isinstance(t, Tensor)}
+        self._emit(False, _copy_into(t), (dst, src), None, "write", t, dst, src)
 
     def finish(self, result: Any) -> Trace:
         leaves: list[Any] = []
@@ -414,54 +448,69 @@ def _members(m: Any) -> tuple:
     return (*m._parameters.values(), *m._buffers.values(), *m._modules.values())
 
 
-# -- instructions: closures over slots of one list, `env`, that a replay fills -----------------
+# -- instructions: functions of the slots they read, returning the slots they fill --------------
 
 
-def _forward(fwd, xp, dev, ins, params, out, aux) -> Callable:
-    gpu = dev is not None and dev.type != "cpu"
+def _forward(fwd, xp, dev, params, aux, scalar) -> Callable:
+    run = functools.partial(fwd, xp, **params)
+    if scalar:  # NumPy gives a 0-d result as a scalar: an array, as the op's own call makes it
 
-    def run(env: list) -> None:
-        if gpu:
+        def run(*arrays, plain=run):
+            res = plain(*arrays)
+            if aux:
+                return xp.asarray(res[0]), res[1]
+            return xp.asarray(res)
+
+    if dev is not None and dev.type != "cpu":
+
+        def run(*arrays, plain=run):
             with backend.on(dev):
-                res = fwd(xp, *[env[i] for i in ins], **params)
-        else:
-            res = fwd(xp, *[env[i] for i in ins], **params)
-        if aux is not None:
-            res, env[aux] = res
-        if type(res) is not _ndarray and not backend.is_cuda_array(res):
-            res = xp.asarray(res)
-        env[out] = res
+                return plain(*arrays)
 
     return run
 
 
 def _backward(op, node, gouts, arrays, y, aux, params, outs, gpu) -> Callable:
-    def run(env: list) -> None:
+    """The op's whole backward on a node made for the replay (an op without a joint rule)."""
+    n_x = 0 if arrays is None else len(arrays)
+
+    def run(*values):
+        it = iter(values)
+        gs = [None if i is None else next(it) for i in gouts]
         if arrays is not None:
-            node.arrays = [env[i] for i in arrays]
+            node.arrays = [next(it) for _ in range(n_x)]
         if y is not None:
-            node.output = env[y]
+            node.output = next(it)
         if aux is not None:
-            node.params = dict(params, aux=env[aux])
-        gs = [None if i is None else env[i] for i in gouts]
+            node.params = dict(params, aux=next(it))
         if gpu:
-            with next(g for g in gs if g is not None).device:
+            with values[0].device:
                 grads = op.backward(node, gs, True)
         else:
             grads = op.backward(node, gs, True)
-        for i, g in zip(outs, grads):
-            if i is not None:
-                env[i] = g
         node.arrays = None  # the saved values go when the rule has run, as in backward()
         if y is not None:
             node.output = None
+        return tuple(g for i, g in zip(outs, grads) if i is not None)
 
     return run
 
 
-def _add(a: int, b: int, out: int) -> Callable:
-    def run(env: list) -> None:
-        env[out] = add_arrays(env[a], env[b])
+def _rule(op, rule, n, metas, has_y, const, has_aux, params, needs, inputs, outs, gpu) -> Callable:
+    """A joint derivative rule on the replay's arrays, its gradients fitted to their inputs:
+    run(g, *saved inputs, y?, aux?) -> the wanted gradients."""
+    wanted = [k for k, i in enumerate(outs) if i is not None]
+
+    def run(g, *values):
+        xs = values[:n] if metas is None else metas
+        yv = values[n] if has_y else const
+        kw = dict(params, aux=values[-1]) if has_aux else params
+        if gpu:
+            with g.device:
+                grads = op.fit_grads(list(rule(g, yv, *xs, needs=needs, **kw)), inputs, True)
+        else:
+            grads = op.fit_grads(list(rule(g, yv, *xs, needs=needs, **kw)), inputs, True)
+        return tuple(grads[k] for k in wanted)
 
     return run
 
@@ -478,56 +527,37 @@ def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
     engine.accumulate(leaf, g, handed, copy)
 
 
-def _deliver(leaf: Tensor, s: int, copy: bool, out: int) -> Callable:
-    def run(env: list) -> None:
-        deliver_grad(leaf, env[s], copy, env[0])
-        env[out] = leaf.grad.data
+def _deliver(leaf: Tensor, copy: bool) -> Callable:
+    def run(g: Any, handed: set) -> Any:
+        deliver_grad(leaf, g, copy, handed)
+        return leaf._grad.data
 
     return run
 
 
-def _set_grad(t: Tensor, s: int | None, copy: bool) -> Callable:
-    def run(env: list) -> None:
-        if s is None:
+def _set_grad(t: Tensor, copy: bool) -> Callable:
+    def run(*value: Any) -> None:
+        if not value:
             t._grad = None
         else:  # an array from outside the step is copied: the gradient must own its memory
-            t._grad = Tensor._make(env[s].copy() if copy else env[s])
+            t._grad = Tensor._make(value[0].copy() if copy else value[0])
 
     return run
 
 
-def _copy_into(t: Tensor | None, dst: int, src: int) -> Callable:
-    def run(env: list) -> None:
-        env[dst][...] = env[src]
+def _copy_into(t: Tensor | None) -> Callable:
+    def run(dst: Any, src: Any) -> None:
+        dst[...] = src
         if t is not None:
             t._changed()
 
     return run
 
 
-def _callbacks_begin(s: int) -> Callable:
-    def run(env: list) -> None:
-        env[s] = engine.callbacks_begin()
-
-    return run
-
-
-def _callbacks_end(s: int) -> Callable:
-    return lambda env: engine.callbacks_end(env[s])
-
-
-def _source(draw: Callable, out: int) -> Callable:
-    def run(env: list) -> None:
-        env[out] = draw()
-
-    return run
-
-
-def _call(fn: Callable, args: tuple, out: int | None) -> Callable:
-    def run(env: list) -> None:
+def _call(fn: Callable, args: tuple) -> Callable:
+    def run() -> Any:
         result = fn(*args)
-        if out is not None:
-            env[out] = result.data
+        return result.data if isinstance(result, Tensor) else None
 
     return run
 
@@ -537,16 +567,11 @@ def _call(fn: Callable, args: tuple, out: int | None) -> Callable:
 
 class Trace:
     def __init__(self, program, template, args, externals, modules, tree, outs):
-        # Runs of instructions of one kind: a backward's run with NumPy's warnings off.
-        self.program: list[tuple[bool, list]] = []
-        for backward, run in program:
-            if not self.program or self.program[-1][0] != backward:
-                self.program.append((backward, []))
-            self.program[-1][1].append(run)
         self.template, self.args = template, args
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
         self.described: list[tuple] = []
         self.agreed = False  # a second recording agreed with this one: it may be replayed
+        self.code, self.run = _generate(program, template, args, externals, outs)
 
     def differs(self, other: Trace) -> str | None:
         """What differs between two recordings of one function with the same guards, which a
@@ -582,23 +607,62 @@ class Trace:
         return None
 
     def replay(self, flat: list) -> Any:
-        env = self.template.copy()
-        env[0] = set()
-        for s, i in self.args:
-            env[s] = flat[i].data
-        for s, t, *_ in self.externals:
-            env[s] = t.data
-        for backward, runs in self.program:
-            if backward:
-                with backend.np.errstate(all="ignore"):  # as backward() runs derivatives
-                    for run in runs:
-                        run(env)
-            else:
-                for run in runs:
-                    run(env)
-        return self.outputs(env)
+        return self.outputs(self.run(flat))
 
-    def outputs(self, env: Any) -> Any:
-        """fn's result: its tensors as the replay's arrays, with no graph (as every call's)."""
-        results = (Tensor._make(env[v]) if is_tensor else v for is_tensor, v in self.outs)
+    def outputs(self, arrays: Any) -> Any:
+        """fn's result: its tensors, from `arrays` in order, with no graph (as every call's)."""
+        it = iter(arrays)
+        results = (Tensor._make(next(it)) if is_tensor else v for is_tensor, v in self.outs)
         return _rebuild(self.tree, results)
+
+
+def _generate(program: list, template: list, args: list, externals: list, outs: list) -> tuple:
+    """The recording as one Python function of the call's flat arguments, `run(flat)`, which
+    returns the arrays of fn's result tensors; and its source. Each slot is a local variable,
+    deleted after its last use, so a replay holds no more memory than it needs; constants and
+    the instructions' functions are the function's globals."""
+    written = {0} | {s for s, _ in args} | {s for s, *_ in externals}
+    for _, _, _, o in program:
+        written.update(o if isinstance(o, tuple) else () if o is None else (o,))
+    names: dict[str, Any] = {"errstate": backend.np.errstate}
+
+    def name(slot: int) -> str:
+        if slot in written:
+            return f"s{slot}"
+        names[f"c{slot}"] = template[slot]
+        return f"c{slot}"
+
+    returned = {v for is_tensor, v in outs if is_tensor}
+    last = {}  # slot -> the last instruction that reads it
+    for k, (_, _, ins, _) in enumerate(program):
+        for i in ins:
+            last[i] = k
+    lines = ["def replay(flat):", "    s0 = set()"]
+    lines += [f"    s{s} = flat[{i}].data" for s, i in args]
+    for s, t, *_ in externals:
+        names[f"e{s}"] = t
+        lines.append(f"    s{s} = e{s}.data")
+    in_backward = False
+    for k, (backward, fn, ins, o) in enumerate(program):
+        if backward != in_backward:
+            in_backward = backward
+            if backward:  # as backward() runs derivatives: with NumPy's warnings off
+                lines.append('    with errstate(all="ignore"):')
+        pad = "        " if backward else "    "
+        names[f"f{k}"] = fn
+        call = f"f{k}({', '.join(name(i) for i in ins)})"
+        if o is None:
+            lines.append(pad + call)
+        elif isinstance(o, tuple):
+            lines.append(f"{pad}{', '.join(f's{i}' for i in o)}, = {call}")
+        else:
+            lines.append(f"{pad}s{o} = {call}")
+        made = o if isinstance(o, tuple) else () if o is None else (o,)
+        gone = [i for i in (*ins, *made) if i in written and last.get(i, k) == k]
+        gone = sorted({i for i in gone if i not in returned and i != 0})
+        if gone:
+            lines.append(f"{pad}del {', '.join(f's{i}' for i in gone)}")
+    lines.append(f"    return ({''.join(name(v) + ', ' for is_tensor, v in outs if is_tensor)})")
+    source = "\n".join(lines) + "\n"
+    exec(builtins.compile(source, "<gt.compile replay>", "exec"), names)  # noqa: S102
+    return source, names["replay"]

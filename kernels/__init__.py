@@ -2,7 +2,9 @@
 
 `linear_act_forward` / `linear_act_backward` (linear + activation) dispatch on the array type:
 NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
-objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `sgd_update`, `adam_update` and
+objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `plan_linear_act_forward` / `_backward` make
+their checks and choices once, for operands of given shapes, dtypes and layouts, and return the
+call that runs them (what gt.compile replays). `sgd_update`, `adam_update` and
 `rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a list of them)
 dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA
 launch for a list of parameters).
@@ -13,6 +15,7 @@ no CuPy and touches no GPU.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +30,9 @@ __all__ = [
     "linear_act_accepts",
     "linear_act_backward",
     "linear_act_forward",
+    "plan_linear_act_backward",
+    "plan_linear_act_forward",
+    "plan_update",
     "rmsprop_update",
     "sgd_update",
     "update_accepts",
@@ -104,6 +110,14 @@ def update_accepts(arrays: list[Any]) -> bool:
     )
 
 
+def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Callable:
+    """run(*arrays, **hyper): the update `fn` ("sgd_update", ...) for arrays shaped, typed and
+    laid out as these (the same lists of parameters and state), its checks made now."""
+    module = _optim_module(fn, arrays[0])
+    plan = getattr(module, "plan_update", None)
+    return getattr(module, fn) if plan is None else plan(fn, *arrays, **hyper)
+
+
 def linear_act_forward(
     x: Any, weight: Any, bias: Any | None, activation: str
 ) -> tuple[Any, Any | None]:
@@ -128,15 +142,49 @@ def linear_act_backward(
     return module.linear_act_backward(gy, x, weight, aux, activation, bias, input_grad)
 
 
+def plan_linear_act_forward(x: Any, weight: Any, bias: Any | None, activation: str) -> Callable:
+    """run(x, weight, bias) -> (y, aux): linear_act_forward for operands shaped, typed and laid
+    out as these, its checks made now; e.g. run = plan_linear_act_forward(x, w, b, "relu")."""
+    module = _backend("linear_act_forward", x)
+    plan = getattr(module, "plan_forward", None)
+    if plan is not None:
+        return plan(x, weight, bias, activation)
+    forward = module.linear_act_forward
+    return lambda x, weight, bias: forward(x, weight, bias, activation)
+
+
+def plan_linear_act_backward(
+    gy: Any,
+    x: Any,
+    weight: Any,
+    aux: Any | None,
+    activation: str,
+    bias: bool = True,
+    input_grad: bool = True,
+) -> Callable:
+    """run(gy, x, weight, aux) -> (gx, gw, gb): linear_act_backward for operands shaped, typed
+    and laid out as these, its checks made now."""
+    module = _backend("linear_act_backward", x)
+    plan = getattr(module, "plan_backward", None)
+    if plan is not None:
+        return plan(gy, x, weight, aux, activation, bias, input_grad)
+    backward = module.linear_act_backward
+    return lambda gy, x, weight, aux: backward(gy, x, weight, aux, activation, bias, input_grad)
+
+
 def _optim(fn: str, param: Any) -> Any:
+    return getattr(_optim_module(fn, param), fn)
+
+
+def _optim_module(fn: str, param: Any) -> ModuleType:
     if isinstance(param, (list, tuple)):  # a list of tensors: all of one kind, as checked later
         if not param:
-            return getattr(_module("optim_cpu"), fn)  # nothing to update
+            return _module("optim_cpu")  # nothing to update
         param = param[0]
     if isinstance(param, np.ndarray):
-        return getattr(_module("optim_cpu"), fn)
+        return _module("optim_cpu")
     if hasattr(type(param), "__cuda_array_interface__"):
-        return getattr(_module("optim_cuda"), fn)
+        return _module("optim_cuda")
     raise ValueError(
         f"{fn}: param must be a NumPy array or a CUDA array (CuPy), got "
         f"{type(param).__module__}.{type(param).__qualname__}"

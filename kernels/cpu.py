@@ -17,7 +17,14 @@ from ._api import ACTIVATIONS, AUX_KIND, check_backward, check_forward
 from ._numba_cache import ensure_cache
 from .activations import DIGEST, TABLE
 
-__all__ = ["ACTIVATIONS", "linear_act_backward", "linear_act_forward", "warmup"]
+__all__ = [
+    "ACTIVATIONS",
+    "linear_act_backward",
+    "linear_act_forward",
+    "plan_backward",
+    "plan_forward",
+    "warmup",
+]
 
 ensure_cache(__file__)  # before any cache=True function is defined
 
@@ -519,10 +526,12 @@ def _run_backward(k, gy, aux, gz):
 
 
 def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
-    """(cblas gemm, rows per block) when the layer runs in row blocks, else None."""
+    """(cblas gemm, rows per block) when the layer runs in row blocks, else None. x is as the
+    layer will read it: `_blasable` makes a strided x C-contiguous, a transposed view stays so."""
     gemm = blas.cblas_gemm(x.dtype)
     rows, n_in = x.shape
-    if gemm is None or not x.flags.c_contiguous or n_in == 0 or n_out == 0:
+    contiguous = x.flags.c_contiguous or not x.flags.f_contiguous
+    if gemm is None or not contiguous or n_in == 0 or n_out == 0:
         return None
     block = BLOCK_BYTES // ((n_in + n_out) * x.itemsize)
     if block < _MIN_BLOCK_ROWS or rows < 2 * block:
@@ -554,23 +563,41 @@ def linear_act_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, activation: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """y, aux = act(x @ weight.T + bias); e.g. linear_act_forward(x, w, b, "relu")."""
+    return plan_forward(x, weight, bias, activation)(x, weight, bias)
+
+
+def plan_forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, activation: str
+) -> Any:
+    """linear_act_forward with its checks and choices made once, for operands of these shapes,
+    dtypes and layouts: run(x, weight, bias) -> (y, aux). A replay of gt.compile calls it."""
     check_forward(x, weight, bias, activation, (np.ndarray,), "NumPy", DTYPES)
-    x, weight = _blasable(x), _blasable(weight)
-    n_out = weight.shape[0]
-    z = np.empty((x.shape[0], n_out), x.dtype)
+    dtype, n_out = x.dtype, weight.shape[0]
+    shape = (x.shape[0], n_out)
     saves = AUX_KIND[activation]
     if saves is None and bias is None:
-        return blas.matmul(x, weight.T, z), None
-    b = np.zeros(n_out, x.dtype) if bias is None else np.ascontiguousarray(bias)
-    y = np.empty_like(z) if saves == "input" else z
+
+        def matmul_only(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, None]:
+            return blas.matmul(_blasable(x), _blasable(weight).T, np.empty(shape, dtype)), None
+
+        return matmul_only
+    zeros = np.zeros(n_out, dtype) if bias is None else None
     k = _passes(activation)
     blocks = _blocking(x, n_out)
-    if blocks is None:
-        blas.matmul(x, weight.T, z)
-        _run_forward(k, z, b, y)
-    else:
-        _forward_blocked(k, x, weight, b, z, y, *blocks)
-    return y, (None if saves is None else z)
+
+    def run(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        x, weight = _blasable(x), _blasable(weight)
+        b = zeros if bias is None else np.ascontiguousarray(bias)
+        z = np.empty(shape, dtype)
+        y = np.empty_like(z) if saves == "input" else z
+        if blocks is None:
+            blas.matmul(x, weight.T, z)
+            _run_forward(k, z, b, y)
+        else:
+            _forward_blocked(k, x, weight, b, z, y, *blocks)
+        return y, (None if saves is None else z)
+
+    return run
 
 
 def _forward_blocked(k, x, weight, b, z, y, gemm, block):
@@ -596,32 +623,50 @@ def linear_act_backward(
     input_grad=False skips gx (returned as None): a first layer's input needs no gradient, and
     that saves one of the three GEMMs.
     """
+    return plan_backward(gy, x, weight, aux, activation, bias, input_grad)(gy, x, weight, aux)
+
+
+def plan_backward(
+    gy: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    aux: np.ndarray | None,
+    activation: str,
+    bias: bool = True,
+    input_grad: bool = True,
+) -> Any:
+    """linear_act_backward with its checks and choices made once, for operands of these shapes,
+    dtypes and layouts: run(gy, x, weight, aux) -> (gx, gw, gb). A replay of gt.compile calls it."""
     check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
-    x, weight = _blasable(x), _blasable(weight)
-    # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes gy
-    # as its own output.
-    gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()
     identity = AUX_KIND[activation] is None
-    aux = gy if identity else np.ascontiguousarray(aux)
     k = _passes(activation)
     blocks = _blocking(x, weight.shape[0])
-    if blocks is not None:
-        return _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, *blocks)
-    gb = None
-    if identity:
-        gz = gy
-        if bias:
-            gb = _run_backward(k, gy, gy, gy)
-    else:
-        gz = np.empty_like(gy)
-        gb = _run_backward(k, gy, aux, gz)
-    gx = None
-    if input_grad:
-        gx = np.empty(x.shape, x.dtype)
-        blas.matmul(gz, weight, gx)
-    gw = np.empty(weight.shape, x.dtype)
-    blas.matmul(gz.T, x, gw)
-    return gx, gw, (gb.astype(x.dtype) if bias else None)
+
+    def run(gy: Any, x: Any, weight: Any, aux: Any) -> tuple:
+        x, weight = _blasable(x), _blasable(weight)
+        # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes
+        # gy as its own output.
+        gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()
+        aux = gy if identity else np.ascontiguousarray(aux)
+        if blocks is not None:
+            return _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, *blocks)
+        gb = None
+        if identity:
+            gz = gy
+            if bias:
+                gb = _run_backward(k, gy, gy, gy)
+        else:
+            gz = np.empty_like(gy)
+            gb = _run_backward(k, gy, aux, gz)
+        gx = None
+        if input_grad:
+            gx = np.empty(x.shape, x.dtype)
+            blas.matmul(gz, weight, gx)
+        gw = np.empty(weight.shape, x.dtype)
+        blas.matmul(gz.T, x, gw)
+        return gx, gw, (gb.astype(x.dtype) if bias else None)
+
+    return run
 
 
 def _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, gemm, block):

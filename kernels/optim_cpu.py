@@ -237,8 +237,13 @@ def sgd_update(
 ) -> None:
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
     named = {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
+    rows = tensor_rows("sgd_update", named, _flat)
+    _sgd_rows(rows, lr, weight_decay, momentum, dampening, nesterov, first)
+
+
+def _sgd_rows(rows, lr, weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False, first=False):
     scalars: dict[Any, tuple] = {}  # by float type: worked out once per call, not per tensor
-    for p, g, b in tensor_rows("sgd_update", named, _flat):
+    for p, g, b in rows:
         ft = p.dtype.type
         c = scalars.get(ft) or scalars.setdefault(
             ft, sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first)
@@ -270,8 +275,15 @@ def adam_update(
         "exp_avg_sq": exp_avg_sq,
         "max_exp_avg_sq": max_exp_avg_sq,
     }
+    rows = tensor_rows("adam_update", named, _flat)
+    _adam_rows(rows, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
+               bias_correction2_sqrt)  # fmt: skip
+
+
+def _adam_rows(rows, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
+               bias_correction2_sqrt):  # fmt: skip
     scalars: dict[Any, tuple] = {}
-    for p, g, m, v, vmax in tensor_rows("adam_update", named, _flat):
+    for p, g, m, v, vmax in rows:
         ft = p.dtype.type
         c = scalars.get(ft) or scalars.setdefault(ft, adam_scalars(
             ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bias_correction2_sqrt
@@ -300,13 +312,45 @@ def rmsprop_update(
         "grad_avg": grad_avg,
         "momentum_buffer": momentum_buffer,
     }
-    for p, g, sq, ga, b in tensor_rows("rmsprop_update", named, _flat):
+    rows = tensor_rows("rmsprop_update", named, _flat)
+    _rmsprop_rows(rows, lr, alpha, eps, weight_decay, momentum)
+
+
+def _rmsprop_rows(rows, lr, alpha, eps, weight_decay, momentum):
+    for p, g, sq, ga, b in rows:
         ft = p.dtype.type
         _rmsprop(
             p, g, sq, sq if ga is None else ga, sq if b is None else b,
             *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum),
             ga is not None, b is not None,
         )  # fmt: skip
+
+
+# Each update's arrays, by name, and its loop over the rows `tensor_rows` checks.
+_UPDATES: dict[str, tuple[tuple[str, ...], Any]] = {
+    "sgd_update": (("param", "grad", "momentum_buffer"), _sgd_rows),
+    "adam_update": (("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), _adam_rows),
+    "rmsprop_update": (
+        ("param", "grad", "square_avg", "grad_avg", "momentum_buffer"),
+        _rmsprop_rows,
+    ),
+}
+
+
+def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
+    """run(*arrays, **hyper): the update `fn` for arrays like these (the same lists, shapes,
+    dtypes and layouts), checked now; each run only takes the 1-D views (gt.compile's replays)."""
+    names, loop = _UPDATES[fn]
+    tensor_rows(fn, dict(zip(names, arrays)), _flat)
+
+    def run(*arrays: Any, **hyper: Any) -> None:
+        if not isinstance(arrays[0], (list, tuple)):
+            arrays = tuple(None if a is None else [a] for a in arrays)
+        count = len(arrays[0])
+        columns = [[None] * count if c is None else [a.reshape(-1) for a in c] for c in arrays]
+        loop(zip(*columns), **hyper)
+
+    return run
 
 
 def warmup() -> None:

@@ -95,6 +95,36 @@ def test_every_fused_activation_replays_exactly(activation):
     _same_params(m1, m2)
 
 
+def test_a_replay_is_straight_line_code_that_checks_nothing_again(monkeypatch):
+    from gradtensor.kernels import cpu, optim_cpu
+
+    model = nn.MLP([6, 10, 10, 3])
+    opt = gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = gt.compile(_train_step)
+    (x, y), *rest = _data(5, 8, "float32")
+    assert step.code is None
+    step(model, opt, x, y)
+    step(model, opt, x, y)  # the second recording, which agrees: from now on replayed
+    code = step.code
+    assert code.startswith("def replay(flat):") and "with errstate" in code
+    assert "del " in code  # an intermediate array goes after its last use
+    # The kernels' argument checks ran while recording; a replay makes none of them again.
+    checks = []
+    for module, name in [(cpu, "check_forward"), (cpu, "check_backward"), (optim_cpu, "_flat")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *a, real=real, **k: checks.append(1) or real(*a, **k)
+        )
+    eager = F.cross_entropy(model(x), y)  # eagerly, the checks run
+    assert checks
+    step(model, opt, *rest[0])  # the first replay plans the optimizer's kernel calls
+    checks.clear()
+    for x, y in rest[1:]:
+        loss = step(model, opt, x, y)
+    assert not checks and np.isfinite(loss.item())
+    assert step.traces == 2 and eager.requires_grad
+
+
 def test_kernels_off_replays_the_array_path_exactly():
     def build():
         model = nn.MLP([6, 10, 3], activation="gelu")

@@ -95,10 +95,44 @@ def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None, backward=None):
     )
 
 
+def _plan_kernel(xp, x, w, b, *, activation):
+    """The kernel forward for operands like these, checked once (gt.compile replays it)."""
+    _check_shapes(x, w, b)
+    run = _kernels.plan_linear_act_forward(_rows(x), w, b, activation)
+    if x.ndim == 2:
+        return lambda xp, x, w, b, **params: run(x, w, b)
+    shape = x.shape[:-1] + (w.shape[0],)
+
+    def forward(xp, x, w, b, **params):
+        y, aux = run(_rows(x), w, b)
+        return y.reshape(shape), aux
+
+    return forward
+
+
+def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
+    """The kernel derivative for operands like these, checked once (gt.compile replays it)."""
+    bias = b is not None
+    run = _kernels.plan_linear_act_backward(_rows(g), _rows(x), w, aux, activation, bias, needs[0])
+    flat = x.ndim == 2
+
+    def rule(g, y, x, w, b, *, aux=None, **params):
+        gx, gw, gb = run(g, x, w, aux) if flat else run(_rows(g), _rows(x), w, aux)
+        return (
+            (gx if flat else gx.reshape(x.shape)) if needs[0] else None,
+            gw if needs[1] else None,
+            gb if bias and needs[2] else None,
+        )
+
+    return rule
+
+
 @_linear.implementation(
     "kernel",
     accepts=lambda x, w, b, *, activation: _kernels.linear_act_accepts(x, w, b, activation),
     backward=lambda *args, **kw: _linear_grad(*args, **kw, backward=_kernels.linear_act_backward),
+    plan=_plan_kernel,
+    plan_backward=_plan_kernel_grad,
 )
 def _linear_kernel(xp, x, w, b, *, activation):
     _check_shapes(x, w, b)

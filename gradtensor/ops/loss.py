@@ -36,24 +36,34 @@ _SAMPLES = [
 def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     n, c = x.shape
     keep = target != ignore_index
-    cls = xp.where(keep, target, 0)  # ignored rows read class 0, then count for nothing
+    cls = target
     bad = None
     if xp is not backend.np:
         # Checked on the device: reading the verdict would stall the GPU every step. A class out
         # of range makes its row's loss and gradient NaN (PyTorch's GPU kernels assert instead).
+        cls = xp.where(keep, target, 0)  # ignored rows read class 0, then count for nothing
         bad = (cls < 0) | (cls >= c)
         cls = xp.where(bad, 0, cls)
-    elif n and (int(cls.min()) < 0 or int(cls.max()) >= c):
-        valid = target[keep]
-        got = f"{int(valid.min())}..{int(valid.max())}" if valid.size else "no class at all"
-        raise IndexError(f"target classes must lie in [0, {c}); got {got}")
+    else:
+        if keep.all():
+            keep = None  # the common case: every row counts, with no masks to apply
+        else:
+            cls = xp.where(keep, target, 0)
+        if n and (int(cls.min()) < 0 or int(cls.max()) >= c):
+            valid = target if keep is None else target[keep]
+            got = f"{int(valid.min())}..{int(valid.max())}" if valid.size else "no class at all"
+            raise IndexError(f"target classes must lie in [0, {c}); got {got}")
     # Shift each row by its maximum so exp never overflows; an all -inf row keeps a shift of 0.
     m = x.max(axis=1, keepdims=True)
-    m[~xp.isfinite(m)] = 0
+    finite = xp.isfinite(m)
+    if bad is not None or not finite.all():
+        m[~finite] = 0
     shifted = x - m
     logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     rows = xp.arange(n)
-    losses = xp.where(keep, -logp[rows, cls], x.dtype.type(0))
+    losses = -logp[rows, cls]
+    if keep is not None:
+        losses = xp.where(keep, losses, x.dtype.type(0))
     if bad is not None:
         losses = xp.where(bad, x.dtype.type("nan"), losses)
     count = None
@@ -62,7 +72,10 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     elif reduction == "sum":
         y = losses.sum()
     else:  # the mean over the targets that count; ignored ones contribute nothing
-        count = xp.maximum(keep.sum(), 1).astype(x.dtype)
+        if keep is None:
+            count = x.dtype.type(max(n, 1))
+        else:
+            count = xp.maximum(keep.sum(), 1).astype(x.dtype)
         y = losses.sum() / count
     return y, (logp, keep, rows, cls, count, bad)
 
@@ -75,12 +88,14 @@ def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore
     xp = backend.array_module(logp)
     gx = xp.exp(logp)
     gx[rows, cls] -= 1
-    if count is not None:
-        g = g / count  # g is a scalar, or one value per row for reduction="none"
-    scale = xp.where(keep, g, 0)
+    scale = g if count is None else g / count  # g: a scalar, or one per row (reduction="none")
+    if keep is not None:
+        scale = xp.where(keep, scale, 0)
     if bad is not None:
         scale = xp.where(bad, xp.nan, scale)
-    gx *= scale.astype(gx.dtype)[:, None]
+    if scale.dtype != gx.dtype:
+        scale = scale.astype(gx.dtype)
+    gx *= scale[:, None] if scale.ndim else scale
     return gx, None
 
 

@@ -83,12 +83,17 @@ class Implementation(NamedTuple):
 
     `forward(xp, *arrays, **params)` is the op's forward; `backward` is a joint derivative rule
     on arrays (as `defvjp_joint` takes) for outputs it made. The node records which one ran.
+    `plan(xp, *arrays, **params)` and `plan_backward(g, y, *arrays, needs=..., **params)`, where
+    given, return a forward and a rule with the same signatures that take operands of these
+    shapes, dtypes and layouts with the checks and choices already made: gt.compile replays them.
     """
 
     name: str
     accepts: Callable[..., bool]
     forward: Callable[..., Any]
     backward: Callable[..., Any]
+    plan: Callable[..., Callable] | None = None
+    plan_backward: Callable[..., Callable] | None = None
 
 
 class Sample:
@@ -172,12 +177,20 @@ class Primitive(Record):
         self.vjps = vjps
         return self
 
-    def implementation(self, name: str, accepts: Callable, backward: Callable) -> Callable:
+    def implementation(
+        self,
+        name: str,
+        accepts: Callable,
+        backward: Callable,
+        plan: Callable | None = None,
+        plan_backward: Callable | None = None,
+    ) -> Callable:
         """Register `forward` as another implementation of this op (a decorator); see
         `Implementation`. The first that accepts the operands runs, while kernels are on."""
 
         def register(forward: Callable) -> Callable:
-            self.impls += (Implementation(name, accepts, forward, backward),)
+            impl = Implementation(name, accepts, forward, backward, plan, plan_backward)
+            self.impls += (impl,)
             return forward
 
         return register
@@ -278,7 +291,7 @@ class Primitive(Record):
         if RECORDING:
             rec = recorder()
             if rec is not None:
-                rec.forward(self, fwd, xp, dev, args, arrays, params, out, aux)
+                rec.forward(self, impl, xp, dev, args, arrays, params, out, aux)
         y = _new(Tensor)
         y.data = out
         y.requires_grad = False
@@ -409,6 +422,11 @@ class Primitive(Record):
             for i, e in enumerate(nxt):
                 if e is not None and vjps[i] is not None:  # None: no derivative (where's cond)
                     grads[i] = vjps[i](g, y, *xs, **params) if params else vjps[i](g, y, *xs)
+        return self.fit_grads(grads, ins, raw)
+
+    def fit_grads(self, grads: list, ins: Any, raw: bool) -> list:
+        """A rule's gradients made to match their inputs (`ins`: tensors or Meta): broadcasts
+        summed back, 0-d results as arrays, each in its input's float dtype."""
         for i, gi in enumerate(grads):
             if gi is not None:
                 x = ins[i]

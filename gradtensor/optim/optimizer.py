@@ -149,21 +149,34 @@ class Optimizer:
         if RECORDING and (rec := recorder()) is not None:
             if closure is not None:
                 rec.unsupported(f"{type(self).__name__}.step(closure)")
-            return rec.call(self.step)  # gt.compile: replayed as a call
+            return rec.call(self.step, replay=self._replay_step)  # gt.compile: replayed
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
         self._check_grads()  # before any state changes: a bad gradient updates nothing
-        jobs = []  # (parameter, its arrays, this step's scalars)
+        self._update(self._jobs(True), None)
+        return loss
+
+    def _replay_step(self) -> Callable[[], None]:
+        """The step as gt.compile replays it, after a recorded step: the same updates, with the
+        checks that the recording made (gradients, devices, what the kernels take) not made
+        again, and each kernel call's checks made once."""
+        plans: dict[Any, Any] = {}
+        return lambda: self._update(self._jobs(False), plans)
+
+    def _jobs(self, follow: bool) -> list[tuple[Tensor, list[Any], dict[str, Any]]]:
+        """(parameter, its arrays, this step's scalars) for each parameter with a gradient,
+        its state made or counted (`_prepare`); `follow`: move state to a moved parameter."""
+        jobs = []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p._grad is None:
                     continue
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = {}
-                elif state:
+                elif follow and state:
                     _follow_device(p, state)
                 if type(p.data) is np.ndarray:
                     jobs.append((p, *self._prepare(p, group, state)))
@@ -171,6 +184,12 @@ class Optimizer:
                     with backend.on(p.device):  # new state goes on the parameter's GPU
                         jobs.append((p, *self._prepare(p, group, state)))
                 p._changed()
+        return jobs
+
+    def _update(self, jobs: list, plans: dict | None) -> None:
+        """Run the jobs' updates: a kernel call per batch of parameters that share one, the
+        array ops for the rest. `plans` (a replay's): what the kernels take, and their calls
+        with the checks made, kept from the first replay on."""
         # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
         kernels = active_kernels()
         kernel = getattr(kernels, self._kernel, None) if self._kernel else None
@@ -178,26 +197,36 @@ class Optimizer:
         # same state in use. On a GPU each batch is one launch (per few tensors), not one each.
         batches: dict[tuple[Any, ...], list[list[Any]]] = {}
         for p, arrays, h in jobs:
-            if kernel is not None and kernels.update_accepts(arrays):
-                d = arrays[0]
-                # Only a GPU array asks for its device; every host array is on the CPU.
-                where = None if type(d) is np.ndarray else p.device
-                key = (type(d), d.dtype, where, *(a is None for a in arrays), *h.values())
+            kind = None if plans is None else plans.get(p)
+            if kind is None:
+                kind = kernel is not None and kernels.update_accepts(arrays) and _kind(p, arrays)
+                if plans is not None:
+                    plans[p] = kind
+            if kind:
+                key = (kind, *h.values())
                 batch = batches.get(key)
                 if batch is None:
-                    batches[key] = [[a] for a in arrays] + [h]
+                    batches[key] = [[a] for a in arrays] + [h, [p]]
                 else:
                     for column, a in zip(batch, arrays):
                         column.append(a)
+                    batch[-1].append(p)
             elif type(arrays[0]) is np.ndarray:
                 self._apply(*arrays, *self._buffers(p, 2), h)
             else:
                 with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
                     self._apply(*arrays, *self._buffers(p, 2), h)
-        for key, (*columns, h) in batches.items():
-            with backend.on(key[2] or backend.CPU):
-                kernel(*(None if c[0] is None else c for c in columns), **h)
-        return loss
+        for key, (*columns, h, params) in batches.items():
+            columns = [None if c[0] is None else c for c in columns]
+            with backend.on(key[0][2] or backend.CPU):
+                if plans is None:
+                    kernel(*columns, **h)
+                    continue
+                which = (key[0], *map(id, params))
+                run = plans.get(which)
+                if run is None:
+                    run = plans[which] = kernels.plan_update(self._kernel, *columns, **h)
+                run(*columns, **h)
 
     def _check_grads(self) -> None:
         name = f"{type(self).__name__}.step"
@@ -368,6 +397,15 @@ class Optimizer:
 
 def _where(p: Tensor, i: int) -> str:
     return f"parameter {i} of its group (shape {p.shape}, {p.dtype}, {p.device})"
+
+
+def _kind(p: Tensor, arrays: list) -> tuple:
+    """What parameters that share a kernel call have in common besides their scalars: the kind
+    of array, dtype and device, and which state is in use."""
+    d = arrays[0]
+    # Only a GPU array asks for its device; every host array is on the CPU.
+    where = None if type(d) is np.ndarray else p.device
+    return (type(d), d.dtype, where, *(a is None for a in arrays))
 
 
 def _follow_device(p: Tensor, state: dict[str, Any]) -> None:

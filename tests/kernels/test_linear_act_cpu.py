@@ -456,3 +456,41 @@ def test_row_blocks_stay_serial_without_mkls_per_thread_setting(monkeypatch):
     x, w, b, gy = inputs((64, 5, 9), np.float32)
     _small_blocks(monkeypatch, 4, 5, 9, 4, parallel=True)
     check_against_reference(x, w, b, gy, "relu", run_both(kcpu, x, w, b, gy, "relu"))
+
+
+def _plan_runs_what_the_call_runs(name):
+    """plan_linear_act_*: the checks and choices made once, then the same work on new operands
+    of the same shapes: bit-identical to the plain calls."""
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s).astype(F32) for s in [(40, 6), (5, 6), (5,)])
+    forward = kernels.plan_linear_act_forward(x, w, b, name)
+    backward = kernels.plan_linear_act_backward(
+        x[:, :5], x, w, None if name == "identity" else x[:, :5], name
+    )
+    for _ in range(3):
+        x, gy = rng.standard_normal((40, 6)).astype(F32), rng.standard_normal((40, 5)).astype(F32)
+        y, aux = kernels.linear_act_forward(x, w, b, name)
+        y2, aux2 = forward(x, w, b)
+        assert np.array_equal(y, y2) and (aux is None) == (aux2 is None)
+        want = kernels.linear_act_backward(gy, x, w, aux, name)
+        for a, c in zip(want, backward(gy, x, w, aux2)):
+            assert np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "identity"])
+def test_a_plan_runs_exactly_what_the_call_runs(name):
+    _plan_runs_what_the_call_runs(name)
+
+
+@needs_cblas
+@pytest.mark.parametrize("name", ["relu", "identity"])
+def test_a_plan_runs_exactly_what_the_call_runs_in_row_blocks(monkeypatch, name):
+    _small_blocks(monkeypatch, 7, 6, 5, 4, False)
+    assert kcpu._blocking(np.ones((40, 6), F32), 5)[1] == 7
+    _plan_runs_what_the_call_runs(name)
+
+
+@pytest.mark.parametrize(("over", "match"), FORWARD_ERRORS[:4])
+def test_a_plan_checks_its_operands_when_made(over, match):
+    with pytest.raises(ValueError, match=match):
+        kernels.plan_linear_act_forward(**_fwd_args(**over))
