@@ -40,6 +40,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from operator import is_not
 from typing import Any
 
 from . import backend
@@ -165,8 +166,8 @@ def _flatten(obj: Any, out: list) -> Any:
 
 def _signature(a: Any) -> Any:
     if isinstance(a, Tensor):
-        d = a.data
-        return (d.shape, d.dtype, type(d), a.device, a.requires_grad)
+        d = a.data  # the layout too: a kernel's plan reads the memory as it was recorded
+        return (d.shape, d.dtype, d.strides, type(d), a.device, a.requires_grad)
     if type(a) in _PLAIN:
         return (type(a), a)
     return ("id", id(a))  # a module, an optimizer, a function: the same object
@@ -403,7 +404,7 @@ class _Recorder:
         tree = _flatten(result, leaves)
         outs = [(True, self.slot(r.data, r)) if isinstance(r, Tensor) else (False, r)
                 for r in leaves]  # fmt: skip
-        externals = [(s, t, t.data.shape, t.data.dtype, t.requires_grad)
+        externals = [(s, t, (t.data.shape, t.data.dtype, t.data.strides), t.requires_grad)
                      for s, t in self.externals]  # fmt: skip
         trace = Trace(self.program, self.template, self.args, externals,
                       list(self.modules.values()), tree, outs)  # fmt: skip
@@ -598,11 +599,11 @@ class Trace:
             if m.training != training:
                 return f"{type(m).__name__} switched to {'train' if m.training else 'eval'} mode"
             now = _members(m)
-            if len(now) != len(members) or any(a is not b for a, b in zip(now, members)):
+            if len(now) != len(members) or any(map(is_not, now, members)):
                 return f"a {type(m).__name__} has new parameters, buffers or submodules"
-        for _, t, shape, dtype, requires_grad in self.externals:
+        for _, t, layout, requires_grad in self.externals:
             d = t.data
-            if d.shape != shape or d.dtype != dtype or t.requires_grad != requires_grad:
+            if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
                 return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
         return None
 

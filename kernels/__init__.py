@@ -4,10 +4,11 @@
 NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `plan_linear_act_forward` / `_backward` make
 their checks and choices once, for operands of given shapes, dtypes and layouts, and return the
-call that runs them (what gt.compile replays). `sgd_update`, `adam_update` and
-`rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a list of them)
-dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA
-launch for a list of parameters).
+call that runs them (what gt.compile replays). `cross_entropy_forward` / `_backward` (the loss
+and its derivative, one pass a row) take NumPy arrays, to `kernels.loss_cpu`. `sgd_update`,
+`adam_update` and `rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a
+list of them) dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one
+Numba-CUDA launch for a list of parameters); `plan_update` checks once, as the linear plans do.
 Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
 no CuPy and touches no GPU.
 """
@@ -27,6 +28,9 @@ __all__ = [
     "ACTIVATIONS",
     "AUX_KIND",
     "adam_update",
+    "cross_entropy_accepts",
+    "cross_entropy_backward",
+    "cross_entropy_forward",
     "linear_act_accepts",
     "linear_act_backward",
     "linear_act_forward",
@@ -108,6 +112,34 @@ def update_accepts(arrays: list[Any]) -> bool:
         )
         for a in arrays
     )
+
+
+def cross_entropy_accepts(x: Any, target: Any) -> bool:
+    """Whether the cross-entropy loops take the operands: C-ordered float32 or float64 NumPy
+    logits (N, C) with N, C > 0, and N integer targets."""
+    return (
+        type(x) is np.ndarray
+        and type(target) is np.ndarray
+        and x.ndim == 2
+        and x.dtype.char in "fd"
+        and x.flags.c_contiguous
+        and x.shape[0] > 0
+        and x.shape[1] > 0
+        and target.shape == x.shape[:1]
+        and target.dtype.kind in "iu"
+    )
+
+
+def cross_entropy_forward(x: Any, target: Any, ignore_index: int) -> tuple:
+    """(losses, shift, logs, rows counted); see `kernels.loss_cpu.cross_entropy_forward`."""
+    return _module("loss_cpu").cross_entropy_forward(x, target, ignore_index)
+
+
+def cross_entropy_backward(
+    x: Any, target: Any, ignore_index: int, shift: Any, logs: Any, scale: Any
+) -> Any:
+    """d loss / d x; see `kernels.loss_cpu.cross_entropy_backward`."""
+    return _module("loss_cpu").cross_entropy_backward(x, target, ignore_index, shift, logs, scale)
 
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Callable:

@@ -246,6 +246,23 @@ def test_guards_record_again_and_the_cache_is_bounded(caplog):
     assert "records again: new argument shapes" in caplog.text
 
 
+def test_a_new_memory_layout_records_again_and_computes_right():
+    """A replay's kernel calls were planned for the layouts recorded: a transposed view or a
+    parameter laid out anew is another recording, never a misread."""
+    gt.manual_seed(0)
+    model = nn.MLP([6, 6, 3])
+    step = gt.compile(lambda x: model(x))
+    x = gt.randn(6, 6)
+    for _ in range(3):
+        assert np.array_equal(step(x).data, model(x).data)
+    xt = x.clone()
+    xt.data = np.asfortranarray(x.data)  # the same shape and values, column-major
+    assert np.array_equal(step(xt).data, model(xt).data) and step.traces == 3
+    w = model.layers[0].weight
+    w.data = np.asfortranarray(w.data)  # the values, laid out anew
+    assert np.array_equal(step(x).data, model(x).data) and step.traces == 4
+
+
 def test_a_parameter_replaced_with_another_records_again():
     lin = nn.Linear(6, 3)
     fwd = gt.compile(lambda x: lin(x).sum())

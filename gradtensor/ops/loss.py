@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from .. import kernels as _kernels
 from ..autograd.graph import no_grad
 from ..tensor import Tensor, rand
 from .elementwise import exp, isfinite, maximum, where
@@ -100,6 +101,35 @@ def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore
 
 
 _cross_entropy.defvjp_joint(_cross_entropy_grad)
+
+
+def _cross_entropy_kernel_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
+    if not needs[0]:
+        return None, None
+    shift, logs, count = aux
+    scale = g if count is None else g / count
+    return _kernels.cross_entropy_backward(x, target, ignore_index, shift, logs, scale), None
+
+
+@_cross_entropy.implementation(
+    "kernel",
+    accepts=lambda x, target, **params: _kernels.cross_entropy_accepts(x, target),
+    backward=_cross_entropy_kernel_grad,
+)
+def _cross_entropy_kernel(xp, x, target, *, reduction="mean", ignore_index=-100):
+    """The loss from the kernels' one pass a row; the reductions as the array path's."""
+    losses, shift, logs, count = _kernels.cross_entropy_forward(x, target, ignore_index)
+    n = None
+    if reduction == "none":
+        y = losses
+    elif reduction == "sum":
+        y = losses.sum()
+    else:
+        n = x.dtype.type(max(count, 1))
+        y = losses.sum() / n
+    return y, (shift, logs, n)
+
+
 _cross_entropy.defcomposite(
     lambda x, target, *, reduction="mean", ignore_index=-100: nll_loss(
         log_softmax(x, axis=1), target, reduction=reduction, ignore_index=ignore_index
