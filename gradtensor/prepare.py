@@ -14,12 +14,13 @@ import numpy as np
 
 def main() -> None:
     from . import backend
-    from .kernels import cpu, loss_cpu, optim_cpu
+    from .kernels import conv_cpu, cpu, loss_cpu, optim_cpu
 
     start = time.perf_counter()
     cpu.warmup()
     optim_cpu.warmup()
     loss_cpu.warmup()
+    conv_cpu.warmup()
     for dtype in (np.float32, np.float64):
         backend.erf(np.zeros(1, dtype))
     from numba.core import config

@@ -5,7 +5,8 @@ NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_a
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `plan_linear_act_forward` / `_backward` make
 their checks and choices once, for operands of given shapes, dtypes and layouts, and return the
 call that runs them (what gt.compile replays). `cross_entropy_forward` / `_backward` (the loss
-and its derivative, one pass a row) take NumPy arrays, to `kernels.loss_cpu`. `sgd_update`,
+and its derivative, one pass a row) and `im2col` / `col2im` (conv2d's blocks) take NumPy
+arrays, to `kernels.loss_cpu` and `kernels.conv_cpu`. `sgd_update`,
 `adam_update` and `rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a
 list of them) dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one
 Numba-CUDA launch for a list of parameters); `plan_update` checks once, as the linear plans do.
@@ -28,9 +29,12 @@ __all__ = [
     "ACTIVATIONS",
     "AUX_KIND",
     "adam_update",
+    "col2im",
+    "conv_accepts",
     "cross_entropy_accepts",
     "cross_entropy_backward",
     "cross_entropy_forward",
+    "im2col",
     "linear_act_accepts",
     "linear_act_backward",
     "linear_act_forward",
@@ -112,6 +116,30 @@ def update_accepts(arrays: list[Any]) -> bool:
         )
         for a in arrays
     )
+
+
+def conv_accepts(x: Any, weight: Any) -> bool:
+    """Whether im2col / col2im take conv2d's operands: float32 or float64 NumPy arrays."""
+    return (
+        type(x) is np.ndarray
+        and type(weight) is np.ndarray
+        and x.dtype.char in "fd"
+        and weight.dtype == x.dtype
+    )
+
+
+def im2col(
+    x: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any, out_size: Any
+) -> Any:
+    """Blocks a row per output pixel; see `kernels.conv_cpu.im2col`."""
+    return _module("conv_cpu").im2col(x, kernel_size, stride, dilation, padding, out_size)
+
+
+def col2im(cols: Any, shape: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any,
+           out_size: Any) -> Any:  # fmt: skip
+    """im2col's transpose; see `kernels.conv_cpu.col2im`."""
+    conv = _module("conv_cpu")
+    return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size)
 
 
 def cross_entropy_accepts(x: Any, target: Any) -> bool:

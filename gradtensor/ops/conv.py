@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from .. import kernels as _kernels
 from ..tensor import Tensor
 from .elementwise import where
 from .indexing import pad
@@ -328,6 +329,58 @@ def _as_convolution(stride, dilation, padding, k, g_size: int, x_size: int) -> b
 
 
 _conv2d_gemm.defvjp_joint(_conv2d_gemm_grad)
+
+
+# -- the kernels' way: blocks a row per output pixel, one GEMM over the batch each ------------
+
+
+def _conv_kernel_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
+    n, o, oh, ow = g.shape
+    # gY with a column per output pixel, (O, N * OH * OW), as the blocks are laid out
+    g2 = g.reshape(n, o, oh * ow).transpose(1, 0, 2).reshape(o, n * oh * ow)
+    gw = None
+    if needs[1]:  # into an array of w's shape: a view would be copied again on delivery
+        gw = np.empty(w.shape, w.dtype)
+        gw.reshape(o, aux.shape[0])[...] = (aux @ g2.T).T  # the GEMM BLAS runs fastest so
+    gb = g2.sum(axis=1) if b is not None and needs[2] else None
+    gx = None
+    if needs[0]:
+        blocks = w.reshape(o, aux.shape[0]).T @ g2
+        gx = _kernels.col2im(blocks, x.shape, w.shape[2:], stride, dilation, padding, (oh, ow))
+    return gx, gw, gb
+
+
+def _kernel_accepts(x, w, b, *, stride, padding, dilation) -> bool:
+    """The kernels' way where the input's gradient needs col2im (its blocks overlap and g is
+    bigger than them); elsewhere that gradient is one convolution, on the array path."""
+    if (
+        not _kernels.conv_accepts(x, w)
+        or x.ndim != 4
+        or w.ndim != 4
+        or not (b is None or (type(b) is np.ndarray and b.dtype == x.dtype))
+    ):
+        return False
+    k, (h, wd) = w.shape[2:], x.shape[2:]
+    try:
+        oh, ow = _blocks("conv2d", (h, wd), k, dilation, padding, stride)
+    except ValueError:  # the array path names what is wrong
+        return False
+    return not _as_convolution(stride, dilation, padding, k, w.shape[0] * h * wd,
+                               x.shape[1] * oh * ow)  # fmt: skip
+
+
+@_conv2d_gemm.implementation("kernel", accepts=_kernel_accepts, backward=_conv_kernel_grad)
+def _conv_kernel(xp, x, w, b, *, stride, padding, dilation):
+    n, o = x.shape[0], w.shape[0]
+    oh, ow = _blocks("conv2d", x.shape[2:], w.shape[2:], dilation, padding, stride)
+    cols = _kernels.im2col(x, w.shape[2:], stride, dilation, padding, (oh, ow))
+    z = (w.reshape(o, cols.shape[0]) @ cols).reshape(o, n, oh * ow).transpose(1, 0, 2)
+    y = np.empty((n, o, oh * ow), x.dtype)
+    if b is None:
+        y[...] = z
+    else:
+        np.add(z, b.reshape(o, 1), out=y)
+    return y.reshape(n, o, oh, ow), cols
 
 
 @_conv2d_gemm.defcomposite

@@ -1,0 +1,84 @@
+"""conv2d's im2col / col2im loops against the array path's unfold / fold, and the op on them."""
+
+import numpy as np
+import pytest
+
+import gradtensor as gt
+import gradtensor.nn.functional as F
+from gradtensor import kernels
+from gradtensor.ops import conv
+
+# (x shape, kernel, stride, dilation, padding as (top, bottom, left, right))
+CASES = [
+    ((2, 3, 7, 6), (3, 2), (1, 1), (1, 1), (0, 0, 0, 0)),
+    ((2, 2, 9, 8), (3, 3), (2, 1), (1, 2), (1, 2, 0, 1)),
+    ((1, 4, 5, 5), (5, 5), (1, 1), (1, 1), (2, 2, 2, 2)),
+    ((3, 1, 6, 7), (2, 2), (3, 2), (2, 1), (1, 0, 1, 1)),
+]
+
+
+def _sizes(shape, k, s, d, p):
+    return conv._blocks("test", shape[2:], k, d, p, s)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("shape", "k", "s", "d", "p"), CASES)
+def test_im2col_is_unfold_with_a_column_per_output_pixel(dtype, shape, k, s, d, p):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    oh, ow = _sizes(shape, k, s, d, p)
+    got = kernels.im2col(x, k, s, d, p, (oh, ow))
+    want = conv._unfold_arrays(np, x, kernel_size=k, dilation=d, padding=p, stride=s)
+    n, ckk, blocks = want.shape
+    assert got.shape == (ckk, n * blocks) and got.dtype == x.dtype
+    assert np.array_equal(got, want.transpose(1, 0, 2).reshape(ckk, n * blocks))
+
+
+@pytest.mark.parametrize(("shape", "k", "s", "d", "p"), CASES)
+def test_col2im_is_im2cols_transpose(shape, k, s, d, p):
+    """<im2col(x), c> == <x, col2im(c)> for every x and c: col2im adds each block back."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    oh, ow = _sizes(shape, k, s, d, p)
+    cols = kernels.im2col(x, k, s, d, p, (oh, ow))
+    c = rng.standard_normal(cols.shape)
+    back = kernels.col2im(c, shape, k, s, d, p, (oh, ow))
+    assert back.shape == shape
+    np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-12)
+    n = shape[0]
+    folded = conv._fold_arrays(
+        np, c.reshape(c.shape[0], n, -1).transpose(1, 0, 2), output_size=shape[2:],
+        kernel_size=k, dilation=d, padding=p, stride=s,
+    )  # fmt: skip
+    np.testing.assert_allclose(back, folded, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "padding", "kernel_way"),
+    [((4, 6, 14, 14), (16, 6, 5, 5), 0, True), ((2, 4, 8, 8), (4, 4, 3, 3), 1, False)],
+    ids=["kernels (col2im)", "array path (g as a convolution)"],
+)
+def test_the_op_agrees_with_and_without_kernels(x_shape, w_shape, padding, kernel_way):
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(s) for s in (x_shape, w_shape, w_shape[:1])]
+    impl = conv._conv2d_gemm.impls[0]
+    x, w, b = arrays
+    pads = (padding,) * 4
+    chosen = impl.accepts(x, w, b, stride=(1, 1), padding=pads, dilation=(1, 1))
+    assert chosen == kernel_way
+    results = []
+    for on in (True, False):
+        leaves = [gt.tensor(a, dtype="float64", requires_grad=True) for a in arrays]
+        with gt.use_kernels(on):
+            y = F.conv2d(*leaves, padding=padding)
+            (y * y).sum().backward()
+        results.append([y.data] + [t.grad.data for t in leaves])
+    for a, c in zip(*results):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+
+
+def test_what_the_loops_do_not_take_goes_to_the_array_path():
+    x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 2, 2), np.float32)
+    assert kernels.conv_accepts(x, w)
+    assert not kernels.conv_accepts(x.astype(np.float16), w.astype(np.float16))
+    assert not kernels.conv_accepts(x, w.astype(np.float64))
+    assert not kernels.conv_accepts(x.tolist(), w)
