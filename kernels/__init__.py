@@ -136,10 +136,10 @@ def im2col(
 
 
 def col2im(cols: Any, shape: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any,
-           out_size: Any) -> Any:  # fmt: skip
+           out_size: Any, out: Any = None) -> Any:  # fmt: skip
     """im2col's transpose; see `kernels.conv_cpu.col2im`."""
     conv = _module("conv_cpu")
-    return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size)
+    return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size, out)
 
 
 def cross_entropy_accepts(x: Any, target: Any) -> bool:

@@ -75,11 +75,14 @@ def im2col(x: np.ndarray, kernel_size, stride, dilation, padding, out_size) -> n
     return out
 
 
-def col2im(cols: np.ndarray, shape, kernel_size, stride, dilation, padding, out_size) -> np.ndarray:
+def col2im(
+    cols: np.ndarray, shape, kernel_size, stride, dilation, padding, out_size, out=None
+) -> np.ndarray:
     """The transpose of im2col: each block's values added back to where it read them, into an
-    array of `shape` (N, C, H, W)."""
+    array of `shape` (N, C, H, W), or into `out` (C-ordered, of that shape), overwritten."""
     (kh, kw), (oh, ow) = kernel_size, out_size
-    out = np.empty(shape, cols.dtype)
+    if out is None:
+        out = np.empty(shape, cols.dtype)
     if out.size:
         _col2im(np.ascontiguousarray(cols), kh, kw, *stride, *dilation, padding[0], padding[2],
                 oh, ow, out)  # fmt: skip

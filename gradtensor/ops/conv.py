@@ -334,6 +334,9 @@ _conv2d_gemm.defvjp_joint(_conv2d_gemm_grad)
 # -- the kernels' way: blocks a row per output pixel, one GEMM over the batch each ------------
 
 
+_BLOCKS_BYTES = 1 << 18  # the input gradient's blocks, made and added back this much at a time
+
+
 def _conv_kernel_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
     n, o, oh, ow = g.shape
     # gY with a column per output pixel, (O, N * OH * OW), as the blocks are laid out
@@ -345,8 +348,14 @@ def _conv_kernel_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
     gb = g2.sum(axis=1) if b is not None and needs[2] else None
     gx = None
     if needs[0]:
-        blocks = w.reshape(o, aux.shape[0]).T @ g2
-        gx = _kernels.col2im(blocks, x.shape, w.shape[2:], stride, dilation, padding, (oh, ow))
+        # A few images at a time, so that their blocks' gradient stays in cache for col2im
+        wt, per = w.reshape(o, aux.shape[0]).T, oh * ow
+        gx = np.empty(x.shape, x.dtype)
+        step = max(1, _BLOCKS_BYTES // (aux.shape[0] * per * x.itemsize))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            _kernels.col2im(wt @ g2[:, i * per : j * per], gx[i:j].shape, w.shape[2:], stride,
+                            dilation, padding, (oh, ow), gx[i:j])  # fmt: skip
     return gx, gw, gb
 
 
