@@ -125,6 +125,30 @@ def test_a_replay_is_straight_line_code_that_checks_nothing_again(monkeypatch):
     assert step.traces == 2 and eager.requires_grad
 
 
+def test_a_thousand_replays_hold_no_more_memory_than_one():
+    import gc
+    import tracemalloc
+
+    model = nn.MLP([6, 16, 16, 3])
+    opt = gt.optim.Adam(model.parameters(), lr=1e-3)
+    step = gt.compile(_train_step)
+    (x, y), *_ = _data(1, 8, "float32")
+    for _ in range(20):
+        step(model, opt, x, y)
+    tracemalloc.start()
+    try:
+        step(model, opt, x, y)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(1000):
+            step(model, opt, x, y)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 16 * 1024, f"{grown} bytes held after 1,000 replays"
+
+
 def test_kernels_off_replays_the_array_path_exactly():
     def build():
         model = nn.MLP([6, 10, 3], activation="gelu")
