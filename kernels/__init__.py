@@ -131,15 +131,15 @@ def conv_accepts(x: Any, weight: Any) -> bool:
 def im2col(
     x: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any, out_size: Any
 ) -> Any:
-    """Blocks a row per output pixel; see `kernels.conv_cpu.im2col`."""
+    """conv2d's blocks, (N, C * KH * KW, OH * OW); see `kernels.conv_cpu.im2col`."""
     return _module("conv_cpu").im2col(x, kernel_size, stride, dilation, padding, out_size)
 
 
 def col2im(cols: Any, shape: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any,
-           out_size: Any, out: Any = None) -> Any:  # fmt: skip
+           out_size: Any) -> Any:  # fmt: skip
     """im2col's transpose; see `kernels.conv_cpu.col2im`."""
     conv = _module("conv_cpu")
-    return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size, out)
+    return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size)
 
 
 def cross_entropy_accepts(x: Any, target: Any) -> bool:

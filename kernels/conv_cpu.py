@@ -1,14 +1,17 @@
 """conv2d's two data movements on the CPU: im2col and its transpose, col2im, as Numba loops.
 
-A convolution of one group is a matmul of the weight with the input's blocks. Here the blocks
-are laid out a column per output pixel of every image, (C * KH * KW, N * OH * OW), so that each
-of the three products is one GEMM over the whole batch (y = W @ cols, gW = gY @ cols.T and the
-blocks' gradient W.T @ gY, with gY as (O, N * OH * OW)), and the loops run along image rows.
-The padding is read as zeros, never made; col2im adds every block back where it came from in one
-pass, where array ops take a strided add per kernel position.
+A convolution of one group is a matmul of the weight with the input's blocks, laid out as the
+array path lays them out, (N, C * KH * KW, OH * OW). The loops read the padding as zeros, never
+making a padded copy; col2im adds every block back where it came from in one pass, where array
+ops take a strided add per kernel position. The blocks are big (nine times the input for a 3x3
+kernel) and made anew every step: they come from a few arrays per shape kept here and handed out
+again once nobody holds them, so that a step does not pay the operating system for fresh pages.
 """
 
 from __future__ import annotations
+
+import sys
+import threading
 
 import numpy as np
 from numba import njit
@@ -25,69 +28,90 @@ _OPTS = dict(cache=True, error_model="numpy")
 @njit(**_OPTS)
 def _im2col(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, zero, out):
     n, c, h, w = x.shape
-    for ci in range(c):
-        for i in range(kh):
-            for j in range(kw):
-                row = (ci * kh + i) * kw + j
-                for b in range(n):
+    for b in range(n):
+        for ci in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (ci * kh + i) * kw + j
                     for p in range(oh):
                         r = p * sh + i * dh - top
-                        base = (b * oh + p) * ow
+                        base = p * ow
                         if r < 0 or r >= h:
                             for q in range(ow):
-                                out[row, base + q] = zero
+                                out[b, row, base + q] = zero
                             continue
                         for q in range(ow):
                             s = q * sw + j * dw - left
-                            out[row, base + q] = x[b, ci, r, s] if 0 <= s < w else zero
+                            out[b, row, base + q] = x[b, ci, r, s] if 0 <= s < w else zero
 
 
 @njit(**_OPTS)
 def _col2im(cols, kh, kw, sh, sw, dh, dw, top, left, oh, ow, out):
     n, c, h, w = out.shape
     out[...] = 0
-    for ci in range(c):
-        for i in range(kh):
-            for j in range(kw):
-                row = (ci * kh + i) * kw + j
-                for b in range(n):
+    for b in range(n):
+        for ci in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (ci * kh + i) * kw + j
                     for p in range(oh):
                         r = p * sh + i * dh - top
                         if r < 0 or r >= h:
                             continue
-                        base = (b * oh + p) * ow
+                        base = p * ow
                         for q in range(ow):
                             s = q * sw + j * dw - left
                             if 0 <= s < w:
-                                out[b, ci, r, s] += cols[row, base + q]
+                                out[b, ci, r, s] += cols[b, row, base + q]
+
+
+# -- the blocks' arrays, kept and handed out again ---------------------------------------------
+
+_KEEP = 2  # arrays kept per shape and dtype: a step's forward blocks and one more
+_MAX_BYTES = 1 << 30  # nothing more is kept beyond this much in all
+_kept: dict[tuple, list[np.ndarray]] = {}
+_kept_bytes = [0]
+_lock = threading.Lock()
+
+
+def _blocks_array(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An array for blocks: a kept one that nobody else holds, or a new one (kept if there is
+    room)."""
+    key = (shape, dtype)
+    with _lock:
+        kept = _kept.setdefault(key, [])
+        for a in kept:
+            # The list, `a` and getrefcount's own argument: nothing else holds it
+            if sys.getrefcount(a) == 3:
+                return a
+        a = np.empty(shape, dtype)
+        if len(kept) < _KEEP and _kept_bytes[0] + a.nbytes <= _MAX_BYTES:
+            kept.append(a)
+            _kept_bytes[0] += a.nbytes
+        return a
 
 
 def im2col(x: np.ndarray, kernel_size, stride, dilation, padding, out_size) -> np.ndarray:
-    """The blocks of an (N, C, H, W) array, a column per output pixel: (C * KH * KW, N * OH * OW),
-    zeros where a block reads the padding (top, bottom, left, right); e.g.
-    im2col(x, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (h, w))."""
+    """The blocks of an (N, C, H, W) array: (N, C * KH * KW, OH * OW), zeros where a block reads
+    the padding (top, bottom, left, right); e.g. im2col(x, (3, 3), (1, 1), (1, 1), (1,) * 4,
+    (h, w)). The array is overwritten by a later call once nothing holds it."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = kernel_size, out_size
-    out = np.empty((c * kh * kw, n * oh * ow), x.dtype)
+    out = _blocks_array((n, c * kh * kw, oh * ow), x.dtype)
     if out.size:
         _im2col(np.ascontiguousarray(x), kh, kw, *stride, *dilation, padding[0], padding[2],
                 oh, ow, x.dtype.type(0), out)  # fmt: skip
     return out
 
 
-def col2im(
-    cols: np.ndarray, shape, kernel_size, stride, dilation, padding, out_size, out=None
-) -> np.ndarray:
-    """The transpose of im2col: each block's values added back to where it read them, into an
-    array of `shape` (N, C, H, W), or into `out` (C-ordered, of that shape), overwritten."""
+def col2im(cols: np.ndarray, shape, kernel_size, stride, dilation, padding, out_size) -> np.ndarray:
+    """The transpose of im2col: each block's values added back to where it read them, into a
+    new array of `shape` (N, C, H, W)."""
     (kh, kw), (oh, ow) = kernel_size, out_size
-    if out is None:
-        out = np.empty(shape, cols.dtype)
+    out = np.empty(shape, cols.dtype)
     if out.size:
         _col2im(np.ascontiguousarray(cols), kh, kw, *stride, *dilation, padding[0], padding[2],
                 oh, ow, out)  # fmt: skip
-    else:
-        out[...] = 0
     return out
 
 

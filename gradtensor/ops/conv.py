@@ -276,12 +276,12 @@ def _gemm_twin(t: Any, x: Any, w: Any, b: Any, *, stride, padding, dilation) -> 
     ],
     torch=_gemm_twin,
 )
-def _conv2d_gemm(xp, x, w, b, *, stride, padding, dilation):
+def _conv2d_gemm(xp, x, w, b, *, stride, padding, dilation, unfold=_unfold_arrays):
     """conv2d of one group on checked arrays: im2col, then a matmul with the weight."""
     n, o = x.shape[0], w.shape[0]
     oh, ow = _blocks("conv2d", x.shape[2:], w.shape[2:], dilation, padding, stride)
-    cols = _unfold_arrays(xp, x, kernel_size=w.shape[2:], dilation=dilation, padding=padding,
-                          stride=stride)  # fmt: skip
+    cols = unfold(xp, x, kernel_size=w.shape[2:], dilation=dilation, padding=padding,
+                  stride=stride)  # fmt: skip
     y = xp.matmul(w.reshape(o, math.prod(w.shape[1:])), cols).reshape(n, o, oh, ow)
     if b is not None:
         b = b.reshape(o, 1, 1)
@@ -289,7 +289,8 @@ def _conv2d_gemm(xp, x, w, b, *, stride, padding, dilation):
     return y, cols
 
 
-def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
+def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation,
+                      unfold=_unfold_arrays, fold=_fold_arrays):  # fmt: skip
     xp = backend.array_module(g)
     n, o, oh, ow = g.shape
     c, k = x.shape[1], w.shape[2:]
@@ -307,13 +308,13 @@ def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
             # and a matmul, instead of a matmul and col2im's overlapping strided sums.
             wf = w[:, :, ::-1, ::-1].swapaxes(0, 1)
             q = tuple(kk - 1 - p for kk, p in zip((k[0], k[0], k[1], k[1]), padding))
-            cols = _unfold_arrays(xp, g, kernel_size=k, dilation=(1, 1), padding=q, stride=(1, 1))
+            cols = unfold(xp, g, kernel_size=k, dilation=(1, 1), padding=q, stride=(1, 1))
             gx = xp.empty(x.shape, cols.dtype)
             wf = xp.ascontiguousarray(wf).reshape(c, o * k[0] * k[1])
             xp.matmul(wf, cols, out=gx.reshape(n, c, h * wd))
         else:
-            gx = _fold_arrays(xp, xp.matmul(w2.T, g3), output_size=x.shape[2:], kernel_size=k,
-                              dilation=dilation, padding=padding, stride=stride)  # fmt: skip
+            gx = fold(xp, xp.matmul(w2.T, g3), output_size=x.shape[2:], kernel_size=k,
+                      dilation=dilation, padding=padding, stride=stride)  # fmt: skip
     return gx, gw, gb
 
 
@@ -331,65 +332,39 @@ def _as_convolution(stride, dilation, padding, k, g_size: int, x_size: int) -> b
 _conv2d_gemm.defvjp_joint(_conv2d_gemm_grad)
 
 
-# -- the kernels' way: blocks a row per output pixel, one GEMM over the batch each ------------
+# -- the kernels' way: the same products, the blocks moved by Numba loops ---------------------
 
 
-_BLOCKS_BYTES = 1 << 18  # the input gradient's blocks, made and added back this much at a time
+def _unfold_kernel(xp, x, *, kernel_size, dilation, padding, stride):
+    size = _blocks("unfold", x.shape[2:], kernel_size, dilation, padding, stride)
+    return _kernels.im2col(x, kernel_size, stride, dilation, padding, size)
 
 
-def _conv_kernel_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation):
-    n, o, oh, ow = g.shape
-    # gY with a column per output pixel, (O, N * OH * OW), as the blocks are laid out
-    g2 = g.reshape(n, o, oh * ow).transpose(1, 0, 2).reshape(o, n * oh * ow)
-    gw = None
-    if needs[1]:  # into an array of w's shape: a view would be copied again on delivery
-        gw = np.empty(w.shape, w.dtype)
-        gw.reshape(o, aux.shape[0])[...] = (aux @ g2.T).T  # the GEMM BLAS runs fastest so
-    gb = g2.sum(axis=1) if b is not None and needs[2] else None
-    gx = None
-    if needs[0]:
-        # A few images at a time, so that their blocks' gradient stays in cache for col2im
-        wt, per = w.reshape(o, aux.shape[0]).T, oh * ow
-        gx = np.empty(x.shape, x.dtype)
-        step = max(1, _BLOCKS_BYTES // (aux.shape[0] * per * x.itemsize))
-        for i in range(0, n, step):
-            j = min(n, i + step)
-            _kernels.col2im(wt @ g2[:, i * per : j * per], gx[i:j].shape, w.shape[2:], stride,
-                            dilation, padding, (oh, ow), gx[i:j])  # fmt: skip
-    return gx, gw, gb
+def _fold_kernel(xp, x, *, output_size, kernel_size, dilation, padding, stride):
+    size = _blocks("fold", output_size, kernel_size, dilation, padding, stride)
+    shape = (x.shape[0], x.shape[1] // (kernel_size[0] * kernel_size[1]), *output_size)
+    return _kernels.col2im(x, shape, kernel_size, stride, dilation, padding, size)
 
 
 def _kernel_accepts(x, w, b, *, stride, padding, dilation) -> bool:
-    """The kernels' way where the input's gradient needs col2im (its blocks overlap and g is
-    bigger than them); elsewhere that gradient is one convolution, on the array path."""
-    if (
-        not _kernels.conv_accepts(x, w)
-        or x.ndim != 4
-        or w.ndim != 4
-        or not (b is None or (type(b) is np.ndarray and b.dtype == x.dtype))
-    ):
-        return False
-    k, (h, wd) = w.shape[2:], x.shape[2:]
-    try:
-        oh, ow = _blocks("conv2d", (h, wd), k, dilation, padding, stride)
-    except ValueError:  # the array path names what is wrong
-        return False
-    return not _as_convolution(stride, dilation, padding, k, w.shape[0] * h * wd,
-                               x.shape[1] * oh * ow)  # fmt: skip
+    return (
+        _kernels.conv_accepts(x, w)
+        and x.ndim == 4
+        and w.ndim == 4
+        and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype))
+    )
 
 
-@_conv2d_gemm.implementation("kernel", accepts=_kernel_accepts, backward=_conv_kernel_grad)
+@_conv2d_gemm.implementation(
+    "kernel",
+    accepts=_kernel_accepts,
+    backward=lambda *args, **kw: _conv2d_gemm_grad(
+        *args, **kw, unfold=_unfold_kernel, fold=_fold_kernel
+    ),
+)
 def _conv_kernel(xp, x, w, b, *, stride, padding, dilation):
-    n, o = x.shape[0], w.shape[0]
-    oh, ow = _blocks("conv2d", x.shape[2:], w.shape[2:], dilation, padding, stride)
-    cols = _kernels.im2col(x, w.shape[2:], stride, dilation, padding, (oh, ow))
-    z = (w.reshape(o, cols.shape[0]) @ cols).reshape(o, n, oh * ow).transpose(1, 0, 2)
-    y = np.empty((n, o, oh * ow), x.dtype)
-    if b is None:
-        y[...] = z
-    else:
-        np.add(z, b.reshape(o, 1), out=y)
-    return y.reshape(n, o, oh, ow), cols
+    return _conv2d_gemm.fwd(xp, x, w, b, stride=stride, padding=padding, dilation=dilation,
+                            unfold=_unfold_kernel)  # fmt: skip
 
 
 @_conv2d_gemm.defcomposite
