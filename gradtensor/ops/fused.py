@@ -78,15 +78,13 @@ def _rows(a: Any) -> Any:
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])  # not -1: an axis may be empty
 
 
-def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None, backward=None):
-    """On arrays: the array path's GEMMs and act', or `backward` (a kernel's) in their place."""
-    g2, x2 = _rows(g), _rows(x)
+def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None):
+    """On arrays: the array path's GEMMs and act'."""
+    xp = backend.array_module(g)
     # A layer's input often needs no gradient (the first layer's data): skip that GEMM.
-    if backward is None:
-        xp = backend.array_module(g)
-        gx, gw, gb = linear_backward_arrays(xp, g2, x2, w, aux, activation, b is not None, needs[0])
-    else:
-        gx, gw, gb = backward(g2, x2, w, aux, activation, bias=b is not None, input_grad=needs[0])
+    gx, gw, gb = linear_backward_arrays(
+        xp, _rows(g), _rows(x), w, aux, activation, b is not None, needs[0]
+    )
     # A reshaped view would make the engine copy gx before adopting it as x.grad.
     return (
         (gx if gx.shape == x.shape else gx.reshape(x.shape)) if needs[0] else None,
@@ -96,7 +94,8 @@ def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None, backward=None):
 
 
 def _plan_kernel(xp, x, w, b, *, activation):
-    """The kernel forward for operands like these, checked once (gt.compile replays it)."""
+    """The kernel forward for operands like these, its checks made now: a call runs it at
+    once, a replay of gt.compile many times."""
     _check_shapes(x, w, b)
     run = _kernels.plan_linear_act_forward(_rows(x), w, b, activation)
     if x.ndim == 2:
@@ -111,7 +110,7 @@ def _plan_kernel(xp, x, w, b, *, activation):
 
 
 def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
-    """The kernel derivative for operands like these, checked once (gt.compile replays it)."""
+    """The kernel derivative for operands like these, its checks made now (as _plan_kernel)."""
     bias = b is not None
     run = _kernels.plan_linear_act_backward(_rows(g), _rows(x), w, aux, activation, bias, needs[0])
     flat = x.ndim == 2
@@ -127,17 +126,19 @@ def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
     return rule
 
 
+def _linear_kernel_grad(g, y, x, w, b, **params):
+    return _plan_kernel_grad(g, y, x, w, b, **params)(g, y, x, w, b, **params)
+
+
 @_linear.implementation(
     "kernel",
     accepts=lambda x, w, b, *, activation: _kernels.linear_act_accepts(x, w, b, activation),
-    backward=lambda *args, **kw: _linear_grad(*args, **kw, backward=_kernels.linear_act_backward),
+    backward=_linear_kernel_grad,
     plan=_plan_kernel,
     plan_backward=_plan_kernel_grad,
 )
 def _linear_kernel(xp, x, w, b, *, activation):
-    _check_shapes(x, w, b)
-    y, aux = _kernels.linear_act_forward(_rows(x), w, b, activation)
-    return y.reshape(x.shape[:-1] + (w.shape[0],)), aux
+    return _plan_kernel(xp, x, w, b, activation=activation)(xp, x, w, b)
 
 
 _linear.defvjp_joint(_linear_grad)

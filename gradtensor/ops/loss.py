@@ -67,18 +67,21 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
         losses = xp.where(keep, losses, x.dtype.type(0))
     if bad is not None:
         losses = xp.where(bad, x.dtype.type("nan"), losses)
-    count = None
-    if reduction == "none":
-        y = losses
-    elif reduction == "sum":
-        y = losses.sum()
-    else:  # the mean over the targets that count; ignored ones contribute nothing
-        if keep is None:
-            count = x.dtype.type(max(n, 1))
-        else:
-            count = xp.maximum(keep.sum(), 1).astype(x.dtype)
-        y = losses.sum() / count
+    # the mean over the targets that count; ignored ones contribute nothing
+    count = n if keep is None else lambda: xp.maximum(keep.sum(), 1).astype(x.dtype)
+    y, count = _reduced(losses, reduction, count)
     return y, (logp, keep, rows, cls, count, bad)
+
+
+def _reduced(losses: Any, reduction: str, count: Any) -> tuple:
+    """(the rows' losses reduced as asked, the mean's divisor or None). `count`: the rows that
+    count, or a function that gives the divisor as an array."""
+    if reduction == "none":
+        return losses, None
+    if reduction == "sum":
+        return losses.sum(), None
+    n = losses.dtype.type(max(count, 1)) if isinstance(count, int) else count()
+    return losses.sum() / n, n
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
@@ -119,15 +122,8 @@ def _cross_entropy_kernel_grad(g, y, x, target, *, needs, aux, reduction="mean",
 def _cross_entropy_kernel(xp, x, target, *, reduction="mean", ignore_index=-100):
     """The loss from the kernels' one pass a row; the reductions as the array path's."""
     losses, shift, logs, count = _kernels.cross_entropy_forward(x, target, ignore_index)
-    n = None
-    if reduction == "none":
-        y = losses
-    elif reduction == "sum":
-        y = losses.sum()
-    else:
-        n = x.dtype.type(max(count, 1))
-        y = losses.sum() / n
-    return y, (shift, logs, n)
+    y, count = _reduced(losses, reduction, count)
+    return y, (shift, logs, count)
 
 
 _cross_entropy.defcomposite(

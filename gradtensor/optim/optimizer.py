@@ -162,7 +162,7 @@ class Optimizer:
         """The step as gt.compile replays it, after a recorded step: the same updates, with the
         checks that the recording made (gradients, devices, what the kernels take) not made
         again, and each kernel call's checks made once."""
-        plans: dict[Any, Any] = {}
+        plans: tuple[dict, dict] = ({}, {})  # by parameter: its kind; by batch: its call
         return lambda: self._update(self._jobs(False), plans)
 
     def _jobs(self, follow: bool) -> list[tuple[Tensor, list[Any], dict[str, Any]]]:
@@ -186,10 +186,10 @@ class Optimizer:
                 p._changed()
         return jobs
 
-    def _update(self, jobs: list, plans: dict | None) -> None:
+    def _update(self, jobs: list, plans: tuple[dict, dict] | None) -> None:
         """Run the jobs' updates: a kernel call per batch of parameters that share one, the
-        array ops for the rest. `plans` (a replay's): what the kernels take, and their calls
-        with the checks made, kept from the first replay on."""
+        array ops for the rest. `plans` (a replay's): each parameter's kind (what the kernels
+        take) and each batch's kernel call with its checks made, kept from the first replay."""
         # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
         kernels = active_kernels()
         kernel = getattr(kernels, self._kernel, None) if self._kernel else None
@@ -197,11 +197,11 @@ class Optimizer:
         # same state in use. On a GPU each batch is one launch (per few tensors), not one each.
         batches: dict[tuple[Any, ...], list[list[Any]]] = {}
         for p, arrays, h in jobs:
-            kind = None if plans is None else plans.get(p)
+            kind = None if plans is None else plans[0].get(p)
             if kind is None:
                 kind = kernel is not None and kernels.update_accepts(arrays) and _kind(p, arrays)
                 if plans is not None:
-                    plans[p] = kind
+                    plans[0][p] = kind
             if kind:
                 key = (kind, *h.values())
                 batch = batches.get(key)
@@ -223,9 +223,9 @@ class Optimizer:
                     kernel(*columns, **h)
                     continue
                 which = (key[0], *map(id, params))
-                run = plans.get(which)
+                run = plans[1].get(which)
                 if run is None:
-                    run = plans[which] = kernels.plan_update(self._kernel, *columns, **h)
+                    run = plans[1][which] = kernels.plan_update(self._kernel, *columns, **h)
                 run(*columns, **h)
 
     def _check_grads(self) -> None:
