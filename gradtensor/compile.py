@@ -499,19 +499,29 @@ def _backward(op, node, gouts, arrays, y, aux, params, outs, gpu) -> Callable:
 
 def _rule(op, rule, n, metas, has_y, const, has_aux, params, needs, inputs, outs, gpu) -> Callable:
     """A joint derivative rule on the replay's arrays, its gradients fitted to their inputs:
-    run(g, *saved inputs, y?, aux?) -> the wanted gradients."""
+    run(g, *saved inputs, y?, aux?) -> the wanted gradients. Whether fitting changes anything
+    (a broadcast summed back, a dtype cast) is the same at every replay, as the shapes and
+    dtypes are: once the first run finds it changes nothing, later runs skip it."""
     wanted = [k for k, i in enumerate(outs) if i is not None]
+    every = len(wanted) == len(outs)
+    fits = None  # whether fit_grads changes the rule's results; None until the first run
 
     def run(g, *values):
+        nonlocal fits
         xs = values[:n] if metas is None else metas
         yv = values[n] if has_y else const
         kw = dict(params, aux=values[-1]) if has_aux else params
         if gpu:
             with g.device:
-                grads = op.fit_grads(list(rule(g, yv, *xs, needs=needs, **kw)), inputs, True)
+                grads = rule(g, yv, *xs, needs=needs, **kw)
         else:
-            grads = op.fit_grads(list(rule(g, yv, *xs, needs=needs, **kw)), inputs, True)
-        return tuple(grads[k] for k in wanted)
+            grads = rule(g, yv, *xs, needs=needs, **kw)
+        if fits is not False:
+            fitted = op.fit_grads(list(grads), inputs, True)
+            if fits is None:
+                fits = any(map(is_not, fitted, grads))
+            grads = fitted
+        return tuple(grads) if every else tuple([grads[k] for k in wanted])
 
     return run
 
@@ -530,6 +540,19 @@ def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
 
 def _deliver(leaf: Tensor, copy: bool) -> Callable:
     def run(g: Any, handed: set) -> Any:
+        # A fresh gradient of the leaf's dtype for a leaf with none yet, the common case, is
+        # adopted as engine.accumulate would (its dtype and shape are the recording's).
+        if (
+            leaf._grad is None
+            and not copy
+            and g.base is None
+            and g.dtype is leaf.data.dtype
+            and id(g) not in handed
+            and engine.writable(g)
+        ):
+            handed.add(id(g))
+            leaf._grad = Tensor._make(g)
+            return g
         deliver_grad(leaf, g, copy, handed)
         return leaf._grad.data
 
@@ -571,6 +594,8 @@ class Trace:
         self.template, self.args = template, args
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
         self.described: list[tuple] = []
+        self.edits = None  # Module._edits when the modules were last found unchanged
+        self.seen = [None] * len(externals)  # each outside tensor's array last found unchanged
         self.agreed = False  # a second recording agreed with this one: it may be replayed
         self.code, self.run = _generate(program, template, args, externals, outs)
 
@@ -594,17 +619,26 @@ class Trace:
         return None
 
     def stale(self) -> str | None:
-        """Why this recording no longer fits (None when it does)."""
-        for m, training, members in self.modules:
-            if m.training != training:
-                return f"{type(m).__name__} switched to {'train' if m.training else 'eval'} mode"
-            now = _members(m)
-            if len(now) != len(members) or any(map(is_not, now, members)):
-                return f"a {type(m).__name__} has new parameters, buffers or submodules"
-        for _, t, layout, requires_grad in self.externals:
+        """Why this recording no longer fits (None when it does). What a check found unchanged
+        is checked again only when it may have changed: the modules after an edit of any
+        module, a tensor read from outside once its array is another."""
+        edits = self.modules[0][0]._edits if self.modules else None  # read before checking
+        if edits != self.edits:
+            for m, training, members in self.modules:
+                if m.training != training:
+                    mode = "train" if m.training else "eval"
+                    return f"{type(m).__name__} switched to {mode} mode"
+                now = _members(m)
+                if len(now) != len(members) or any(map(is_not, now, members)):
+                    return f"a {type(m).__name__} has new parameters, buffers or submodules"
+            self.edits = edits
+        seen = self.seen
+        for k, (_, t, layout, requires_grad) in enumerate(self.externals):
             d = t.data
-            if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
-                return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
+            if d is not seen[k] or t.requires_grad is not requires_grad:
+                if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
+                    return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
+                seen[k] = d
         return None
 
     def replay(self, flat: list) -> Any:

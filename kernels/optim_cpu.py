@@ -99,8 +99,16 @@ _adam_step = njit(inline="always", **_OPTS)(adam)
 _rmsprop_step = njit(inline="always", **_OPTS)(rmsprop)
 
 
+# Each loop takes its scalars as one array `c` in the arrays' dtype: the step's scalars (from
+# `*_scalars` below), then 1 or 0 for each state array in use or not (an unused one is passed as
+# the parameter, never written). One array argument instead of a dozen scalars is what keeps a
+# call of a small parameter's update cheap.
+
+
 @njit(**_OPTS)
-def _sgd(p, g, buf, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
+def _sgd(p, g, buf, c):
+    neg_lr, wd, mom, one_minus_damp, damp = c[0], c[1], c[2], c[3], c[4]
+    nesterov, first, has_buf = c[5] != 0, c[6] != 0, c[7] != 0
     for i in range(p.size):
         pi, b = _sgd_step(
             p[i], g[i], buf[i], neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf
@@ -111,7 +119,9 @@ def _sgd(p, g, buf, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_
 
 
 @njit(**_OPTS)
-def _adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad):
+def _adam(p, g, m, v, vmax, c):
+    wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    decoupled, amsgrad = c[8] != 0, c[11] != 0
     for i in range(p.size):
         pi, mi, vi, most = _adam_step(
             p[i], g[i], m[i], v[i], vmax[i], wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt,
@@ -125,11 +135,14 @@ def _adam(p, g, m, v, vmax, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, deco
 
 
 @njit(**_OPTS)
-def _rmsprop(p, g, sq, ga, buf, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
+def _rmsprop(p, g, sq, ga, buf, c):
+    neg_lr, alpha, one_minus_alpha, eps, wd, mom = c[0], c[1], c[2], c[3], c[4], c[5]
+    centered, has_buf = c[7] != 0, c[8] != 0
     for i in range(p.size):
         pi, s, a, b = _rmsprop_step(
-            p[i], g[i], sq[i], ga[i], buf[i], neg_lr, alpha, c, eps, wd, mom, centered, has_buf
-        )
+            p[i], g[i], sq[i], ga[i], buf[i], neg_lr, alpha, one_minus_alpha, eps, wd, mom,
+            centered, has_buf,
+        )  # fmt: skip
         sq[i] = s
         if centered:
             ga[i] = a
@@ -205,17 +218,19 @@ def tensor_rows(fn: str, named: dict[str, Any], flat: Any) -> list[list[Any]]:
 # CPU loops and the CUDA kernels alike.
 
 
-def sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first):
+def sgd_scalars(ft, lr, weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False,
+                first=False):  # fmt: skip
     return (
         ft(-lr), ft(weight_decay), ft(momentum), ft(1 - dampening), ft(dampening),
         bool(nesterov), bool(first),
     )  # fmt: skip
 
 
-def adam_scalars(ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bc2_sqrt):
+def adam_scalars(ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
+                 bias_correction2_sqrt):  # fmt: skip
     return (
         ft(weight_decay), ft(1 - lr * weight_decay), ft(1 - beta1), ft(beta2), ft(1 - beta2),
-        ft(eps), ft(-step_size), ft(bc2_sqrt), bool(decoupled),
+        ft(eps), ft(-step_size), ft(bias_correction2_sqrt), bool(decoupled),
     )  # fmt: skip
 
 
@@ -236,19 +251,10 @@ def sgd_update(
     first: bool = False,
 ) -> None:
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
-    named = {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
-    rows = tensor_rows("sgd_update", named, _flat)
-    _sgd_rows(rows, lr, weight_decay, momentum, dampening, nesterov, first)
-
-
-def _sgd_rows(rows, lr, weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False, first=False):
-    scalars: dict[Any, tuple] = {}  # by float type: worked out once per call, not per tensor
-    for p, g, b in rows:
-        ft = p.dtype.type
-        c = scalars.get(ft) or scalars.setdefault(
-            ft, sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first)
-        )
-        _sgd(p, g, p if b is None else b, *c, b is not None)
+    plan_update("sgd_update", param, grad, momentum_buffer)(
+        param, grad, momentum_buffer, lr=lr, weight_decay=weight_decay, momentum=momentum,
+        dampening=dampening, nesterov=nesterov, first=first,
+    )  # fmt: skip
 
 
 def adam_update(
@@ -268,27 +274,11 @@ def adam_update(
     bias_correction2_sqrt: float,
 ) -> None:
     """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad)."""
-    named = {
-        "param": param,
-        "grad": grad,
-        "exp_avg": exp_avg,
-        "exp_avg_sq": exp_avg_sq,
-        "max_exp_avg_sq": max_exp_avg_sq,
-    }
-    rows = tensor_rows("adam_update", named, _flat)
-    _adam_rows(rows, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
-               bias_correction2_sqrt)  # fmt: skip
-
-
-def _adam_rows(rows, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
-               bias_correction2_sqrt):  # fmt: skip
-    scalars: dict[Any, tuple] = {}
-    for p, g, m, v, vmax in rows:
-        ft = p.dtype.type
-        c = scalars.get(ft) or scalars.setdefault(ft, adam_scalars(
-            ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bias_correction2_sqrt
-        ))  # fmt: skip
-        _adam(p, g, m, v, v if vmax is None else vmax, *c, vmax is not None)
+    plan_update("adam_update", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)(
+        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
+        eps=eps, weight_decay=weight_decay, decoupled=decoupled, step_size=step_size,
+        bias_correction2_sqrt=bias_correction2_sqrt,
+    )  # fmt: skip
 
 
 def rmsprop_update(
@@ -305,50 +295,50 @@ def rmsprop_update(
     momentum: float,
 ) -> None:
     """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any)."""
-    named = {
-        "param": param,
-        "grad": grad,
-        "square_avg": square_avg,
-        "grad_avg": grad_avg,
-        "momentum_buffer": momentum_buffer,
-    }
-    rows = tensor_rows("rmsprop_update", named, _flat)
-    _rmsprop_rows(rows, lr, alpha, eps, weight_decay, momentum)
+    plan_update("rmsprop_update", param, grad, square_avg, grad_avg, momentum_buffer)(
+        param, grad, square_avg, grad_avg, momentum_buffer, lr=lr, alpha=alpha, eps=eps,
+        weight_decay=weight_decay, momentum=momentum,
+    )  # fmt: skip
 
 
-def _rmsprop_rows(rows, lr, alpha, eps, weight_decay, momentum):
-    for p, g, sq, ga, b in rows:
-        ft = p.dtype.type
-        _rmsprop(
-            p, g, sq, sq if ga is None else ga, sq if b is None else b,
-            *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum),
-            ga is not None, b is not None,
-        )  # fmt: skip
-
-
-# Each update's arrays, by name, and its loop over the rows `tensor_rows` checks.
-_UPDATES: dict[str, tuple[tuple[str, ...], Any]] = {
-    "sgd_update": (("param", "grad", "momentum_buffer"), _sgd_rows),
-    "adam_update": (("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), _adam_rows),
-    "rmsprop_update": (
-        ("param", "grad", "square_avg", "grad_avg", "momentum_buffer"),
-        _rmsprop_rows,
+# Each update's arrays by name, its scalars, and its loop.
+_UPDATES: dict[str, tuple[tuple[str, ...], Any, Any]] = {
+    "sgd_update": (("param", "grad", "momentum_buffer"), sgd_scalars, _sgd),
+    "adam_update": (
+        ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), adam_scalars, _adam
     ),
-}
+    "rmsprop_update": (
+        ("param", "grad", "square_avg", "grad_avg", "momentum_buffer"), rmsprop_scalars, _rmsprop
+    ),
+}  # fmt: skip
 
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
     """run(*arrays, **hyper): the update `fn` for arrays like these (the same lists, shapes,
-    dtypes and layouts), checked now; each run only takes the 1-D views (gt.compile's replays)."""
-    names, loop = _UPDATES[fn]
-    tensor_rows(fn, dict(zip(names, arrays)), _flat)
+    dtypes and layouts), checked now; a run takes the 1-D views and calls the loop, its scalars
+    worked out once for each new set of hyperparameters (gt.compile's replays, and each call)."""
+    names, scalars, loop = _UPDATES[fn]
+    rows = tensor_rows(fn, dict(zip(names, arrays)), _flat)
+    in_use = [a is not None for a in rows[0][2:]] if rows else []
+    memo: dict[tuple, list] = {}  # the hyperparameters -> the loop's scalars, by dtype
 
     def run(*arrays: Any, **hyper: Any) -> None:
         if not isinstance(arrays[0], (list, tuple)):
             arrays = tuple(None if a is None else [a] for a in arrays)
-        count = len(arrays[0])
-        columns = [[None] * count if c is None else [a.reshape(-1) for a in c] for c in arrays]
-        loop(zip(*columns), **hyper)
+        params = [a.reshape(-1) for a in arrays[0]]
+        columns = [params if c is None else [a.reshape(-1) for a in c] for c in arrays[1:]]
+        key = tuple(hyper.items())
+        cs = memo.get(key)
+        if cs is None:
+            if len(memo) > 8:  # a scheduler's new learning rate each step: keep a few
+                memo.clear()
+            by_dtype = {
+                d: np.array((*scalars(d.type, **hyper), *in_use), d)
+                for d in {p.dtype for p in params}
+            }
+            cs = memo[key] = [by_dtype[p.dtype] for p in params]
+        for p, *rest, c in zip(params, *columns, cs):
+            loop(p, *rest, c)
 
     return run
 

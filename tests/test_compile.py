@@ -302,6 +302,39 @@ def test_a_parameter_replaced_with_another_records_again():
         assert fwd(x).item() == 48.0
 
 
+def test_every_change_to_a_module_or_a_tensor_it_reads_is_seen_between_replays():
+    """The guards skip what they found unchanged: each way of changing a module or a tensor
+    read from outside must still make the next call record again."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.register_buffer("s", gt.ones(4))
+
+        def forward(self, x):
+            return (self.a(x) * self.s).sum()
+
+    net = Net()
+    fwd = gt.compile(lambda x: net(x))
+    x = gt.ones(3, 4)
+    changes = [
+        lambda: setattr(net, "a", nn.Linear(4, 4)),  # a submodule replaced
+        lambda: setattr(net, "s", gt.full((4,), 2.0)),  # a buffer replaced
+        lambda: net.register_buffer("s", gt.full((4,), 3.0)),
+        lambda: net.eval(),
+        lambda: setattr(net.a, "training", True),  # a plain assignment of the mode
+        lambda: net.a.register_parameter("bias", nn.Parameter(gt.ones(4))),
+        lambda: net.a.weight.requires_grad_(False),
+    ]
+    for change in [lambda: None, *changes]:
+        before = fwd.traces
+        change()
+        for _ in range(3):
+            assert fwd(x).item() == pytest.approx(net(x).item())
+        assert fwd.traces == before + 2  # recorded anew (twice, to agree), then replayed
+
+
 def test_what_a_replay_could_not_recompute_is_caught_by_the_second_recording():
     def relu_by_hand(x):  # a mask computed from x's array, outside the ops
         return (x * gt.tensor(x.detach().data > 0)).sum()

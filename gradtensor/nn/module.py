@@ -37,6 +37,9 @@ class Module:
     attributes in `__init__`, and write `forward`."""
 
     training: bool
+    # Changes so far to any module's train/eval state or to what it holds (parameters, buffers,
+    # submodules): gt.compile checks the modules a recording called only when this has moved.
+    _edits = 0
 
     def __init__(self) -> None:
         # Registries, in assignment order (which fixes the order of parameters() and state_dict).
@@ -134,12 +137,14 @@ class Module:
                 )
             self._buffers[name] = value
         object.__setattr__(self, name, value)
+        Module._edits += 1  # after the change: a check that saw the old state checks again
 
     def __delattr__(self, name: str) -> None:
         for reg in (self._parameters, self._modules, self._buffers):
             reg.pop(name, None)
         self._non_persistent.discard(name)
         object.__delattr__(self, name)
+        Module._edits += 1
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register a parameter (or None, as a placeholder that state_dict skips)."""
@@ -150,6 +155,7 @@ class Module:
             )
         self._registries(name)[0][name] = param
         object.__setattr__(self, name, param)
+        Module._edits += 1
 
     def register_buffer(self, name: str, value: Tensor | None, persistent: bool = True) -> None:
         """State that is not learnable: moved by `to`, saved unless persistent=False."""
@@ -159,6 +165,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
         object.__setattr__(self, name, value)
+        Module._edits += 1
 
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
@@ -171,6 +178,7 @@ class Module:
             raise KeyError(f"add_module: attribute {name!r} already exists")
         self._registries(name)[1][name] = module
         object.__setattr__(self, name, module)
+        Module._edits += 1
 
     register_module = add_module
 
@@ -263,6 +271,7 @@ class Module:
         """Training mode (dropout active) for this module and all below it; returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
+        Module._edits += 1
         return self
 
     def eval(self) -> Module:

@@ -155,15 +155,25 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._check_grads()  # before any state changes: a bad gradient updates nothing
-        self._update(self._jobs(True), None)
+        self._update(self._jobs(True))
         return loss
 
     def _replay_step(self) -> Callable[[], None]:
         """The step as gt.compile replays it, after a recorded step: the same updates, with the
         checks that the recording made (gradients, devices, what the kernels take) not made
-        again, and each kernel call's checks made once."""
-        plans: tuple[dict, dict] = ({}, {})  # by parameter: its kind; by batch: its call
-        return lambda: self._update(self._jobs(False), plans)
+        again, and the kernel calls planned once for the parameters updated."""
+        plans: dict[tuple, Callable[[list], bool]] = {}  # the parameters updated -> their plan
+
+        def run() -> None:
+            jobs = self._jobs(False)
+            key = tuple([job[0] for job in jobs])
+            plan = plans.get(key)
+            if plan is None or not plan(jobs):  # new parameters, or scalars now differ
+                plans.clear()
+                plan = plans[key] = self._plan(jobs)
+                plan(jobs)
+
+        return run
 
     def _jobs(self, follow: bool) -> list[tuple[Tensor, list[Any], dict[str, Any]]]:
         """(parameter, its arrays, this step's scalars) for each parameter with a gradient,
@@ -186,47 +196,58 @@ class Optimizer:
                 p._changed()
         return jobs
 
-    def _update(self, jobs: list, plans: tuple[dict, dict] | None) -> None:
-        """Run the jobs' updates: a kernel call per batch of parameters that share one, the
-        array ops for the rest. `plans` (a replay's): each parameter's kind (what the kernels
-        take) and each batch's kernel call with its checks made, kept from the first replay."""
+    def _update(self, jobs: list) -> None:
+        self._plan(jobs)(jobs)
+
+    def _plan(self, jobs: list) -> Callable[[list], bool]:
+        """run(jobs): these jobs' updates, a kernel call per batch of parameters that share one
+        (same scalars, kind of array, dtype, device and state in use), its checks made now, and
+        the array ops for the rest. A run given jobs whose batches no longer share their
+        scalars (a scheduler changed one group's) updates nothing and returns False."""
         # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
         kernels = active_kernels()
         kernel = getattr(kernels, self._kernel, None) if self._kernel else None
-        # Parameters that share a kernel call: same scalars, same kind of array, dtype and device,
-        # same state in use. On a GPU each batch is one launch (per few tensors), not one each.
-        batches: dict[tuple[Any, ...], list[list[Any]]] = {}
-        for p, arrays, h in jobs:
-            kind = None if plans is None else plans[0].get(p)
-            if kind is None:
-                kind = kernel is not None and kernels.update_accepts(arrays) and _kind(p, arrays)
-                if plans is not None:
-                    plans[0][p] = kind
+        batches: dict[tuple[Any, ...], list[int]] = {}
+        rest = []
+        for i, (p, arrays, h) in enumerate(jobs):
+            kind = kernel is not None and kernels.update_accepts(arrays) and _kind(p, arrays)
             if kind:
-                key = (kind, *h.values())
-                batch = batches.get(key)
-                if batch is None:
-                    batches[key] = [[a] for a in arrays] + [h, [p]]
-                else:
-                    for column, a in zip(batch, arrays):
-                        column.append(a)
-                    batch[-1].append(p)
-            elif type(arrays[0]) is np.ndarray:
-                self._apply(*arrays, *self._buffers(p, 2), h)
+                batches.setdefault((kind, *h.values()), []).append(i)
             else:
-                with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
+                rest.append(i)
+        calls = []  # (device, its parameters' places in jobs, the columns in use, the call)
+        for key, places in batches.items():
+            device, used = key[0][2], [c for c, unused in enumerate(key[0][3:]) if not unused]
+            columns = _columns(jobs, places, len(key[0]) - 3, used)
+            with backend.on(device or backend.CPU):  # CuPy works on the parameters' GPU
+                call = kernels.plan_update(self._kernel, *columns, **jobs[places[0]][2])
+            calls.append((device, places, used, call))
+        width = len(jobs[0][1]) if jobs else 0
+        shared = [places for _, places, _, _ in calls if len(places) > 1]
+
+        def run(jobs: list) -> bool:
+            for first, *others in shared:
+                h = jobs[first][2]
+                for i in others:
+                    if jobs[i][2] != h:
+                        return False
+            for device, places, used, call in calls:
+                columns = _columns(jobs, places, width, used)
+                if device is None:
+                    call(*columns, **jobs[places[0]][2])
+                else:
+                    with backend.on(device):
+                        call(*columns, **jobs[places[0]][2])
+            for i in rest:
+                p, arrays, h = jobs[i]
+                if type(arrays[0]) is np.ndarray:
                     self._apply(*arrays, *self._buffers(p, 2), h)
-        for key, (*columns, h, params) in batches.items():
-            columns = [None if c[0] is None else c for c in columns]
-            with backend.on(key[0][2] or backend.CPU):
-                if plans is None:
-                    kernel(*columns, **h)
-                    continue
-                which = (key[0], *map(id, params))
-                run = plans[1].get(which)
-                if run is None:
-                    run = plans[1][which] = kernels.plan_update(self._kernel, *columns, **h)
-                run(*columns, **h)
+                else:
+                    with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
+                        self._apply(*arrays, *self._buffers(p, 2), h)
+            return True
+
+        return run
 
     def _check_grads(self) -> None:
         name = f"{type(self).__name__}.step"
@@ -406,6 +427,15 @@ def _kind(p: Tensor, arrays: list) -> tuple:
     # Only a GPU array asks for its device; every host array is on the CPU.
     where = None if type(d) is np.ndarray else p.device
     return (type(d), d.dtype, where, *(a is None for a in arrays))
+
+
+def _columns(jobs: list, places: list[int], width: int, used: list[int]) -> list:
+    """The arrays of the parameters at `places` in jobs, a list per column; None for a column
+    not in `used` (state the configuration does not use)."""
+    columns: list = [None] * width
+    for c in used:
+        columns[c] = [jobs[i][1][c] for i in places]
+    return columns
 
 
 def _follow_device(p: Tensor, state: dict[str, Any]) -> None:
