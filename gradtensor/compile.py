@@ -275,16 +275,14 @@ class _Recorder:
             for a in v if isinstance(v, tuple) else (v,):
                 if id(a) in self.slots:
                     return self.unsupported(f"{op.name} with a computed array among its options")
-        if impl is None:
-            fwd = op.fwd
-        elif impl.plan is None:
-            fwd = impl.forward
-        else:  # the kernel's checks and choices, made once for every replay
-            fwd = impl.plan(xp, *arrays, **params)
+        if impl is not None and impl.plan is not None:  # the kernel's checks, made once
+            run = impl.plan(xp, *arrays, **params)
+        else:
+            run = functools.partial(op.fwd if impl is None else impl.forward, xp, **params)
         ins = [self.slot(arr, a if isinstance(a, Tensor) else None) for a, arr in zip(args, arrays)]
         o = self.made(out)
         x = self.made(aux) if op.aux else None
-        run = _forward(fwd, xp, dev, params, op.aux, out.ndim == 0)
+        run = _forward(run, xp, dev, op.aux, out.ndim == 0)
         self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x)
 
     def backward(self, node: Node, gouts: list, grads: list) -> None:
@@ -312,14 +310,21 @@ class _Recorder:
         ins = [i for i in gs if i is not None] + (arrays or [])
         ins += [i for i in (y, aux) if i is not None]
         wanted = tuple(i for i in outs if i is not None)
+        needs = tuple(e is not None for e in edges)
+        planned = impl is not None and impl.plan_backward is not None
         if rule is None or gs[0] is None or (op.save_inputs and arrays is None):
             run = _backward(op, template, gs, arrays, y, aux, params, outs, gpu)
+        elif planned and len(gs) == 1:  # the kernel's rule, its checks made once
+            y_value = out.data if y is not None else out
+            xs = node.arrays if op.save_inputs else inputs
+            run = impl.plan_backward(gouts[0], y_value, *xs, needs=needs, **node.params)
+            if gpu:
+                run = _on_device(run)
+            # It reads the saved inputs and aux, and gives every input's gradient (None where
+            # not needed): the rest are dropped.
+            ins = [gs[0], *(arrays or []), self.slot(None) if aux is None else aux]
+            wanted = tuple(outs)
         else:  # the derivative rule called directly, as a plain backward would call it
-            needs = tuple(e is not None for e in edges)
-            if impl is not None and impl.plan_backward is not None:
-                y_value = out.data if y is not None else out
-                xs = node.arrays if op.save_inputs else inputs
-                rule = impl.plan_backward(gouts[0], y_value, *xs, needs=needs, **node.params)
             n = len(arrays) if op.save_inputs else 0
             const = out if y is None else None
             run = _rule(op, rule, n, None if n else inputs, y is not None, const, aux is not None,
@@ -452,8 +457,8 @@ def _members(m: Any) -> tuple:
 # -- instructions: functions of the slots they read, returning the slots they fill --------------
 
 
-def _forward(fwd, xp, dev, params, aux, scalar) -> Callable:
-    run = functools.partial(fwd, xp, **params)
+def _forward(run, xp, dev, aux, scalar) -> Callable:
+    """run(*arrays), the forward on the replay's arrays, as the op's call gives its result."""
     if scalar:  # NumPy gives a 0-d result as a scalar: an array, as the op's own call makes it
 
         def run(*arrays, plain=run):
@@ -524,6 +529,14 @@ def _rule(op, rule, n, metas, has_y, const, has_aux, params, needs, inputs, outs
         return tuple(grads) if every else tuple([grads[k] for k in wanted])
 
     return run
+
+
+def _on_device(run: Callable) -> Callable:
+    def on(g, *values):
+        with g.device:  # CuPy works on the current GPU: the gradient's
+            return run(g, *values)
+
+    return on
 
 
 def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
@@ -659,6 +672,7 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
     written = {0} | {s for s, _ in args} | {s for s, *_ in externals}
     for _, _, _, o in program:
         written.update(o if isinstance(o, tuple) else () if o is None else (o,))
+    written.discard(None)  # an output a tuple instruction gives and nothing reads
     names: dict[str, Any] = {"errstate": backend.np.errstate}
 
     def name(slot: int) -> str:
@@ -689,10 +703,10 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
         if o is None:
             lines.append(pad + call)
         elif isinstance(o, tuple):
-            lines.append(f"{pad}{', '.join(f's{i}' for i in o)}, = {call}")
+            lines.append(f"{pad}{', '.join('_' if i is None else f's{i}' for i in o)}, = {call}")
         else:
             lines.append(f"{pad}s{o} = {call}")
-        made = o if isinstance(o, tuple) else () if o is None else (o,)
+        made = (o,) if type(o) is int else [i for i in o or () if i is not None]
         gone = [i for i in (*ins, *made) if i in written and last.get(i, k) == k]
         gone = sorted({i for i in gone if i not in returned and i != 0})
         if gone:

@@ -94,15 +94,15 @@ def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None):
 
 
 def _plan_kernel(xp, x, w, b, *, activation):
-    """The kernel forward for operands like these, its checks made now: a call runs it at
-    once, a replay of gt.compile many times."""
+    """The kernel forward for operands like these, its checks made now: run(x, w, b) -> (y,
+    aux). A call runs it at once, a replay of gt.compile many times."""
     _check_shapes(x, w, b)
     run = _kernels.plan_linear_act_forward(_rows(x), w, b, activation)
     if x.ndim == 2:
-        return lambda xp, x, w, b, **params: run(x, w, b)
+        return run
     shape = x.shape[:-1] + (w.shape[0],)
 
-    def forward(xp, x, w, b, **params):
+    def forward(x, w, b):
         y, aux = run(_rows(x), w, b)
         return y.reshape(shape), aux
 
@@ -110,24 +110,30 @@ def _plan_kernel(xp, x, w, b, *, activation):
 
 
 def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
-    """The kernel derivative for operands like these, its checks made now (as _plan_kernel)."""
+    """The kernel derivative for operands like these, its checks made now (as _plan_kernel):
+    rule(g, x, w, b, aux) -> (gx, gw, gb), each None where not needed."""
     bias = b is not None
     run = _kernels.plan_linear_act_backward(_rows(g), _rows(x), w, aux, activation, bias, needs[0])
-    flat = x.ndim == 2
+    keep_w, keep_b = needs[1], bias and needs[2]
+    if x.ndim == 2:
 
-    def rule(g, y, x, w, b, *, aux=None, **params):
-        gx, gw, gb = run(g, x, w, aux) if flat else run(_rows(g), _rows(x), w, aux)
-        return (
-            (gx if flat else gx.reshape(x.shape)) if needs[0] else None,
-            gw if needs[1] else None,
-            gb if bias and needs[2] else None,
-        )
+        def rule(g, x, w, b, aux):
+            gx, gw, gb = run(g, x, w, aux)
+            return gx, gw if keep_w else None, gb if keep_b else None
 
-    return rule
+        return rule
+
+    def rule_nd(g, x, w, b, aux):
+        gx, gw, gb = run(_rows(g), _rows(x), w, aux)
+        gx = gx.reshape(x.shape) if needs[0] else None
+        return gx, gw if keep_w else None, gb if keep_b else None
+
+    return rule_nd
 
 
-def _linear_kernel_grad(g, y, x, w, b, **params):
-    return _plan_kernel_grad(g, y, x, w, b, **params)(g, y, x, w, b, **params)
+def _linear_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
+    rule = _plan_kernel_grad(g, y, x, w, b, needs=needs, activation=activation, aux=aux)
+    return rule(g, x, w, b, aux)
 
 
 @_linear.implementation(
@@ -138,7 +144,7 @@ def _linear_kernel_grad(g, y, x, w, b, **params):
     plan_backward=_plan_kernel_grad,
 )
 def _linear_kernel(xp, x, w, b, *, activation):
-    return _plan_kernel(xp, x, w, b, activation=activation)(xp, x, w, b)
+    return _plan_kernel(xp, x, w, b, activation=activation)(x, w, b)
 
 
 _linear.defvjp_joint(_linear_grad)
