@@ -497,6 +497,28 @@ def test_backward_through_infinities_raises_no_numpy_warning():
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "uint32", "float16"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "broadcast"])
+def test_relus_select_gives_np_wheres_bits(dtype, layout):
+    """relu's derivative selects with a bit mask where it can: the same bits as np.where, for
+    every value (infinities, NaN, -0.0) and any layout (a strided one takes np.where itself)."""
+    from gradtensor.ops.activations import array_maths
+
+    where = array_maths(np).where
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((6, 8)) * 5).astype(dtype)
+    if a.dtype.kind == "f":
+        a.flat[:4] = [np.inf, -np.inf, np.nan, -0.0]
+    c = rng.random((6, 8)) > 0.5
+    if layout == "strided":
+        a, c = a[:, ::2], c[:, ::2]
+    elif layout == "broadcast":
+        a = np.broadcast_to(a[:1], a.shape)
+    got, want = where(c, a, 0), np.where(c, a, 0)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+
+
 @pytest.mark.parametrize("kernels", [True, False])
 def test_fused_relu_layer_under_an_infinite_gradient(kernels):
     x = gt.tensor([[1.0, -1.0]])
