@@ -298,7 +298,9 @@ def _conv2d_gemm_grad(g, y, x, w, b, *, needs, aux, stride, padding, dilation,
     gw = None
     if needs[1]:  # into an array of w's shape: a view would be copied again on delivery
         gw = xp.empty(w.shape, w2.dtype)
-        xp.matmul(g3, aux.swapaxes(1, 2)).sum(axis=0, out=gw.reshape(w2.shape))
+        # Each image's product as blocks @ g^T (its transpose): BLAS runs that operand order
+        # faster, as the blocks are read along their rows.
+        xp.matmul(aux, g3.swapaxes(1, 2)).sum(axis=0, out=gw.reshape(w2.shape).T)
     gb = g.sum(axis=(0, 2, 3)) if b is not None and needs[2] else None
     gx = None
     if needs[0]:
