@@ -5,11 +5,12 @@ NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_a
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `plan_linear_act_forward` / `_backward` make
 their checks and choices once, for operands of given shapes, dtypes and layouts, and return the
 call that runs them (what gt.compile replays). `cross_entropy_forward` / `_backward` (the loss
-and its derivative, one pass a row) and `im2col` / `col2im` (conv2d's blocks) take NumPy
-arrays, to `kernels.loss_cpu` and `kernels.conv_cpu`. `sgd_update`,
-`adam_update` and `rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a
-list of them) dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one
-Numba-CUDA launch for a list of parameters); `plan_update` checks once, as the linear plans do.
+and its derivative, one pass a row), `im2col` / `col2im` (conv2d's blocks) and
+`max_pool2d_forward` / `_backward` take NumPy arrays, to `kernels.loss_cpu` and
+`kernels.conv_cpu`. `sgd_update`, `adam_update` and `rmsprop_update` (one-pass optimizer updates,
+in place, on one parameter or a list of them) dispatch the same way, to `kernels.optim_cpu`
+(Numba) or `kernels.optim_cuda` (one Numba-CUDA launch for a list of parameters); `plan_update`
+checks once, as the linear plans do.
 Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
 no CuPy and touches no GPU.
 """
@@ -36,6 +37,8 @@ __all__ = [
     "cross_entropy_forward",
     "im2col",
     "linear_act_accepts",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
     "linear_act_backward",
     "linear_act_forward",
     "plan_linear_act_backward",
@@ -140,6 +143,22 @@ def col2im(cols: Any, shape: Any, kernel_size: Any, stride: Any, dilation: Any, 
     """im2col's transpose; see `kernels.conv_cpu.col2im`."""
     conv = _module("conv_cpu")
     return conv.col2im(cols, shape, kernel_size, stride, dilation, padding, out_size)
+
+
+def max_pool2d_forward(
+    x: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any, out_size: Any
+) -> tuple:
+    """(window maxima, their places); see `kernels.conv_cpu.max_pool2d_forward`. Takes what
+    `conv_accepts(x, x)` does."""
+    conv = _module("conv_cpu")
+    return conv.max_pool2d_forward(x, kernel_size, stride, dilation, padding, out_size)
+
+
+def max_pool2d_backward(g: Any, at: Any, shape: Any, kernel_size: Any, stride: Any,
+                        dilation: Any, padding: Any) -> Any:  # fmt: skip
+    """max_pool2d's input gradient; see `kernels.conv_cpu.max_pool2d_backward`."""
+    conv = _module("conv_cpu")
+    return conv.max_pool2d_backward(g, at, shape, kernel_size, stride, dilation, padding)
 
 
 def cross_entropy_accepts(x: Any, target: Any) -> bool:

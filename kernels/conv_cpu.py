@@ -1,4 +1,5 @@
-"""conv2d's two data movements on the CPU: im2col and its transpose, col2im, as Numba loops.
+"""conv2d's two data movements on the CPU, im2col and its transpose col2im, and max_pool2d's
+window maxima and their gradient, as Numba loops.
 
 A convolution of one group is a matmul of the weight with the input's blocks, laid out as the
 array path lays them out, (N, C * KH * KW, OH * OW). The loops read the padding as zeros, never
@@ -6,6 +7,10 @@ making a padded copy; col2im adds every block back where it came from in one pas
 ops take a strided add per kernel position. The blocks are big (nine times the input for a 3x3
 kernel) and made anew every step: they come from a few arrays per shape kept here and handed out
 again once nobody holds them, so that a step does not pay the operating system for fresh pages.
+
+max_pool2d's array path unfolds the windows (padding as -inf) and takes some six passes over them
+to find each window's maximum and its place; here one pass reads each window where it lies, and
+the gradient goes straight to each maximum's place instead of through a select and a fold.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ._numba_cache import ensure_cache
 
 ensure_cache(__file__)  # before any cache=True function is defined
 
-__all__ = ["col2im", "im2col", "warmup"]
+__all__ = ["col2im", "im2col", "max_pool2d_backward", "max_pool2d_forward", "warmup"]
 
 _OPTS = dict(cache=True, error_model="numpy")
 
@@ -63,6 +68,47 @@ def _col2im(cols, kh, kw, sh, sw, dh, dw, top, left, oh, ow, out):
                             s = q * sw + j * dw - left
                             if 0 <= s < w:
                                 out[b, ci, r, s] += cols[b, row, base + q]
+
+
+@njit(**_OPTS)
+def _max_pool(x, kh, kw, sh, sw, dh, dw, top, left, lowest, y, at):
+    """Each window's maximum into y and its place in the window (i * kw + j) into `at`: the
+    first maximum, or the first NaN if there is one (the array path's choice); the padding
+    reads as `lowest` (-inf)."""
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2:]
+    for b in range(n):
+        for ci in range(c):
+            for p in range(oh):
+                for q in range(ow):
+                    best, place = lowest, 0
+                    for i in range(kh):
+                        r = p * sh + i * dh - top
+                        for j in range(kw):
+                            s = q * sw + j * dw - left
+                            v = x[b, ci, r, s] if 0 <= r < h and 0 <= s < w else lowest
+                            if i + j == 0 or v > best or (v != v and best == best):
+                                best, place = v, i * kw + j
+                    y[b, ci, p, q] = best
+                    at[b, ci, p, q] = place
+
+
+@njit(**_OPTS)
+def _max_pool_grad(g, at, kh, kw, sh, sw, dh, dw, top, left, gx):
+    """Each window's gradient added to its maximum's place (nothing for one in the padding)."""
+    n, c, h, w = gx.shape
+    oh, ow = g.shape[2:]
+    gx[...] = 0
+    for b in range(n):
+        for ci in range(c):
+            for p in range(oh):
+                for q in range(ow):
+                    k = at[b, ci, p, q]
+                    i = k // kw
+                    r = p * sh + i * dh - top
+                    s = q * sw + (k - i * kw) * dw - left
+                    if 0 <= r < h and 0 <= s < w:
+                        gx[b, ci, r, s] += g[b, ci, p, q]
 
 
 # -- the blocks' arrays, kept and handed out again ---------------------------------------------
@@ -115,9 +161,33 @@ def col2im(cols: np.ndarray, shape, kernel_size, stride, dilation, padding, out_
     return out
 
 
+def max_pool2d_forward(x: np.ndarray, kernel_size, stride, dilation, padding, out_size) -> tuple:
+    """(each window's maximum (N, C, OH, OW), its place in the window i * KW + j as int32) of an
+    (N, C, H, W) array, the padding (top, bottom, left, right) read as -inf."""
+    n, c = x.shape[:2]
+    y = np.empty((n, c, *out_size), x.dtype)
+    at = np.empty((n, c, *out_size), np.int32)
+    if y.size:
+        _max_pool(np.ascontiguousarray(x), *kernel_size, *stride, *dilation, padding[0],
+                  padding[2], x.dtype.type(-np.inf), y, at)  # fmt: skip
+    return y, at
+
+
+def max_pool2d_backward(g: np.ndarray, at: np.ndarray, shape, kernel_size, stride, dilation,
+                        padding) -> np.ndarray:  # fmt: skip
+    """The gradient of max_pool2d_forward's input, of `shape`: g added at each window's maximum."""
+    gx = np.empty(shape, g.dtype)
+    if gx.size:
+        _max_pool_grad(np.ascontiguousarray(g), np.ascontiguousarray(at), *kernel_size, *stride,
+                       *dilation, padding[0], padding[2], gx)  # fmt: skip
+    return gx
+
+
 def warmup() -> None:
     """Compile (or load from the on-disk cache) both loops for float32 and float64."""
     for dtype in (np.float32, np.float64):
         x = np.ones((1, 1, 3, 3), dtype)
         cols = im2col(x, (2, 2), (1, 1), (1, 1), (0, 0, 0, 0), (2, 2))
         col2im(cols, x.shape, (2, 2), (1, 1), (1, 1), (0, 0, 0, 0), (2, 2))
+        y, at = max_pool2d_forward(x, (2, 2), (1, 1), (1, 1), (0, 0, 0, 0), (2, 2))
+        max_pool2d_backward(y, at, x.shape, (2, 2), (1, 1), (1, 1), (0, 0, 0, 0))

@@ -598,7 +598,7 @@ _POOL = dict(kernel_size=(2, 2), dilation=(1, 1), padding=(0, 0, 0, 0), stride=(
 
 @primitive(
     "_max_pool2d",
-    save="",
+    save="x",
     aux=True,
     samples=[
         Sample((2, 3, 6, 5), **_POOL),
@@ -623,6 +623,35 @@ def _max_pool2d_grad(g, y, x, *, aux, **args):
 
 
 _max_pool2d.defvjp(_max_pool2d_grad)
+
+
+def _max_pool2d_kernel_grad(g, y, x, *, needs, aux, kernel_size, dilation, padding, stride):
+    gx = _kernels.max_pool2d_backward(g, aux, x.shape, kernel_size, stride, dilation, padding)
+    return (gx,)
+
+
+@_max_pool2d.implementation(
+    "kernel",
+    accepts=lambda x, **args: _kernels.conv_accepts(x, x) and x.ndim == 4,
+    backward=_max_pool2d_kernel_grad,
+)
+def _max_pool2d_kernel(xp, x, *, kernel_size, dilation, padding, stride):
+    size = _blocks("max_pool2d", x.shape[2:], kernel_size, dilation, padding, stride)
+    return _kernels.max_pool2d_forward(x, kernel_size, stride, dilation, padding, size)
+
+
+@_max_pool2d.defcomposite
+def _max_pool2d_composite(x, *, kernel_size, dilation, padding, stride):
+    """What the op means, for gradients of gradients: each window's values selected at the
+    place of its maximum, which the array path finds (a constant), and summed."""
+    args = dict(kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+    xp = backend.array_module(x.data)
+    at = _window_max(xp, x.data, **args)[1]
+    n, c, oh, ow = at.shape
+    kk = kernel_size[0] * kernel_size[1]
+    cols = _unfold(x, **args).reshape(n, c, kk, oh * ow)
+    chosen = xp.arange(kk).reshape(kk, 1) == at.reshape(n, c, 1, oh * ow)
+    return where(chosen, cols, 0).sum(axis=2).reshape(n, c, oh, ow)
 
 
 def _max_pool(op: str, dims: int, x: Any, kernel_size, stride, padding, dilation, ceil_mode, ret):

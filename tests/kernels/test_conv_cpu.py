@@ -96,3 +96,52 @@ def test_what_the_loops_do_not_take_goes_to_the_array_path():
     assert not kernels.conv_accepts(x.astype(np.float16), w.astype(np.float16))
     assert not kernels.conv_accepts(x, w.astype(np.float64))
     assert not kernels.conv_accepts(x.tolist(), w)
+
+
+# (x shape, kernel, stride, dilation, padding): max_pool2d's windows, overlapping ones included
+POOLS = [
+    ((2, 3, 6, 6), (2, 2), (2, 2), (1, 1), (0, 0, 0, 0)),
+    ((1, 2, 7, 7), (3, 3), (2, 2), (1, 1), (1, 2, 1, 2)),  # ceil_mode's extra padding at the end
+    ((2, 2, 8, 7), (3, 2), (2, 1), (2, 1), (1, 1, 0, 0)),
+    ((1, 1, 5, 5), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("shape", "k", "s", "d", "p"), POOLS)
+def test_max_pool_loops_are_the_array_paths_window_max_and_its_gradient(dtype, shape, k, s, d, p):
+    """The same maxima and places (the first maximum, the first NaN; ties, -inf and the padding
+    included), and the gradient at those places."""
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)  # rounded: many ties
+    x.flat[::7] = -np.inf
+    x.flat[5] = np.nan
+    args = dict(kernel_size=k, dilation=d, padding=p, stride=s)
+    size = _sizes(shape, k, s, d, p)
+    y, at = kernels.max_pool2d_forward(x, k, s, d, p, size)
+    want_y, want_at = conv._window_max(np, x, **args)
+    assert y.dtype == x.dtype and at.dtype == want_at.dtype
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(at, want_at)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    g.flat[0] = np.inf  # goes to one place only: nowhere else does it make a NaN
+    gx = kernels.max_pool2d_backward(g, at, shape, k, s, d, p)
+    want = conv._max_pool2d_grad(g, None, x, aux=want_at, **args)
+    assert gx.shape == shape and gx.dtype == x.dtype
+    np.testing.assert_allclose(gx, want, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_max_pool_op_agrees_with_and_without_kernels_to_second_order():
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((2, 3, 7, 6))
+    results = []
+    for on in (True, False):
+        x = gt.tensor(x0, requires_grad=True)
+        with gt.use_kernels(on):
+            y = F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True)
+            (gx,) = gt.autograd.grad((y * y).sum(), x, create_graph=True)
+            (gx * gx).sum().backward()
+        assert (y.grad_fn.impl is not None) == on  # the node says which ran
+        results.append([y.data, gx.data, x.grad.data])
+    for a, c in zip(*results):
+        np.testing.assert_array_equal(a, c)
