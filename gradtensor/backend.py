@@ -214,6 +214,31 @@ def scatter_add(out: Any, index: Any, values: Any) -> None:
     array_module(out).add.at(out, index, values)
 
 
+_BITS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+SELECT_MIN = 2048  # from this many elements a host select runs on bits
+
+
+def where(xp: Any, c: Any, a: Any, b: Any) -> Any:
+    """xp.where(c, a, b) for a bool array c, bit for bit. On the host a large one runs as bit
+    operations on c as a mask of all-ones or all-zeros words: NumPy's where branches on each
+    element, and a mixed condition (a ReLU's) makes those branches mispredict."""
+    if xp is not np or type(c) is not np.ndarray or c.dtype != np.bool_ or c.size < SELECT_MIN:
+        return xp.where(c, a, b)
+    dtype = np.result_type(a, b)
+    bits = _BITS.get(dtype.itemsize) if dtype.kind in "biuf" else None
+    if bits is None:
+        return np.where(c, a, b)
+    a, b = np.asarray(a, dtype), np.asarray(b, dtype)
+    mask = np.negative(c.view(np.int8), dtype=bits)  # True: -1, every bit set
+    out = np.bitwise_and(mask, a.view(bits))
+    if b.ndim or b.view(bits):  # b is not +0 (as a ReLU's derivative's is): its bits too
+        np.invert(mask, out=mask)
+        fits = lambda x, y: x.shape == np.broadcast_shapes(x.shape, y.shape)  # noqa: E731
+        rest = np.bitwise_and(mask, b.view(bits), out=mask if fits(mask, b) else None)
+        out = np.bitwise_or(out, rest, out=out if fits(out, rest) else None)
+    return out.view(dtype)
+
+
 # ----------------------------------------------------------------------------------------------
 # Random numbers: one seeded generator for the CPU and one per GPU, so `manual_seed` makes runs
 # repeatable. A GPU's generator is made on its first draw: making it allocates on the device,

@@ -497,26 +497,33 @@ def test_backward_through_infinities_raises_no_numpy_warning():
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "uint32", "float16"])
-@pytest.mark.parametrize("layout", ["contiguous", "strided", "broadcast"])
-def test_relus_select_gives_np_wheres_bits(dtype, layout):
-    """relu's derivative selects with a bit mask where it can: the same bits as np.where, for
-    every value (infinities, NaN, -0.0) and any layout (a strided one takes np.where itself)."""
-    from gradtensor.ops.activations import array_maths
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int8", "bool", "float16"])
+@pytest.mark.parametrize(
+    "shapes", [((64, 64),) * 3, ((64, 64), (64, 1), ()), ((64, 64), (1, 64), (64, 1))]
+)
+def test_a_large_select_on_the_host_gives_np_wheres_bits(dtype, shapes):
+    """where() from this many elements selects with bit masks: the same bits as np.where, for
+    every value (infinities, NaN, -0.0), broadcasting and Python numbers."""
+    from gradtensor import backend
 
-    where = array_maths(np).where
     rng = np.random.default_rng(0)
-    a = (rng.standard_normal((6, 8)) * 5).astype(dtype)
-    if a.dtype.kind == "f":
-        a.flat[:4] = [np.inf, -np.inf, np.nan, -0.0]
-    c = rng.random((6, 8)) > 0.5
-    if layout == "strided":
-        a, c = a[:, ::2], c[:, ::2]
-    elif layout == "broadcast":
-        a = np.broadcast_to(a[:1], a.shape)
-    got, want = where(c, a, 0), np.where(c, a, 0)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_array_equal(got.view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+    c = rng.random(shapes[0]) > 0.5
+    assert c.size >= backend.SELECT_MIN
+
+    def values(shape):
+        v = rng.standard_normal(shape) * 3
+        v = v > 0 if dtype == "bool" else v.astype(dtype)
+        if v.dtype.kind == "f" and v.size >= 4:
+            v.flat[:4] = [np.inf, -np.inf, np.nan, -0.0]
+        return v
+
+    a, b = values(shapes[1]), values(shapes[2])
+    for x, y in [(a, b), (a, 0), (a, -0.0), (0.5, b), (2, 3)]:
+        got, want = backend.where(np, c, x, y), np.where(c, x, y)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(
+            np.ascontiguousarray(got).view(np.uint8), np.ascontiguousarray(want).view(np.uint8)
+        )
 
 
 @pytest.mark.parametrize("kernels", [True, False])

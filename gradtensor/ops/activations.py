@@ -13,8 +13,6 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as _np
-
 from .. import backend
 from ..kernels.activations import ACTIVATIONS as ACTIVATIONS
 from ..kernels.activations import TABLE
@@ -53,31 +51,9 @@ def _sigmoid_arrays(xp: Any) -> Any:
     def sigmoid(z):
         # exp of a non-positive number only, so that no input overflows (z = -1e4 included).
         e = xp.exp(-xp.abs(z))
-        return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return backend.where(xp, z >= 0, 1 / (1 + e), e / (1 + e))
 
     return sigmoid
-
-
-def _select_or_zero(c: Any, a: Any, b: Any) -> Any:
-    """np.where(c, a, b). NumPy's where does not vectorize; where b is 0 (relu's derivative: a
-    select, so that an infinite gradient at a dead unit gives 0, not NaN) the same bits come
-    from the condition as a mask of all ones or zeros, and-ed with a's bits."""
-    if (
-        type(b) is int
-        and b == 0
-        and type(a) is _np.ndarray
-        and type(c) is _np.ndarray
-        and a.shape == c.shape
-        and a.dtype.kind in "fiu"
-        and a.itemsize in (4, 8)
-        and a.flags.c_contiguous
-        and c.flags.c_contiguous
-        and c.dtype == bool
-    ):
-        bits = _np.int32 if a.itemsize == 4 else _np.int64
-        mask = _np.negative(c.view(_np.int8), dtype=bits)  # True: -1, every bit set
-        return _np.bitwise_and(mask, a.view(bits), out=mask).view(a.dtype)
-    return _np.where(c, a, b)
 
 
 def array_maths(xp: Any) -> Any:
@@ -86,7 +62,7 @@ def array_maths(xp: Any) -> Any:
     if ns is None:
         ns = _ARRAY_MATHS[xp] = SimpleNamespace(
             const=_const,
-            where=_select_or_zero if xp is _np else xp.where,
+            where=lambda c, a, b: backend.where(xp, c, a, b),
             maximum=xp.maximum,
             exp=xp.exp,
             tanh=xp.tanh,

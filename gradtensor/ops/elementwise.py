@@ -372,7 +372,7 @@ def where(xp, cond, a, b):
     """Elements of `a` where `cond` holds, else of `b`: `gt.where(x > 0, x, 0)`."""
     if getattr(cond, "dtype", None) != xp.bool_:
         cond = xp.asarray(cond).astype(bool)
-    return xp.where(cond, a, b)
+    return backend.where(xp, cond, a, b)
 
 
 where.defvjp(None, lambda g, y, c, a, b: where(c, g, 0), lambda g, y, c, a, b: where(c, 0, g))
