@@ -29,7 +29,8 @@ from call to call must be arguments. The guards: each Tensor argument's shape, d
 requires_grad, other arguments' values (numbers, strings) or identities (objects), the train/eval
 state of every module called, grad mode, `use_kernels` and the shapes and dtypes of the tensors
 the step reads from outside (parameters). A call that fails them records again (logged on the
-"gradtensor.compile" logger); the last `max_traces` recordings are kept.
+"gradtensor.compile" logger); the last `max_traces` recordings are kept. A compiled function
+called while another one records runs eagerly, so that the outer recording sees its ops.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 from . import backend
 from .autograd import engine
 from .autograd.engine import add_arrays
-from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode
+from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode, recorder
 from .ops.registry import Primitive, kernels_enabled
 from .tensor import Tensor, get_default_dtype
 
@@ -93,7 +94,9 @@ class Compiled:
         return agreed[-1].code if agreed else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.eager_reason is not None:
+        # Inside another compiled function's recording, it runs eagerly: that recording must
+        # see its ops, which a replay on arrays would hide.
+        if self.eager_reason is not None or (RECORDING and recorder() is not None):
             return self.fn(*args, **kwargs)
         flat: list[Any] = []
         tree = _flatten((args, kwargs), flat)

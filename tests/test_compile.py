@@ -335,6 +335,21 @@ def test_every_change_to_a_module_or_a_tensor_it_reads_is_seen_between_replays()
         assert fwd.traces == before + 2  # recorded anew (twice, to agree), then replayed
 
 
+def test_a_compiled_function_inside_another_ones_recording_runs_eagerly():
+    """The outer recording must see the inner function's ops: a replay on arrays would hide
+    them, and the outer replay would then skip that work."""
+    lin = nn.Linear(4, 3)
+    inner = gt.compile(lambda x: lin(x).tanh())
+    x = gt.ones(2, 4)
+    for _ in range(3):
+        inner(x)  # agreed and replayed on its own
+    outer = gt.compile(lambda x: inner(x * 2).sum())
+    for k in range(4):
+        x = gt.full((2, 4), float(k))
+        assert outer(x).item() == pytest.approx(lin(x * 2).tanh().sum().item())
+    assert outer.traces == 2
+
+
 def test_what_a_replay_could_not_recompute_is_caught_by_the_second_recording():
     def relu_by_hand(x):  # a mask computed from x's array, outside the ops
         return (x * gt.tensor(x.detach().data > 0)).sum()
