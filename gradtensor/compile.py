@@ -29,8 +29,10 @@ from call to call must be arguments. The guards: each Tensor argument's shape, d
 requires_grad, other arguments' values (numbers, strings) or identities (objects), the train/eval
 state of every module called, grad mode, `use_kernels` and the shapes and dtypes of the tensors
 the step reads from outside (parameters). A call that fails them records again (logged on the
-"gradtensor.compile" logger); the last `max_traces` recordings are kept. A compiled function
-called while another one records runs eagerly, so that the outer recording sees its ops.
+"gradtensor.compile" logger); the last `max_traces` recordings are kept. A recording whose own
+cost (noting the ops, planning the kernels, writing the replay; not running the step) passes
+ANNOUNCE_S (50 ms) says so on that logger, as a warning. A compiled function called while
+another one records runs eagerly, so that the outer recording sees its ops.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import builtins
 import functools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import is_not
@@ -52,6 +55,7 @@ from .ops.registry import Primitive, kernels_enabled
 from .tensor import Tensor, get_default_dtype
 
 log = logging.getLogger("gradtensor.compile")
+ANNOUNCE_S = 0.05  # a recording whose own cost (beyond running the step) passes this is logged
 _ndarray = backend.np.ndarray
 _PLAIN = (int, float, bool, str, type(None), complex)
 
@@ -142,6 +146,13 @@ class Compiled:
         if first is None:
             trace = rec.finish(result)
         trace.agreed = first is not None
+        if rec.spent > ANNOUNCE_S:
+            log.warning(
+                "compile: recording %s cost %.0f ms beyond running it (noting each op, "
+                "planning the kernels, writing the replay)",
+                self.name,
+                rec.spent * 1e3,
+            )
         with self.lock:
             traces = [t for t in self.cache.pop(key, []) if t is not first] + [trace]
             self.cache[key] = traces
@@ -188,11 +199,26 @@ def _rebuild(tree: Any, leaves: Any) -> Any:
 # -- recording ---------------------------------------------------------------------------------
 
 
+def _timed(method: Callable) -> Callable:
+    """A recorder method whose time counts as the recording's own cost."""
+
+    @functools.wraps(method)
+    def timed(self: _Recorder, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+    return timed
+
+
 class _Recorder:
     """Told by the ops, the engine and the optimizers what they compute while `fn` runs."""
 
     def __init__(self, name: str, fallback: bool):
         self.name, self.fallback = name, fallback
+        self.spent = 0.0  # seconds in the recorder's own work: noting ops, plans, the replay
         self.thread = threading.get_ident()
         self.paused = False
         self.problem: str | None = None
@@ -272,6 +298,7 @@ class _Recorder:
     def module(self, m: Any) -> None:
         self.modules[id(m)] = (m, m.training, _members(m))
 
+    @_timed
     def forward(self, op: Primitive, impl: Any, xp: Any, dev: Any, args: Any, arrays: list,
                 params: dict, out: Any, aux: Any) -> None:  # fmt: skip
         for v in params.values():
@@ -288,6 +315,7 @@ class _Recorder:
         run = _forward(run, xp, dev, op.aux, out.ndim == 0)
         self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x)
 
+    @_timed
     def backward(self, node: Node, gouts: list, grads: list) -> None:
         op = node.fn
         if not isinstance(op, Primitive):
@@ -407,6 +435,7 @@ class _Recorder:
         dst, src = self.slot(t.data, t), self.slot(values)
         self._emit(False, _copy_into(t), (dst, src), None, "write", t, dst, src)
 
+    @_timed
     def finish(self, result: Any) -> Trace:
         leaves: list[Any] = []
         tree = _flatten(result, leaves)

@@ -335,6 +335,25 @@ def test_every_change_to_a_module_or_a_tensor_it_reads_is_seen_between_replays()
         assert fwd.traces == before + 2  # recorded anew (twice, to agree), then replayed
 
 
+def test_a_costly_recording_is_announced_and_a_cheap_one_is_not(monkeypatch, caplog):
+    import importlib
+
+    compile_module = importlib.import_module("gradtensor.compile")  # gt.compile is the function
+    model = nn.MLP([6, 10, 10, 3])
+    opt = gt.optim.SGD(model.parameters(), lr=0.1)
+    (x, y), *_ = _data(1, 8, "float32")
+    with caplog.at_level("WARNING", logger="gradtensor.compile"):
+        step = gt.compile(_train_step)
+        step(model, opt, x, y)
+        step(model, opt, x, y)
+        assert not caplog.records  # an MLP step's recording costs a few milliseconds
+        monkeypatch.setattr(compile_module, "ANNOUNCE_S", 0.0)
+        slow = gt.compile(_train_step)
+        slow(model, opt, x, y)
+    (record,) = caplog.records
+    assert "recording _train_step cost" in record.getMessage() and "ms" in record.getMessage()
+
+
 def test_a_compiled_function_inside_another_ones_recording_runs_eagerly():
     """The outer recording must see the inner function's ops: a replay on arrays would hide
     them, and the outer replay would then skip that work."""
