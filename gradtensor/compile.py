@@ -585,20 +585,10 @@ def deliver_grad(leaf: Tensor, g: Any, copy: bool, handed: set) -> None:
 
 def _deliver(leaf: Tensor, copy: bool) -> Callable:
     def run(g: Any, handed: set) -> Any:
-        # A fresh gradient of the leaf's dtype for a leaf with none yet, the common case, is
-        # adopted as engine.accumulate would (its dtype and shape are the recording's).
-        if (
-            leaf._grad is None
-            and not copy
-            and g.base is None
-            and g.dtype is leaf.data.dtype
-            and id(g) not in handed
-            and engine.writable(g)
-        ):
-            handed.add(id(g))
-            leaf._grad = Tensor._make(g)
-            return g
-        deliver_grad(leaf, g, copy, handed)
+        if leaf._grad is None and g.dtype is leaf.data.dtype:  # the common case, directly
+            leaf._grad = Tensor._make(engine.owned(g, handed, copy))
+        else:
+            deliver_grad(leaf, g, copy, handed)
         return leaf._grad.data
 
     return run
