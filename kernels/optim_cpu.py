@@ -251,10 +251,9 @@ def sgd_update(
     first: bool = False,
 ) -> None:
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient)."""
-    plan_update("sgd_update", param, grad, momentum_buffer)(
-        param, grad, momentum_buffer, lr=lr, weight_decay=weight_decay, momentum=momentum,
-        dampening=dampening, nesterov=nesterov, first=first,
-    )  # fmt: skip
+    rows = _rows("sgd_update", param, grad, momentum_buffer)
+    _run("sgd_update", rows, dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                                  dampening=dampening, nesterov=nesterov, first=first))  # fmt: skip
 
 
 def adam_update(
@@ -274,11 +273,11 @@ def adam_update(
     bias_correction2_sqrt: float,
 ) -> None:
     """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad)."""
-    plan_update("adam_update", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)(
-        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
-        eps=eps, weight_decay=weight_decay, decoupled=decoupled, step_size=step_size,
-        bias_correction2_sqrt=bias_correction2_sqrt,
-    )  # fmt: skip
+    rows = _rows("adam_update", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    _run("adam_update", rows, dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                                   weight_decay=weight_decay, decoupled=decoupled,
+                                   step_size=step_size,
+                                   bias_correction2_sqrt=bias_correction2_sqrt))  # fmt: skip
 
 
 def rmsprop_update(
@@ -295,10 +294,9 @@ def rmsprop_update(
     momentum: float,
 ) -> None:
     """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any)."""
-    plan_update("rmsprop_update", param, grad, square_avg, grad_avg, momentum_buffer)(
-        param, grad, square_avg, grad_avg, momentum_buffer, lr=lr, alpha=alpha, eps=eps,
-        weight_decay=weight_decay, momentum=momentum,
-    )  # fmt: skip
+    rows = _rows("rmsprop_update", param, grad, square_avg, grad_avg, momentum_buffer)
+    _run("rmsprop_update", rows, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum))  # fmt: skip
 
 
 # Each update's arrays by name, its scalars, and its loop.
@@ -313,32 +311,50 @@ _UPDATES: dict[str, tuple[tuple[str, ...], Any, Any]] = {
 }  # fmt: skip
 
 
+def _rows(fn: str, *arrays: Any) -> list[Any]:
+    """Each tensor's arrays as 1-D views, checked, the parameter standing in for state not in
+    use (the loops never write it then)."""
+    names = _UPDATES[fn][0]
+    return [[row[0] if a is None else a for a in row]
+            for row in tensor_rows(fn, dict(zip(names, arrays)), _flat)]  # fmt: skip
+
+
+_SCALARS: dict[tuple, np.ndarray] = {}  # (update, dtype, state in use, hyperparameters) -> c
+
+
+def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
+    """The update's loop over checked rows, its scalars as one array per dtype, worked out once
+    for each set of hyperparameters. Every row uses the same state (one list per argument)."""
+    if not rows:
+        return
+    _, scalars, loop = _UPDATES[fn]
+    in_use = tuple(a is not rows[0][0] for a in rows[0][2:])
+    items = tuple(hyper.items())
+    dtype = c = None
+    for row in rows:
+        p = row[0]
+        if p.dtype is not dtype:
+            dtype = p.dtype
+            key = (fn, dtype, in_use, items)
+            c = _SCALARS.get(key)
+            if c is None:
+                if len(_SCALARS) > 8:  # Adam's scalars change every step: keep a few
+                    _SCALARS.clear()
+                c = _SCALARS[key] = np.array((*scalars(dtype.type, **hyper), *in_use), dtype)
+        loop(*row, c)
+
+
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
     """run(*arrays, **hyper): the update `fn` for arrays like these (the same lists, shapes,
-    dtypes and layouts), checked now; a run takes the 1-D views and calls the loop, its scalars
-    worked out once for each new set of hyperparameters (gt.compile's replays, and each call)."""
-    names, scalars, loop = _UPDATES[fn]
-    rows = tensor_rows(fn, dict(zip(names, arrays)), _flat)
-    in_use = [a is not None for a in rows[0][2:]] if rows else []
-    memo: dict[tuple, list] = {}  # the hyperparameters -> the loop's scalars, by dtype
+    dtypes and layouts), checked now; a run only takes the 1-D views (gt.compile's replays)."""
+    _rows(fn, *arrays)
 
     def run(*arrays: Any, **hyper: Any) -> None:
         if not isinstance(arrays[0], (list, tuple)):
             arrays = tuple(None if a is None else [a] for a in arrays)
         params = [a.reshape(-1) for a in arrays[0]]
         columns = [params if c is None else [a.reshape(-1) for a in c] for c in arrays[1:]]
-        key = tuple(hyper.items())
-        cs = memo.get(key)
-        if cs is None:
-            if len(memo) > 8:  # a scheduler's new learning rate each step: keep a few
-                memo.clear()
-            by_dtype = {
-                d: np.array((*scalars(d.type, **hyper), *in_use), d)
-                for d in {p.dtype for p in params}
-            }
-            cs = memo[key] = [by_dtype[p.dtype] for p in params]
-        for p, *rest, c in zip(params, *columns, cs):
-            loop(p, *rest, c)
+        _run(fn, list(zip(params, *columns)), hyper)
 
     return run
 

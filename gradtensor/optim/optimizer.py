@@ -196,14 +196,10 @@ class Optimizer:
                 p._changed()
         return jobs
 
-    def _update(self, jobs: list) -> None:
-        self._plan(jobs)(jobs)
-
-    def _plan(self, jobs: list) -> Callable[[list], bool]:
-        """run(jobs): these jobs' updates, a kernel call per batch of parameters that share one
-        (same scalars, kind of array, dtype, device and state in use), its checks made now, and
-        the array ops for the rest. A run given jobs whose batches no longer share their
-        scalars (a scheduler changed one group's) updates nothing and returns False."""
+    def _batches(self, jobs: list) -> tuple[Any, dict[tuple, list[int]], list[int]]:
+        """(the kernel update or None, the places in jobs of the parameters that share a kernel
+        call (same scalars, kind of array, dtype, device and state in use) by what they share,
+        the places of the rest, which take the array ops)."""
         # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
         kernels = active_kernels()
         kernel = getattr(kernels, self._kernel, None) if self._kernel else None
@@ -215,11 +211,30 @@ class Optimizer:
                 batches.setdefault((kind, *h.values()), []).append(i)
             else:
                 rest.append(i)
+        return kernel, batches, rest
+
+    def _update(self, jobs: list) -> None:
+        """The jobs' updates: a kernel call per batch (on a GPU one launch for several
+        tensors), the array ops for the rest."""
+        kernel, batches, rest = self._batches(jobs)
+        for key, places in batches.items():
+            used = [c for c, unused in enumerate(key[0][3:]) if not unused]
+            columns = _columns(jobs, places, len(key[0]) - 3, used)
+            with backend.on(key[0][2] or backend.CPU):  # CuPy works on the parameters' GPU
+                kernel(*columns, **jobs[places[0]][2])
+        self._apply_rest(jobs, rest)
+
+    def _plan(self, jobs: list) -> Callable[[list], bool]:
+        """run(jobs): `_update` for jobs like these (gt.compile's replays), each batch's kernel
+        call with its checks made now. A run given jobs whose batches no longer share their
+        scalars (a scheduler changed one group's) updates nothing and returns False."""
+        _, batches, rest = self._batches(jobs)
+        kernels = active_kernels()
         calls = []  # (device, its parameters' places in jobs, the columns in use, the call)
         for key, places in batches.items():
             device, used = key[0][2], [c for c, unused in enumerate(key[0][3:]) if not unused]
             columns = _columns(jobs, places, len(key[0]) - 3, used)
-            with backend.on(device or backend.CPU):  # CuPy works on the parameters' GPU
+            with backend.on(device or backend.CPU):
                 call = kernels.plan_update(self._kernel, *columns, **jobs[places[0]][2])
             calls.append((device, places, used, call))
         width = len(jobs[0][1]) if jobs else 0
@@ -238,16 +253,19 @@ class Optimizer:
                 else:
                     with backend.on(device):
                         call(*columns, **jobs[places[0]][2])
-            for i in rest:
-                p, arrays, h = jobs[i]
-                if type(arrays[0]) is np.ndarray:
-                    self._apply(*arrays, *self._buffers(p, 2), h)
-                else:
-                    with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
-                        self._apply(*arrays, *self._buffers(p, 2), h)
+            self._apply_rest(jobs, rest)
             return True
 
         return run
+
+    def _apply_rest(self, jobs: list, rest: list[int]) -> None:
+        for i in rest:
+            p, arrays, h = jobs[i]
+            if type(arrays[0]) is np.ndarray:
+                self._apply(*arrays, *self._buffers(p, 2), h)
+            else:
+                with backend.on(p.device):  # CuPy works on the current GPU: the parameter's
+                    self._apply(*arrays, *self._buffers(p, 2), h)
 
     def _check_grads(self) -> None:
         name = f"{type(self).__name__}.step"
