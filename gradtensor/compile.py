@@ -21,6 +21,11 @@ a replayed step gives the eager step's numbers bit for bit. What differs between
 recordings was computed from tensor values outside the ops (a mask made from `t.data` with
 NumPy): such a function is refused rather than replayed with stale values.
 
+A replay's planned kernels (the fused layers, the fused loss) and its sums of gradients write
+into the arrays they made at the replay before, once nothing else holds those any longer, so a
+warm replay of such a step allocates no arrays; an array the caller kept (a returned loss, a
+`.grad` from an earlier step) is never written over. The other instructions make new arrays.
+
 As with jax.jit, Python runs only while recording. What the function reads from tensor values
 (`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
 names the call, or with `gt.compile(fn, fallback=True)` the function runs eagerly every time.
@@ -51,6 +56,7 @@ from . import backend
 from .autograd import engine
 from .autograd.engine import add_arrays
 from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode, recorder
+from .kernels import results
 from .ops.registry import Primitive, kernels_enabled
 from .tensor import Tensor, get_default_dtype
 
@@ -306,7 +312,7 @@ class _Recorder:
                 if id(a) in self.slots:
                     return self.unsupported(f"{op.name} with a computed array among its options")
         if impl is not None and impl.plan is not None:  # the kernel's checks, made once
-            run = impl.plan(xp, *arrays, **params)
+            run = impl.plan(xp, *arrays, keep=True, **params)
         else:
             run = functools.partial(op.fwd if impl is None else impl.forward, xp, **params)
         ins = [self.slot(arr, a if isinstance(a, Tensor) else None) for a, arr in zip(args, arrays)]
@@ -348,7 +354,7 @@ class _Recorder:
         elif planned and len(gs) == 1:  # the kernel's rule, its checks made once
             y_value = out.data if y is not None else out
             xs = node.arrays if op.save_inputs else inputs
-            run = impl.plan_backward(gouts[0], y_value, *xs, needs=needs, **node.params)
+            run = impl.plan_backward(gouts[0], y_value, *xs, needs=needs, keep=True, **node.params)
             if gpu:
                 run = _on_device(run)
             # It reads the saved inputs and aux, and gives every input's gradient (None where
@@ -381,7 +387,8 @@ class _Recorder:
     def add(self, a: Any, b: Any) -> Any:
         s = add_arrays(a, b)
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
-        self._emit(True, add_arrays, (sa, sb), out, "add", sa, sb, out)
+        run = _added(s) if type(s) is _ndarray and type(a) is type(b) is _ndarray else add_arrays
+        self._emit(True, run, (sa, sb), out, "add", sa, sb, out)
         return s
 
     def deliver(self, leaf: Tensor, g: Any) -> None:
@@ -559,6 +566,21 @@ def _rule(op, rule, n, metas, has_y, const, has_aux, params, needs, inputs, outs
                 fits = any(map(is_not, fitted, grads))
             grads = fitted
         return tuple(grads) if every else tuple([grads[k] for k in wanted])
+
+    return run
+
+
+def _added(like: Any) -> Callable:
+    """add_arrays on host arrays, into the sum of the replay before once nothing else holds it."""
+    alloc, shape, dtype, add = (
+        results(backend.np.empty, True),
+        like.shape,
+        like.dtype,
+        backend.np.add,
+    )
+
+    def run(a: Any, b: Any) -> Any:
+        return add(a, b, out=alloc("sum", shape, dtype))
 
     return run
 

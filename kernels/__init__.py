@@ -4,13 +4,14 @@
 NumPy arrays go to `kernels.cpu` (BLAS + Numba), CuPy arrays and other `__cuda_array_interface__`
 objects to `kernels.cuda` (cuBLAS + Numba-CUDA). `plan_linear_act_forward` / `_backward` make
 their checks and choices once, for operands of given shapes, dtypes and layouts, and return the
-call that runs them (what gt.compile replays). `cross_entropy_forward` / `_backward` (the loss
-and its derivative, one pass a row), `im2col` / `col2im` (conv2d's blocks) and
-`max_pool2d_forward` / `_backward` take NumPy arrays, to `kernels.loss_cpu` and
-`kernels.conv_cpu`. `sgd_update`, `adam_update` and `rmsprop_update` (one-pass optimizer updates,
-in place, on one parameter or a list of them) dispatch the same way, to `kernels.optim_cpu`
-(Numba) or `kernels.optim_cuda` (one Numba-CUDA launch for a list of parameters); `plan_update`
-checks once, as the linear plans do.
+call that runs them (what gt.compile replays; with keep=True a plan writes each run's results
+into the arrays of the run before, once nothing else holds them: `results`).
+`cross_entropy_forward` / `_backward` (the loss and its derivative, one pass a row; planned
+likewise), `im2col` / `col2im` (conv2d's blocks) and `max_pool2d_forward` / `_backward` take
+NumPy arrays, to `kernels.loss_cpu` and `kernels.conv_cpu`. `sgd_update`, `adam_update` and
+`rmsprop_update` (one-pass optimizer updates, in place, on one parameter or a list of them)
+dispatch the same way, to `kernels.optim_cpu` (Numba) or `kernels.optim_cuda` (one Numba-CUDA
+launch for a list of parameters); `plan_update` checks once, as the linear plans do.
 Backends are imported on first use, so importing `kernels` costs no Numba compilation, imports
 no CuPy and touches no GPU.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._api import ACTIVATIONS, AUX_KIND
+from ._api import ACTIVATIONS, AUX_KIND, results
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,9 +42,12 @@ __all__ = [
     "max_pool2d_forward",
     "linear_act_backward",
     "linear_act_forward",
+    "plan_cross_entropy_backward",
+    "plan_cross_entropy_forward",
     "plan_linear_act_backward",
     "plan_linear_act_forward",
     "plan_update",
+    "results",
     "rmsprop_update",
     "sgd_update",
     "update_accepts",
@@ -182,6 +186,20 @@ def cross_entropy_forward(x: Any, target: Any, ignore_index: int) -> tuple:
     return _module("loss_cpu").cross_entropy_forward(x, target, ignore_index)
 
 
+def plan_cross_entropy_forward(x: Any, ignore_index: int, keep: bool = False) -> Callable:
+    """run(x, target) -> cross_entropy_forward's results, for logits shaped and typed as x
+    (keep: as plan_linear_act_forward)."""
+    return _module("loss_cpu").plan_forward(x, ignore_index, keep)
+
+
+def plan_cross_entropy_backward(
+    x: Any, ignore_index: int, scale_shape: tuple, keep: bool = False
+) -> Callable:
+    """run(x, target, shift, logs, scale) -> cross_entropy_backward's result, for logits shaped
+    and typed as x and a scale shaped scale_shape (keep: as plan_linear_act_forward)."""
+    return _module("loss_cpu").plan_backward(x, ignore_index, scale_shape, keep)
+
+
 def cross_entropy_backward(
     x: Any, target: Any, ignore_index: int, shift: Any, logs: Any, scale: Any
 ) -> Any:
@@ -221,13 +239,17 @@ def linear_act_backward(
     return module.linear_act_backward(gy, x, weight, aux, activation, bias, input_grad)
 
 
-def plan_linear_act_forward(x: Any, weight: Any, bias: Any | None, activation: str) -> Callable:
+def plan_linear_act_forward(
+    x: Any, weight: Any, bias: Any | None, activation: str, keep: bool = False
+) -> Callable:
     """run(x, weight, bias) -> (y, aux): linear_act_forward for operands shaped, typed and laid
-    out as these, its checks made now; e.g. run = plan_linear_act_forward(x, w, b, "relu")."""
+    out as these, its checks made now; e.g. run = plan_linear_act_forward(x, w, b, "relu").
+    keep=True: each run writes its results into the arrays of the run before, once nothing
+    else holds them (see `_api.results`)."""
     module = _backend("linear_act_forward", x)
     plan = getattr(module, "plan_forward", None)
     if plan is not None:
-        return plan(x, weight, bias, activation)
+        return plan(x, weight, bias, activation, keep)
     forward = module.linear_act_forward
     return lambda x, weight, bias: forward(x, weight, bias, activation)
 
@@ -240,13 +262,14 @@ def plan_linear_act_backward(
     activation: str,
     bias: bool = True,
     input_grad: bool = True,
+    keep: bool = False,
 ) -> Callable:
     """run(gy, x, weight, aux) -> (gx, gw, gb): linear_act_backward for operands shaped, typed
-    and laid out as these, its checks made now."""
+    and laid out as these, its checks made now (keep: as plan_linear_act_forward)."""
     module = _backend("linear_act_backward", x)
     plan = getattr(module, "plan_backward", None)
     if plan is not None:
-        return plan(gy, x, weight, aux, activation, bias, input_grad)
+        return plan(gy, x, weight, aux, activation, bias, input_grad, keep)
     backward = module.linear_act_backward
     return lambda gy, x, weight, aux: backward(gy, x, weight, aux, activation, bias, input_grad)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from .activations import ACTIVATIONS, TABLE
@@ -10,6 +12,27 @@ from .activations import ACTIVATIONS, TABLE
 # so a caller must not modify y in place before the backward pass), the pre-activation ("input")
 # or nothing (None).
 AUX_KIND: dict[str, str | None] = {name: entry.saves for name, entry in TABLE.items()}
+
+
+def results(empty: Callable, keep: bool) -> Callable:
+    """`alloc(key, shape, dtype)`: where a plan's run gets its result and scratch arrays, made
+    by `empty(shape, dtype)`. A new array at every run; or, with keep=True, the array the same
+    key got at the run before, once nothing else holds it any longer (neither the caller nor a
+    view of it): a plan replayed by gt.compile then allocates nothing once warm, and an array a
+    caller still holds (a loss kept in a list, a gradient kept from the step before) is never
+    written over. A plan's shapes are fixed, so a key names one array."""
+    if not keep:
+        return lambda key, shape, dtype: empty(shape, dtype)
+    held: dict[str, Any] = {}
+    refs = sys.getrefcount
+
+    def alloc(key: str, shape: Any, dtype: Any) -> Any:
+        a = held.get(key)
+        if a is None or refs(a) > 3:  # held's, a's and the argument's: nobody else's
+            a = held[key] = empty(shape, dtype)
+        return a
+
+    return alloc
 
 
 def check_activation(fn: str, activation: Any) -> str:

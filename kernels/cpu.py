@@ -13,7 +13,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from . import blas
-from ._api import ACTIVATIONS, AUX_KIND, check_backward, check_forward
+from ._api import ACTIVATIONS, AUX_KIND, check_backward, check_forward, results
 from ._numba_cache import ensure_cache
 from .activations import DIGEST, TABLE
 
@@ -513,16 +513,17 @@ def _run_forward(k, z, bias, y):
         k.forward_parallel(z, bias, y, nchunks)
 
 
-def _run_backward(k, gy, aux, gz):
-    """Fill gz and return the float64 column sums of gz."""
+def _run_backward(k, gy, aux, gz, gb, alloc):
+    """Fill gz, and gb (float64) with the column sums of gz."""
     nchunks = _chunks(gy.size)
     if nchunks == 1:
-        gb = np.zeros(gy.shape[1], np.float64)
+        gb.fill(0)
         k.backward(gy, aux, gz, gb, 0, gy.shape[0])
-        return gb
-    partial = np.zeros((nchunks, gy.shape[1]), np.float64)
+        return
+    partial = alloc("gb_parts", (nchunks, gy.shape[1]), np.float64)
+    partial.fill(0)
     k.backward_parallel(gy, aux, gz, partial)
-    return partial.sum(axis=0)
+    partial.sum(axis=0, out=gb)
 
 
 def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
@@ -567,18 +568,21 @@ def linear_act_forward(
 
 
 def plan_forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, activation: str
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, activation: str, keep: bool = False
 ) -> Any:
     """linear_act_forward with its checks and choices made once, for operands of these shapes,
-    dtypes and layouts: run(x, weight, bias) -> (y, aux). A replay of gt.compile calls it."""
+    dtypes and layouts: run(x, weight, bias) -> (y, aux). A replay of gt.compile calls it, with
+    keep=True: its results are written into the arrays of the run before (`_api.results`)."""
     check_forward(x, weight, bias, activation, (np.ndarray,), "NumPy", DTYPES)
     dtype, n_out = x.dtype, weight.shape[0]
     shape = (x.shape[0], n_out)
     saves = AUX_KIND[activation]
+    alloc = results(np.empty, keep)
     if saves is None and bias is None:
 
         def matmul_only(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, None]:
-            return blas.matmul(_blasable(x), _blasable(weight).T, np.empty(shape, dtype)), None
+            z = alloc("z", shape, dtype)
+            return blas.matmul(_blasable(x), _blasable(weight).T, z), None
 
         return matmul_only
     zeros = np.zeros(n_out, dtype) if bias is None else None
@@ -588,8 +592,8 @@ def plan_forward(
     def run(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray | None]:
         x, weight = _blasable(x), _blasable(weight)
         b = zeros if bias is None else np.ascontiguousarray(bias)
-        z = np.empty(shape, dtype)
-        y = np.empty_like(z) if saves == "input" else z
+        z = alloc("z", shape, dtype)
+        y = alloc("y", shape, dtype) if saves == "input" else z
         if blocks is None:
             blas.matmul(x, weight.T, z)
             _run_forward(k, z, b, y)
@@ -634,57 +638,70 @@ def plan_backward(
     activation: str,
     bias: bool = True,
     input_grad: bool = True,
+    keep: bool = False,
 ) -> Any:
     """linear_act_backward with its checks and choices made once, for operands of these shapes,
-    dtypes and layouts: run(gy, x, weight, aux) -> (gx, gw, gb). A replay of gt.compile calls it."""
+    dtypes and layouts: run(gy, x, weight, aux) -> (gx, gw, gb). A replay of gt.compile calls
+    it, with keep=True (as plan_forward)."""
     check_backward(gy, x, weight, aux, activation, bias, (np.ndarray,), "NumPy", DTYPES)
     identity = AUX_KIND[activation] is None
     k = _passes(activation)
     blocks = _blocking(x, weight.shape[0])
+    alloc = results(np.empty, keep)
+    dtype, (n_out, n_in) = x.dtype, weight.shape
 
     def run(gy: Any, x: Any, weight: Any, aux: Any) -> tuple:
         x, weight = _blasable(x), _blasable(weight)
         # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes
         # gy as its own output.
-        gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()
+        if not (gy.flags.writeable and gy.flags.c_contiguous):
+            gy = _copy(alloc("gy", gy.shape, dtype), gy)
         aux = gy if identity else np.ascontiguousarray(aux)
         if blocks is not None:
-            return _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, *blocks)
-        gb = None
-        if identity:
-            gz = gy
-            if bias:
-                gb = _run_backward(k, gy, gy, gy)
+            gx, gw, gb = _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad,
+                                           alloc, *blocks)  # fmt: skip
         else:
-            gz = np.empty_like(gy)
-            gb = _run_backward(k, gy, aux, gz)
-        gx = None
-        if input_grad:
-            gx = np.empty(x.shape, x.dtype)
-            blas.matmul(gz, weight, gx)
-        gw = np.empty(weight.shape, x.dtype)
-        blas.matmul(gz.T, x, gw)
-        return gx, gw, (gb.astype(x.dtype) if bias else None)
+            gb = alloc("gb64", n_out, np.float64)
+            if identity:
+                gz = gy
+            else:
+                gz = alloc("gz", gy.shape, dtype)
+            if bias or not identity:
+                _run_backward(k, gy, aux, gz, gb, alloc)
+            gx = None
+            if input_grad:
+                gx = blas.matmul(gz, weight, alloc("gx", x.shape, dtype))
+            gw = blas.matmul(gz.T, x, alloc("gw", (n_out, n_in), dtype))
+        return gx, gw, (_copy(alloc("gb", n_out, dtype), gb) if bias else None)
 
     return run
 
 
-def _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, gemm, block):
-    n_out, n_in = weight.shape
+def _copy(out: np.ndarray, a: np.ndarray) -> np.ndarray:
+    out[...] = a
+    return out
+
+
+def _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad, alloc, gemm, block):
+    dtype, (n_out, n_in) = x.dtype, weight.shape
     nchunks = _span_count(gy, block)
-    gx = np.empty(x.shape if input_grad else (0, n_in), x.dtype)
-    gz = np.empty((nchunks, 0 if identity else block, n_out), x.dtype)
+    gx = alloc("gx", x.shape if input_grad else (0, n_in), dtype)
+    gz = alloc("gz", (nchunks, 0 if identity else block, n_out), dtype)
     w, tw, ldw = _weight_operand(weight)
     if nchunks == 1:
-        gw, gb = np.empty((n_out, n_in), x.dtype), np.zeros(n_out, np.float64)
+        gw, gb = alloc("gw", (n_out, n_in), dtype), alloc("gb64", n_out, np.float64)
+        gb.fill(0)
         k.backward_span(gemm, gy, x, w, tw, ldw, aux, gz[0], gx, gw, gb, 0, gy.shape[0], block,
                         input_grad, bias)  # fmt: skip
     else:  # each span sums its own gW and gb
-        gws, gbs = np.empty((nchunks, n_out, n_in), x.dtype), np.zeros((nchunks, n_out))
+        gws = alloc("gws", (nchunks, n_out, n_in), dtype)
+        gbs = alloc("gbs", (nchunks, n_out), np.float64)
+        gbs.fill(0)
         k.backward_spans(gemm, blas.set_threads_local, gy, x, w, tw, ldw, aux, gz, gx, gws, gbs,
                          block, input_grad, bias)  # fmt: skip
-        gw, gb = gws.sum(axis=0), gbs.sum(axis=0)
-    return gx if input_grad else None, gw, (gb.astype(x.dtype) if bias else None)
+        gw = gws.sum(axis=0, out=alloc("gw", (n_out, n_in), dtype))
+        gb = gbs.sum(axis=0, out=alloc("gb64", n_out, np.float64))
+    return gx if input_grad else None, gw, gb
 
 
 def warmup(activations: tuple[str, ...] = ACTIVATIONS) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ._api import results
 from ._numba_cache import ensure_cache
 
 ensure_cache(__file__)  # before any cache=True function is defined
@@ -83,16 +84,32 @@ def cross_entropy_forward(x: np.ndarray, target: np.ndarray, ignore_index: int) 
     """(losses per row, shift per row, log-sum per row, rows counted): the loss of each row is
     -log softmax(x)[target], 0 where target == ignore_index; e.g. cross_entropy_forward(x, t, -100).
     A target outside [0, C) that is not ignored raises IndexError."""
-    n, c = x.shape
-    zero = x.dtype.type(0)
-    shift, logs, losses = np.empty(n, x.dtype), np.empty(n, x.dtype), np.empty(n, x.dtype)
-    bad, count = _forward(x, target, ignore_index, zero, shift, logs, losses)
-    if bad >= 0:
-        valid = target[target != ignore_index]
-        raise IndexError(
-            f"target classes must lie in [0, {c}); got {int(valid.min())}..{int(valid.max())}"
+    return plan_forward(x, ignore_index)(x, target)
+
+
+def plan_forward(x: np.ndarray, ignore_index: int, keep: bool = False) -> Any:
+    """cross_entropy_forward for logits shaped and typed as x: run(x, target). keep=True: each
+    run writes its results into the arrays of the run before, once nothing else holds them
+    (see `_api.results`)."""
+    (n, c), dtype = x.shape, x.dtype
+    zero = dtype.type(0)
+    alloc = results(np.empty, keep)
+
+    def run(x: np.ndarray, target: np.ndarray) -> tuple:
+        shift, logs, losses = (
+            alloc("shift", n, dtype),
+            alloc("logs", n, dtype),
+            alloc("l", n, dtype),
         )
-    return losses, shift, logs, count
+        bad, count = _forward(x, target, ignore_index, zero, shift, logs, losses)
+        if bad >= 0:
+            valid = target[target != ignore_index]
+            raise IndexError(
+                f"target classes must lie in [0, {c}); got {int(valid.min())}..{int(valid.max())}"
+            )
+        return losses, shift, logs, count
+
+    return run
 
 
 def cross_entropy_backward(
@@ -101,12 +118,25 @@ def cross_entropy_backward(
 ) -> np.ndarray:  # fmt: skip
     """d loss / d x: (softmax(x) - one_hot(target)) times `scale` (a number, or one per row),
     0 on ignored rows; shift and logs are cross_entropy_forward's."""
-    scale = np.asarray(scale, x.dtype)
-    per_row = scale.ndim == 1
-    gx = np.empty_like(x)
-    zero = x.dtype.type(0)
-    _backward(x, target, ignore_index, zero, shift, logs, scale.reshape(-1), per_row, gx)
-    return gx
+    return plan_backward(x, ignore_index, np.shape(scale))(x, target, shift, logs, scale)
+
+
+def plan_backward(x: np.ndarray, ignore_index: int, scale_shape: tuple, keep: bool = False) -> Any:
+    """cross_entropy_backward for logits shaped and typed as x and a scale of that shape:
+    run(x, target, shift, logs, scale) (keep: as plan_forward)."""
+    dtype = x.dtype
+    zero = dtype.type(0)
+    per_row = len(scale_shape) == 1
+    alloc = results(np.empty, keep)
+
+    def run(x, target, shift, logs, scale) -> np.ndarray:
+        s = alloc("scale", scale_shape, dtype)
+        s[...] = scale
+        gx = alloc("gx", x.shape, dtype)
+        _backward(x, target, ignore_index, zero, shift, logs, s.reshape(-1), per_row, gx)
+        return gx
+
+    return run
 
 
 def warmup() -> None:

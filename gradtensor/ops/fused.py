@@ -93,11 +93,12 @@ def _linear_grad(g, y, x, w, b, *, needs, activation, aux=None):
     )
 
 
-def _plan_kernel(xp, x, w, b, *, activation):
+def _plan_kernel(xp, x, w, b, *, activation, keep=False):
     """The kernel forward for operands like these, its checks made now: run(x, w, b) -> (y,
-    aux). A call runs it at once, a replay of gt.compile many times."""
+    aux). A call runs it at once, a replay of gt.compile many times (keep: see
+    kernels.plan_linear_act_forward)."""
     _check_shapes(x, w, b)
-    run = _kernels.plan_linear_act_forward(_rows(x), w, b, activation)
+    run = _kernels.plan_linear_act_forward(_rows(x), w, b, activation, keep)
     if x.ndim == 2:
         return run
     shape = x.shape[:-1] + (w.shape[0],)
@@ -109,11 +110,12 @@ def _plan_kernel(xp, x, w, b, *, activation):
     return forward
 
 
-def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None):
+def _plan_kernel_grad(g, y, x, w, b, *, needs, activation, aux=None, keep=False):
     """The kernel derivative for operands like these, its checks made now (as _plan_kernel):
     rule(g, x, w, b, aux) -> (gx, gw, gb), each None where not needed."""
     bias = b is not None
-    run = _kernels.plan_linear_act_backward(_rows(g), _rows(x), w, aux, activation, bias, needs[0])
+    rows = _rows(g), _rows(x)
+    run = _kernels.plan_linear_act_backward(*rows, w, aux, activation, bias, needs[0], keep)
     keep_w, keep_b = needs[1], bias and needs[2]
     if x.ndim == 2:
 

@@ -73,15 +73,16 @@ def _cross_entropy(xp, x, target, *, reduction="mean", ignore_index=-100):
     return y, (logp, keep, rows, cls, count, bad)
 
 
-def _reduced(losses: Any, reduction: str, count: Any) -> tuple:
+def _reduced(losses: Any, reduction: str, count: Any, out: Any = None) -> tuple:
     """(the rows' losses reduced as asked, the mean's divisor or None). `count`: the rows that
-    count, or a function that gives the divisor as an array."""
+    count, or a function that gives the divisor as an array. `out`: a 0-d array for the result."""
     if reduction == "none":
         return losses, None
+    total = losses.sum(out=out)
     if reduction == "sum":
-        return losses.sum(), None
+        return total, None
     n = losses.dtype.type(max(count, 1)) if isinstance(count, int) else count()
-    return losses.sum() / n, n
+    return (total / n if out is None else backend.np.divide(total, n, out=out)), n
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
@@ -106,24 +107,51 @@ def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore
 _cross_entropy.defvjp_joint(_cross_entropy_grad)
 
 
+def _plan_kernel(xp, x, target, *, reduction="mean", ignore_index=-100, keep=False):
+    """The kernel forward for logits like these: run(x, target) -> (loss, aux). A call runs it
+    at once, a replay of gt.compile many times (keep: see kernels.plan_linear_act_forward)."""
+    run = _kernels.plan_cross_entropy_forward(x, ignore_index, keep)
+    alloc = _kernels.results(backend.np.empty, keep) if keep and reduction != "none" else None
+
+    def forward(x, target):
+        losses, shift, logs, count = run(x, target)
+        out = alloc and alloc("loss", (), x.dtype)
+        y, count = _reduced(losses, reduction, count, out)
+        return y, (shift, logs, count)
+
+    return forward
+
+
+def _plan_kernel_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100,
+                      keep=False):  # fmt: skip
+    """The kernel derivative for operands like these: rule(g, x, target, aux) -> (gx, None)."""
+    run = _kernels.plan_cross_entropy_backward(x, ignore_index, g.shape, keep)
+
+    def rule(g, x, target, aux):
+        if not needs[0]:
+            return None, None
+        shift, logs, count = aux
+        return run(x, target, shift, logs, g if count is None else g / count), None
+
+    return rule
+
+
 def _cross_entropy_kernel_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):
-    if not needs[0]:
-        return None, None
-    shift, logs, count = aux
-    scale = g if count is None else g / count
-    return _kernels.cross_entropy_backward(x, target, ignore_index, shift, logs, scale), None
+    rule = _plan_kernel_grad(g, y, x, target, needs=needs, aux=aux, reduction=reduction,
+                             ignore_index=ignore_index)  # fmt: skip
+    return rule(g, x, target, aux)
 
 
 @_cross_entropy.implementation(
     "kernel",
     accepts=lambda x, target, **params: _kernels.cross_entropy_accepts(x, target),
     backward=_cross_entropy_kernel_grad,
+    plan=_plan_kernel,
+    plan_backward=_plan_kernel_grad,
 )
 def _cross_entropy_kernel(xp, x, target, *, reduction="mean", ignore_index=-100):
     """The loss from the kernels' one pass a row; the reductions as the array path's."""
-    losses, shift, logs, count = _kernels.cross_entropy_forward(x, target, ignore_index)
-    y, count = _reduced(losses, reduction, count)
-    return y, (shift, logs, count)
+    return _plan_kernel(xp, x, target, reduction=reduction, ignore_index=ignore_index)(x, target)
 
 
 _cross_entropy.defcomposite(

@@ -83,10 +83,12 @@ class Implementation(NamedTuple):
 
     `forward(xp, *arrays, **params)` is the op's forward; `backward` is a joint derivative rule
     on arrays (as `defvjp_joint` takes) for outputs it made. The node records which one ran.
-    `plan(xp, *arrays, **params)` and `plan_backward(g, y, *arrays, needs=..., **params)`, where
-    given, return `run(*arrays)` (the forward's result) and `rule(g, *saved inputs, aux)` (a
-    gradient per input, already fitted to it, None where not needed) for operands of these
-    shapes, dtypes and layouts, the checks and choices already made: gt.compile replays them.
+    `plan(xp, *arrays, keep=..., **params)` and `plan_backward(g, y, *arrays, needs=...,
+    keep=..., **params)`, where given, return `run(*arrays)` (the forward's result) and
+    `rule(g, *saved inputs, aux)` (a gradient per input, already fitted to it, None where not
+    needed) for operands of these shapes, dtypes and layouts, the checks and choices already
+    made: gt.compile replays them, with keep=True (each run writes its results into the arrays
+    of the run before, once nothing else holds them).
     """
 
     name: str

@@ -494,3 +494,52 @@ def test_a_plan_runs_exactly_what_the_call_runs_in_row_blocks(monkeypatch, name)
 def test_a_plan_checks_its_operands_when_made(over, match):
     with pytest.raises(ValueError, match=match):
         kernels.plan_linear_act_forward(**_fwd_args(**over))
+
+
+def _kept_plans_reuse_only_what_nothing_else_holds(name):
+    """keep=True: a run writes into the arrays of the run before once nothing else holds them,
+    and never into an array (or a view of one) the caller kept; results as the plain calls."""
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(s).astype(F32) for s in [(40, 6), (5, 6), (5,)])
+    gy = rng.standard_normal((40, 5)).astype(F32)
+    forward = kernels.plan_linear_act_forward(x, w, b, name, keep=True)
+    aux = None if name == "identity" else gy
+    backward = kernels.plan_linear_act_backward(gy, x, w, aux, name, keep=True)
+    y, aux = kernels.linear_act_forward(x, w, b, name)
+    want = [y, aux, *kernels.linear_act_backward(gy, x, w, aux, name)]
+
+    def run() -> list:
+        y, aux = forward(x, w, b)
+        got = [y, aux, *backward(gy, x, w, aux)]
+        for a, c in zip(want, got):
+            assert (a is None) == (c is None) and (a is None or np.array_equal(a, c))
+        return got
+
+    def places(arrays: list) -> list:
+        return [a.__array_interface__["data"][0] for a in arrays if a is not None]
+
+    first = places(run())
+    assert places(run()) == first  # released: the same memory again
+    kept = run()
+    copies = [None if a is None else a.copy() for a in kept]
+    again = run()
+    assert not any(
+        np.shares_memory(a, c) for a in kept if a is not None for c in again if c is not None
+    )
+    for a, c in zip(kept, copies):
+        assert a is None or np.array_equal(a, c)  # what the caller kept is unchanged
+    del kept, again
+    view = run()[3][1:]  # a view of gw alone holds it
+    assert not np.shares_memory(view, run()[3])
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "identity"])
+def test_a_kept_plan_reuses_only_arrays_nothing_else_holds(name):
+    _kept_plans_reuse_only_what_nothing_else_holds(name)
+
+
+@needs_cblas
+@pytest.mark.parametrize("name", ["relu", "identity"])
+def test_a_kept_plan_reuses_only_arrays_nothing_else_holds_in_row_blocks(monkeypatch, name):
+    _small_blocks(monkeypatch, 7, 6, 5, 4, False)
+    _kept_plans_reuse_only_what_nothing_else_holds(name)

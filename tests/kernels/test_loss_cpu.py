@@ -87,3 +87,33 @@ def test_the_op_with_and_without_kernels_agrees():
         grads.append((loss.item(), g.data))
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-14)
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_kept_plans_give_the_calls_results_and_spare_what_the_caller_holds(reduction):
+    x = _logits(np.float32)
+    t = np.array([0, 4, 1, 3, 2, 3, 3])
+    g = np.linspace(0.5, 2, 7).astype(np.float32) if reduction == "none" else np.float32(1.5)
+    g = np.asarray(g)
+    impl = _cross_entropy.impls[0]
+    params = dict(reduction=reduction, ignore_index=3)
+    with np.errstate(all="ignore"):
+        y, aux = impl.forward(np, x, t, **params)
+        want, _ = impl.backward(g, y, x, t, needs=(True, False), aux=aux, **params)
+        forward = impl.plan(np, x, t, keep=True, **params)
+        backward = impl.plan_backward(g, y, x, t, needs=(True, False), aux=aux, keep=True, **params)
+
+        def run():
+            y2, aux2 = forward(x, t)
+            gx, _ = backward(g, x, t, aux2)
+            assert np.array_equal(np.asarray(y2), np.asarray(y), equal_nan=True)
+            assert np.array_equal(gx, want, equal_nan=True)
+            return y2, gx
+
+        y2, gx = run()
+        places = [a.__array_interface__["data"][0] for a in (y2, gx)]
+        del y2, gx
+        y3, gx3 = run()
+        assert [a.__array_interface__["data"][0] for a in (y3, gx3)] == places  # reused
+        y4, gx4 = run()  # y3 and gx3 are still held: new arrays
+        assert not np.shares_memory(y3, y4) and not np.shares_memory(gx3, gx4)
