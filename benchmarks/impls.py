@@ -155,7 +155,16 @@ class Compiled(GradTensor):
     """gradtensor with the whole training step (zero_grad, forward, loss, backward, update) under
     gt.compile: recorded at its first call, replayed on arrays after."""
 
-    conv = chain = linear = no_conv
+    conv = linear = no_conv
+
+    def chain(self, x0):
+        compiled = self.gt.compile(super().chain(x0).step)
+
+        def result() -> tuple:
+            compiled(), compiled()  # recorded twice
+            return _host(*compiled())  # replayed
+
+        return Impl(compiled, result)
 
     def mlp(self, params, x, t, lr, momentum=0.0, built=None):
         eager = super().mlp(params, x, t, lr, momentum, built)

@@ -24,7 +24,10 @@ NumPy): such a function is refused rather than replayed with stale values.
 A replay's planned kernels (the fused layers, the fused loss) and its sums of gradients write
 into the arrays they made at the replay before, once nothing else holds those any longer, so a
 warm replay of such a step allocates no arrays; an array the caller kept (a returned loss, a
-`.grad` from an earlier step) is never written over. The other instructions make new arrays.
+`.grad` from an earlier step) is never written over. Consecutive elementwise ops of the forward
+whose maths IEEE arithmetic rounds exactly (+, -, *, /, negation, abs, sqrt) on host arrays of
+one float dtype become one generated Numba loop (kernels.fuse_cpu) that stores only what the
+rest of the step reads, with NumPy's numbers bit for bit. The other instructions make new arrays.
 
 As with jax.jit, Python runs only while recording. What the function reads from tensor values
 (`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
@@ -56,7 +59,7 @@ from . import backend
 from .autograd import engine
 from .autograd.engine import add_arrays
 from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode, recorder
-from .kernels import results
+from .kernels import fuse_cpu, results
 from .ops.registry import Primitive, kernels_enabled
 from .tensor import Tensor, get_default_dtype
 
@@ -151,7 +154,8 @@ class Compiled:
             return result
         if first is None:
             trace = rec.finish(result)
-        trace.agreed = first is not None
+        else:
+            rec.agree(trace)
         if rec.spent > ANNOUNCE_S:
             log.warning(
                 "compile: recording %s cost %.0f ms beyond running it (noting each op, "
@@ -238,6 +242,7 @@ class _Recorder:
         self.modules: dict[int, tuple[Any, bool]] = {}
         self.program: list[tuple[bool, Callable]] = []  # (part of a backward?, instruction)
         self.described: list[tuple] = []  # what each instruction is
+        self.elementwise: dict[int, tuple] = {}  # instruction -> its maths, for fusion
         self.template.append(None)  # slot 0: the arrays a replay's backward handed out
 
     # slots
@@ -319,7 +324,26 @@ class _Recorder:
         o = self.made(out)
         x = self.made(aux) if op.aux else None
         run = _forward(run, xp, dev, op.aux, out.ndim == 0)
+        if impl is None and not params and op.name in fuse_cpu.OPS:
+            self._note_maths(op.name, ins, arrays, o, out)
         self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x)
+
+    def _note_maths(self, name: str, ins: list, arrays: list, o: int, out: Any) -> None:
+        """An instruction that one generated loop could compute with its neighbours: host
+        arrays of the result's float dtype and C layout, or Python numbers."""
+        if type(out) is not _ndarray or not out.flags.c_contiguous:
+            return
+        args, shapes = [], {}
+        for s, a in zip(ins, arrays):
+            if type(a) is _ndarray and a.dtype == out.dtype and a.flags.c_contiguous:
+                args.append(("in", s))
+                shapes[s] = a.shape
+            elif type(a) in (int, float) and abs(a) < 2**53:  # exactly a float64
+                args.append(("const", a))
+            else:
+                return
+        if fuse_cpu.accepts(out.shape, out.dtype, list(shapes.values())):
+            self.elementwise[len(self.program)] = (name, args, shapes, o, out.shape, out.dtype)
 
     @_timed
     def backward(self, node: Node, gouts: list, grads: list) -> None:
@@ -343,6 +367,8 @@ class _Recorder:
         gpu = type(gouts[0]) is not _ndarray
         impl = node.impl
         rule = op.joint_vjp if impl is None else impl.backward
+        if rule is None and impl is None and op.vjps:
+            rule = _joined(op.vjps, edges)
         # what the instruction reads: the gradients that came, the saved inputs, y, aux
         ins = [i for i in gs if i is not None] + (arrays or [])
         ins += [i for i in (y, aux) if i is not None]
@@ -443,6 +469,10 @@ class _Recorder:
         self._emit(False, _copy_into(t), (dst, src), None, "write", t, dst, src)
 
     @_timed
+    def agree(self, trace: Trace) -> None:
+        trace.agree()
+
+    @_timed
     def finish(self, result: Any) -> Trace:
         leaves: list[Any] = []
         tree = _flatten(result, leaves)
@@ -452,7 +482,7 @@ class _Recorder:
                      for s, t in self.externals]  # fmt: skip
         trace = Trace(self.program, self.template, self.args, externals,
                       list(self.modules.values()), tree, outs)  # fmt: skip
-        trace.described = self.described
+        trace.described, trace.elementwise = self.described, self.elementwise
         self.keep = []  # the recording's arrays, alive until now so that ids stayed unique
         return trace
 
@@ -585,6 +615,21 @@ def _added(like: Any) -> Callable:
     return run
 
 
+def _joined(vjps: tuple, edges: tuple) -> Callable:
+    """An op's per-input derivatives as one joint rule, calling those the backward would call:
+    for the inputs that want a gradient and have a derivative."""
+    calls = [(i, v) for i, (v, e) in enumerate(zip(vjps, edges)) if e is not None and v is not None]
+    n = len(edges)
+
+    def joint(g: Any, y: Any, *xs: Any, needs: tuple, **params: Any) -> list:
+        grads = [None] * n
+        for i, vjp in calls:
+            grads[i] = vjp(g, y, *xs, **params)
+        return grads
+
+    return joint
+
+
 def _on_device(run: Callable) -> Callable:
     def on(g, *values):
         with g.device:  # CuPy works on the current GPU: the gradient's
@@ -654,7 +699,17 @@ class Trace:
         self.edits = None  # Module._edits when the modules were last found unchanged
         self.seen = [None] * len(externals)  # each outside tensor's array last found unchanged
         self.agreed = False  # a second recording agreed with this one: it may be replayed
-        self.code, self.run = _generate(program, template, args, externals, outs)
+        self.program, self.elementwise = program, {}
+        self.code = self.run = None  # written once agreed (`agree`)
+
+    def agree(self) -> None:
+        """A second recording agreed with this one: write its replay, with each run of
+        elementwise maths fused into one loop where that can be done."""
+        returned = {v for is_tensor, v in self.outs if is_tensor}
+        program = _fuse(self.program, self.elementwise, returned)
+        self.code, self.run = _generate(program, self.template, self.args, self.externals,
+                                        self.outs)  # fmt: skip
+        self.agreed = True
 
     def differs(self, other: Trace) -> str | None:
         """What differs between two recordings of one function with the same guards, which a
@@ -706,6 +761,59 @@ class Trace:
         it = iter(arrays)
         results = (Tensor._make(next(it)) if is_tensor else v for is_tensor, v in self.outs)
         return _rebuild(self.tree, results)
+
+
+def _fuse(program: list, elementwise: dict, returned: set) -> list:
+    """The program with each run of two or more consecutive elementwise instructions over one
+    shape and dtype (`elementwise`: instruction -> its maths) made one instruction, a generated
+    loop (kernels.fuse_cpu) that stores only what later instructions read or fn returns."""
+    readers: dict[int, set[int]] = {}
+    for k, (_, _, ins, _) in enumerate(program):
+        for i in ins:
+            readers.setdefault(i, set()).add(k)
+    fused, k = [], 0
+    while k < len(program):
+        run = [k]
+        if k in elementwise:
+            kind = elementwise[k][4:]
+            while run[-1] + 1 in elementwise and elementwise[run[-1] + 1][4:] == kind:
+                run.append(run[-1] + 1)
+        if len(run) < 2:
+            fused.append(program[k])
+        elif (one := _fused(run, elementwise, readers, returned)) is not None:
+            fused.append(one)  # (None: nothing reads what the run computes)
+        k = run[-1] + 1
+    return fused
+
+
+def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> tuple | None:
+    """One instruction for a run of elementwise instructions: (False, loop, ins, outs)."""
+    made = {elementwise[k][3]: j for j, k in enumerate(run)}  # slot -> step
+    inside = set(run)
+    ins: list[int] = []
+    shapes: list[tuple] = []
+    steps = []
+    for k in run:
+        name, args, shape_of, *_ = elementwise[k]
+        parts = []
+        for kind, v in args:
+            if kind == "const":
+                parts.append(("const", v))
+            elif v in made and made[v] < len(steps):
+                parts.append(("step", made[v]))
+            else:
+                if v not in ins:
+                    ins.append(v)
+                    shapes.append(shape_of[v])
+                parts.append(("in", ins.index(v)))
+        steps.append((name, tuple(parts)))
+    slots = [elementwise[k][3] for k in run]
+    stored = [j for j, o in enumerate(slots) if o in returned or readers.get(o, set()) - inside]
+    if not stored:
+        return None
+    shape, dtype = elementwise[run[0]][4:]
+    loop = fuse_cpu.plan_elementwise(steps, shapes, stored, shape, dtype)
+    return (False, loop, tuple(ins), tuple(slots[j] for j in stored))
 
 
 def _generate(program: list, template: list, args: list, externals: list, outs: list) -> tuple:

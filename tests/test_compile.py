@@ -204,6 +204,82 @@ def test_what_the_caller_keeps_from_a_replay_is_never_written_over():
     _same_params(m1, m2)
 
 
+def _maths_step(w, b, s):
+    def step(x, t):
+        w.grad = b.grad = s.grad = None
+        z = x @ w
+        h = (z + b) * 0.5 - z / 3.0 + s * z  # broadcast bias, numbers, a 0-d tensor
+        d = abs(h - t).sqrt() - (-t)
+        loss = (d * d).sum() / 7
+        loss.backward()
+        return loss, h
+
+    return step
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_runs_of_elementwise_maths_replay_as_one_loop_with_eagers_numbers(monkeypatch, dtype):
+    from gradtensor.kernels import fuse_cpu
+
+    plans = []
+    real = fuse_cpu.plan_elementwise
+    monkeypatch.setattr(fuse_cpu, "plan_elementwise", lambda *a: plans.append(a) or real(*a))
+    r = np.random.default_rng(0)
+    w = gt.tensor(r.standard_normal((16, 8)), dtype=dtype, requires_grad=True)
+    b = gt.tensor(r.standard_normal(8), dtype=dtype, requires_grad=True)
+    s = gt.tensor(0.25, dtype=dtype, requires_grad=True)
+    eager = _maths_step(w, b, s)
+    step = gt.compile(eager)
+    for _ in range(12):
+        x = gt.tensor(r.standard_normal((32, 16)), dtype=dtype)
+        t = gt.tensor(r.standard_normal((32, 8)), dtype=dtype)
+        loss, h = step(x, t)
+        grads = [p.grad.data.copy() for p in (w, b, s)]
+        want_loss, want_h = eager(x, t)
+        assert loss.dtype == want_loss.dtype == dtype
+        assert np.array_equal(loss.data, want_loss.data) and np.array_equal(h.data, want_h.data)
+        for g, p in zip(grads, (w, b, s)):
+            assert np.array_equal(g, p.grad.data)
+    # One run of maths, one loop: the forward's twelve elementwise ops between matmul and sum.
+    (steps, *_), *more = plans
+    assert len(steps) == 12 and not more
+    stored = plans[0][2]  # what the derivatives read, and h: not every step's array
+    assert 0 < len(stored) < 12
+
+
+def test_a_fused_loop_meets_special_values_as_numpy_does():
+    def maths(x, y):
+        return ((x / y - y * 1e30) + abs(x)).sqrt() * -x, x - y
+
+    step = gt.compile(maths)
+    special = [0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 1e-45, 3e38, -3e38]
+    x, y = np.meshgrid(special, special)
+    x, y = gt.tensor(x, dtype="float32"), gt.tensor(y, dtype="float32")
+    for _ in range(3):
+        with np.errstate(all="ignore"):
+            got = [a.data for a in step(x, y)]
+            want = [a.data for a in maths(x, y)]
+        for a, c in zip(got, want):
+            # A NaN's sign bit is the hardware's choice of operand; everything else agrees.
+            assert np.array_equal(a, c, equal_nan=True)
+            assert np.array_equal(np.signbit(a) | np.isnan(a), np.signbit(c) | np.isnan(c))
+
+
+def test_maths_a_loop_cannot_match_bit_for_bit_is_left_to_numpy():
+    # Mixed dtypes, integers and transcendental functions are not fused; the replay still
+    # gives eager's numbers.
+    def maths(x, y, i):
+        return (x * y + 1.0).exp() * 2.0, (i + 1) * 3, x.tanh() + 1.0
+
+    step = gt.compile(maths)
+    x = gt.tensor(np.linspace(-1, 1, 12), dtype="float32")
+    y = gt.tensor(np.linspace(0, 2, 12), dtype="float64")
+    i = gt.tensor(np.arange(12))
+    for _ in range(3):
+        for a, c in zip(step(x, y, i), maths(x, y, i)):
+            assert a.dtype == c.dtype and np.array_equal(a.data, c.data)
+
+
 def test_kernels_off_replays_the_array_path_exactly():
     def build():
         model = nn.MLP([6, 10, 3], activation="gelu")
