@@ -16,6 +16,7 @@ CUDA updates take them, in one launch); every parameter is checked before any is
 from __future__ import annotations
 
 import math
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -346,15 +347,50 @@ def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
     """run(*arrays, **hyper): the update `fn` for arrays like these (the same lists, shapes,
-    dtypes and layouts), checked now; a run only takes the 1-D views (gt.compile's replays)."""
-    _rows(fn, *arrays)
+    dtypes and layouts), checked now; a run only takes the 1-D views (gt.compile's replays),
+    and takes them again only when it is given other arrays than the run before."""
+    checked = _rows(fn, *arrays)
+    _, scalars, loop = _UPDATES[fn]
+    dtypes = {row[0].dtype for row in checked}
+    if len(dtypes) != 1:  # mixed dtypes: the scalars per dtype, as a call works them out
+        step = lambda rows, hyper: _run(fn, rows, hyper)
+    else:
+        (dtype,) = dtypes
+        in_use = tuple(a is not checked[0][0] for a in checked[0][2:])
+        memo: dict[tuple, np.ndarray] = {}  # the hyperparameters' values -> the scalars
+
+        def step(rows: list, hyper: dict) -> None:
+            key = tuple(hyper.values())
+            c = memo.get(key)
+            if c is None:
+                if len(memo) > 8:  # Adam's scalars change every step: keep a few
+                    memo.clear()
+                c = memo[key] = np.array((*scalars(dtype.type, **hyper), *in_use), dtype)
+            for row in rows:
+                loop(*row, c)
+
+    # The parameters' and state's arrays of the run before, and rows of their 1-D views. The
+    # gradients are not kept between runs: a kept gradient would be an array nothing can reuse.
+    last: list[Any] = [(), []]
 
     def run(*arrays: Any, **hyper: Any) -> None:
         if not isinstance(arrays[0], (list, tuple)):
             arrays = tuple(None if a is None else [a] for a in arrays)
-        params = [a.reshape(-1) for a in arrays[0]]
-        columns = [params if c is None else [a.reshape(-1) for a in c] for c in arrays[1:]]
-        _run(fn, list(zip(params, *columns)), hyper)
+        kept = [a for k, column in enumerate(arrays) if k != 1 and column is not None
+                for a in column]  # fmt: skip
+        seen, rows = last
+        if len(kept) != len(seen) or not all(map(is_, kept, seen)):
+            params = [a.reshape(-1) for a in arrays[0]]
+            columns = [params if c is None else [a.reshape(-1) for a in c] for c in arrays[2:]]
+            rows = [[p, p, *state] for p, *state in zip(params, *columns)]
+            last[:] = kept, rows
+        for row, g in zip(rows, arrays[1]):
+            row[1] = g.reshape(-1)
+        try:
+            step(rows, hyper)
+        finally:
+            for row in rows:
+                row[1] = row[0]
 
     return run
 
