@@ -535,6 +535,9 @@ def compile_suite(ctx: Context) -> dict[str, Any]:
             case["record_s"] = record_cost(ctx, sizes, batch, ps_x_t)
             log(f"  recording the step (first call less an eager step): "
                 f"{case['record_s'] * 1e3:.1f} ms")  # fmt: skip
+            case["alloc_peak_bytes"] = alloc_peak(ctx, ps_x_t, 3 if sizes[1] >= 2048 else 100)
+            log(f"  a warm compiled step's allocations at their peak (tracemalloc, arrays "
+                f"included): {case['alloc_peak_bytes'] / 1024:.1f} KiB")  # fmt: skip
         cases.append(case)
     if not ctx.quick:  # the overhead suite's chain: a replay's cost per op, its runs of maths fused
         x0 = np.random.default_rng(0).standard_normal(8).astype(np.float32)
@@ -558,6 +561,25 @@ def record_cost(ctx: Context, sizes: list, batch: int, ps_x_t: tuple) -> float:
         impl.step()
         costs.append(time.perf_counter() - t1 - (t1 - t0))
     return float(np.median(costs))
+
+
+def alloc_peak(ctx: Context, ps_x_t: tuple, steps: int) -> int:
+    """The most a warm compiled step allocated above what it started from, in bytes, over
+    `steps` steps (tracemalloc, which counts NumPy's arrays)."""
+    impl = ctx.libs["gradtensor-compile"].mlp(*ps_x_t, LR)
+    for _ in range(5):  # recorded twice, then replayed with its arrays made
+        impl.step()
+    peaks = []
+    tracemalloc.start()
+    try:
+        for _ in range(3 if ctx.quick else steps):
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            impl.step()
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    return int(max(peaks))
 
 
 SUITES = {"overhead": overhead, "linear": linear, "mlp": mlp, "memory": memory}
@@ -603,8 +625,12 @@ TARGETS = [
            when=lambda p: p.get("sizes") == [784, 256, 256, 10], subject="gradtensor-compile"),
     Target("compile", "cpu", "compiled step no slower than eager", "gradtensor", 1.0,
            when=lambda p: p.get("sizes", [0, 0])[1] >= 2048, subject="gradtensor-compile"),
+    Target("compile", "cpu", "a warm compiled step allocates no arrays (< 16 KiB)", None, 16384,
+           strict=True, when=lambda p: p.get("sizes") == [784, 256, 256, 10],
+           subject="gradtensor-compile", measure=lambda c: c["alloc_peak_bytes"]),
     Target("compile", "cpu", "recording a 3-layer MLP step <= 50 ms", None, 0.05,
-           when=lambda p: p.get("sizes") == [784, 256, 256, 10], measure=lambda c: c["record_s"]),
+           when=lambda p: p.get("sizes") == [784, 256, 256, 10], subject="gradtensor-compile",
+           measure=lambda c: c["record_s"]),
     Target("compile", "cuda", "compiled step <= 0.33x PyTorch CUDA eager", "torch", 0.33,
            subject="gradtensor-compile"),
     Target("conv", "cpu", "conv layer no slower than 1.5x PyTorch at 1 thread", "torch",

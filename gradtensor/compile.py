@@ -778,16 +778,18 @@ def _fuse(program: list, elementwise: dict, returned: set) -> list:
             kind = elementwise[k][4:]
             while run[-1] + 1 in elementwise and elementwise[run[-1] + 1][4:] == kind:
                 run.append(run[-1] + 1)
-        if len(run) < 2:
-            fused.append(program[k])
-        elif (one := _fused(run, elementwise, readers, returned)) is not None:
-            fused.append(one)  # (None: nothing reads what the run computes)
+        one = _fused(run, elementwise, readers, returned) if len(run) > 1 else False
+        if one is False:  # not fused: the instructions as they were
+            fused += [program[i] for i in run]
+        elif one is not None:  # (None: nothing reads what the run computes)
+            fused.append(one)
         k = run[-1] + 1
     return fused
 
 
-def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> tuple | None:
-    """One instruction for a run of elementwise instructions: (False, loop, ins, outs)."""
+def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> Any:
+    """One instruction for a run of elementwise instructions, (False, loop, ins, outs); None
+    when nothing reads what the run computes; False when no loop could be built."""
     made = {elementwise[k][3]: j for j, k in enumerate(run)}  # slot -> step
     inside = set(run)
     ins: list[int] = []
@@ -812,7 +814,12 @@ def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> tuple 
     if not stored:
         return None
     shape, dtype = elementwise[run[0]][4:]
-    loop = fuse_cpu.plan_elementwise(steps, shapes, stored, shape, dtype)
+    try:
+        loop = fuse_cpu.plan_elementwise(steps, shapes, stored, shape, dtype)
+    except Exception as exc:  # a loop Numba would not build: the ops run one by one, as eagerly
+        log.warning("compile: %d elementwise ops left unfused: %s: %s", len(run),
+                    type(exc).__name__, exc)  # fmt: skip
+        return False
     return (False, loop, tuple(ins), tuple(slots[j] for j in stored))
 
 

@@ -247,6 +247,27 @@ def test_runs_of_elementwise_maths_replay_as_one_loop_with_eagers_numbers(monkey
     assert 0 < len(stored) < 12
 
 
+def test_maths_no_loop_could_be_built_for_runs_op_by_op(monkeypatch, caplog):
+    from gradtensor.kernels import fuse_cpu
+
+    def refuse(*args):
+        raise RuntimeError("no loop today")
+
+    monkeypatch.setattr(fuse_cpu, "plan_elementwise", refuse)
+    r = np.random.default_rng(1)
+    w = gt.tensor(r.standard_normal((16, 8)), requires_grad=True)
+    b = gt.tensor(r.standard_normal(8), requires_grad=True)
+    s = gt.tensor(0.5, requires_grad=True)
+    eager = _maths_step(w, b, s)
+    step = gt.compile(eager)
+    x, t = gt.tensor(r.standard_normal((32, 16))), gt.tensor(r.standard_normal((32, 8)))
+    with caplog.at_level(logging.WARNING, logger="gradtensor.compile"):
+        for _ in range(3):
+            loss = step(x, t)[0].data.copy()
+    assert "left unfused: RuntimeError: no loop today" in caplog.text
+    assert np.array_equal(loss, eager(x, t)[0].data)
+
+
 def test_a_fused_loop_meets_special_values_as_numpy_does():
     def maths(x, y):
         return ((x / y - y * 1e30) + abs(x)).sqrt() * -x, x - y
