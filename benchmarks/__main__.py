@@ -121,6 +121,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"--libs: unknown {unknown}; choose from {', '.join(refs)}")
     args.keys = ["gradtensor"] + ["gradtensor-nokernels"] * (not args.no_kernels_off)
     args.keys += ["gradtensor-compile"] * (args.suite in ("compile", "all"))
+    args.keys += ["gradtensor-graph"] * (args.suite in ("compile", "all") and args.device == "cuda")
     args.keys += [k for k in refs if k in (wanted or refs)]
     return args
 

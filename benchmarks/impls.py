@@ -153,12 +153,17 @@ class GradTensor(Tape):
 
 class Compiled(GradTensor):
     """gradtensor with the whole training step (zero_grad, forward, loss, backward, update) under
-    gt.compile: recorded at its first call, replayed on arrays after."""
+    gt.compile: recorded at its first call, replayed on arrays after (with `graph`, its forward
+    and backward as a CUDA graph)."""
 
     conv = linear = no_conv
 
+    def __init__(self, device: str, graph: bool = False):
+        super().__init__(device)
+        self.graph = graph
+
     def chain(self, x0):
-        compiled = self.gt.compile(super().chain(x0).step)
+        compiled = self.gt.compile(super().chain(x0).step, cuda_graph=self.graph)
 
         def result() -> tuple:
             compiled(), compiled()  # recorded twice
@@ -175,13 +180,13 @@ class Compiled(GradTensor):
             backward(loss)
             return loss, *(p.grad for p in tensors)
 
-        checked = self.gt.compile(loss_and_grads)
+        checked = self.gt.compile(loss_and_grads, cuda_graph=self.graph)
 
         def result() -> tuple:
             checked()  # recorded
             return _host(*checked())  # replayed: what is checked against gradtensor eager
 
-        compiled = self.gt.compile(lambda: (backward(forward()), step()))
+        compiled = self.gt.compile(lambda: (backward(forward()), step()), cuda_graph=self.graph)
         return Impl(compiled, result, (forward, backward, step, tensors))
 
 
@@ -376,6 +381,11 @@ LIBRARIES: dict[str, tuple[str, Callable[[str], Any], str | None]] = {
     "gradtensor": ("gradtensor", GradTensor, None),
     "gradtensor-nokernels": ("gradtensor, kernels off", lambda d: GradTensor(d, False), None),
     "gradtensor-compile": ("gradtensor, gt.compile", Compiled, None),
+    "gradtensor-graph": (
+        "gradtensor, gt.compile + CUDA graph",
+        lambda d: Compiled(d, True),
+        "cuda",
+    ),
     "numpy": ("NumPy by hand", ByHand, "cpu"),
     "cupy": ("CuPy by hand", ByHand, "cuda"),
     "torch": ("PyTorch", Torch, None),

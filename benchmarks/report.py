@@ -18,7 +18,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS_DIR, FIGURES_DIR, OUT = HERE / "results", HERE / "figures", HERE / "RESULTS.md"
 SCHEMA = "gradtensor-benchmarks/1"
 COLORS = dict(gradtensor="C3", numpy="C0", cupy="C0", torch="C2", jax="C4", autograd="C5")
-COLORS.update({"gradtensor-nokernels": "C1", "jax-jit": "C9", "gradtensor-compile": "C6"})
+COLORS.update(
+    {
+        "gradtensor-nokernels": "C1",
+        "jax-jit": "C9",
+        "gradtensor-compile": "C6",
+        "gradtensor-graph": "C7",
+    }
+)
 SUITE_TITLES = {
     "overhead": "Per-op overhead: a chain of tiny elementwise ops, forward + backward",
     "linear": "Fused linear + activation, forward + backward",

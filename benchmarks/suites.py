@@ -60,6 +60,7 @@ CNNS = {
 CNNS["cuda"] = CNNS["cpu"]
 CONV_LIBS = ("gradtensor", "torch")
 LR = 0.01
+COMPILED = ("gradtensor-compile", "gradtensor-graph")  # gt.compile: the compile suite's own
 # Seconds of alternating timing per case, all implementations together
 BUDGET = {"overhead": 30.0, "linear": 12.0, "mlp": 40.0, "scaling": 10.0, "conv": 20.0,
           "compile": 20.0}  # fmt: skip
@@ -173,7 +174,7 @@ def run_case(ctx, tag, name, params, workload, args, names, budget, keys=None) -
     """Build (`workload` is the adapters' method), check and time one case; print its table."""
     # gt.compile is its own suite's subject: elsewhere only when asked for by name
     libs = {k: v for k, v in ctx.libs.items()
-            if (k in keys if keys is not None else k != "gradtensor-compile")}  # fmt: skip
+            if (k in keys if keys is not None else k not in COMPILED)}  # fmt: skip
     log(f"{tag} {name}: checking and timing {len(libs)} implementations")
     gc.collect()  # the previous case's implementations go first
     case: dict[str, Any] = {"name": name, "params": params, "results": {}}
@@ -362,7 +363,7 @@ def conv(ctx: Context) -> dict[str, Any]:
 def overhead(ctx: Context) -> dict[str, Any]:
     """A chain of 151 tiny elementwise ops, forward + backward: the per-op cost."""
     x0 = np.random.default_rng(0).standard_normal(8).astype(np.float32)
-    keys = [k for k in ctx.libs if k not in ("gradtensor-nokernels", "gradtensor-compile")]
+    keys = [k for k in ctx.libs if k not in ("gradtensor-nokernels", *COMPILED)]
     name, params = f"{OPS} ops on 8-element float32 tensors", {"ops": OPS, "size": 8}
     args = ("[overhead 1/1]", name, params, "chain", (x0,), ["grad x"], BUDGET["overhead"], keys)
     case = run_case(ctx, *args)
@@ -415,7 +416,7 @@ def mlp(ctx: Context, suite: str = "mlp") -> dict[str, Any]:
 
 def memory(ctx: Context) -> dict[str, Any]:
     """Peak memory of one training step, each implementation alone in a fresh process."""
-    keys = [k for k in ctx.libs if k not in ("kernels", "gradtensor-compile")]  # no MLP / own suite
+    keys = [k for k in ctx.libs if k not in ("kernels", *COMPILED)]  # no MLP / their own suite
     cases = []
     for i, (sizes, batch) in enumerate(MLPS[ctx.size]):
         params = {"sizes": sizes, "batch": batch, "flops": mlp_flops(sizes, batch)}
@@ -517,7 +518,7 @@ def probe(key: str, sizes: list[int], batch: int, device: str) -> dict[str, Any]
 COMPILE_MLPS = {"cpu": [([8, 8, 8, 4], 32), ([784, 256, 256, 10], 128),
                         ([784, 2048, 2048, 10], 1024)], "quick": [([8, 8, 8, 4], 8)]}  # fmt: skip
 COMPILE_MLPS["cuda"] = [([784, 256, 256, 10], 128)]
-COMPILE_LIBS = ("gradtensor", "gradtensor-compile", "numpy", "cupy", "torch", "jax-jit")
+COMPILE_LIBS = ("gradtensor", *COMPILED, "numpy", "cupy", "torch", "jax-jit")
 
 
 def compile_suite(ctx: Context) -> dict[str, Any]:
@@ -633,6 +634,8 @@ TARGETS = [
            measure=lambda c: c["record_s"]),
     Target("compile", "cuda", "compiled step <= 0.33x PyTorch CUDA eager", "torch", 0.33,
            subject="gradtensor-compile"),
+    Target("compile", "cuda", "compiled step, CUDA graph, <= 0.33x PyTorch CUDA eager", "torch",
+           0.33, subject="gradtensor-graph"),
     Target("conv", "cpu", "conv layer no slower than 1.5x PyTorch at 1 thread", "torch",
            1.5, when=lambda p: p["kind"] == "conv" and p["threads"] == 1),
     # GPU, TF32 off on both sides; the GPU's per-op overhead is reported, with no target

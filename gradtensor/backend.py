@@ -105,6 +105,15 @@ def nccl() -> tuple[Any, Any]:
     return cp, bindings
 
 
+def cuda_runtime() -> Any:
+    """cupy.cuda (streams, events, graph capture, memory pools), for gt.compile's CUDA graphs;
+    ImportError without CuPy."""
+    cp = _import_cupy()
+    if cp is None:
+        raise ImportError(_cupy_error)
+    return cp.cuda
+
+
 def cuda_unavailable_reason() -> str | None:
     """Why CUDA cannot be used here, or None when it can."""
     cp = _import_cupy()

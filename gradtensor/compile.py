@@ -28,6 +28,8 @@ warm replay of such a step allocates no arrays; an array the caller kept (a retu
 whose maths IEEE arithmetic rounds exactly (+, -, *, /, negation, abs, sqrt) on host arrays of
 one float dtype become one generated Numba loop (kernels.fuse_cpu) that stores only what the
 rest of the step reads, with NumPy's numbers bit for bit. The other instructions make new arrays.
+With `gt.compile(fn, cuda_graph=True)` a GPU replay runs its forward and backward as one captured
+CUDA graph (`_graph`, `_GraphRegion`).
 
 As with jax.jit, Python runs only while recording. What the function reads from tensor values
 (`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
@@ -48,6 +50,7 @@ from __future__ import annotations
 import builtins
 import functools
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -73,23 +76,29 @@ class CompileError(RuntimeError):
     """What a step does cannot be recorded for replay (and `fallback=True` was not given)."""
 
 
-def compile(fn: Callable | None = None, *, fallback: bool = False, max_traces: int = 8) -> Any:
+def compile(
+    fn: Callable | None = None, *, fallback: bool = False, max_traces: int = 8,
+    cuda_graph: bool = False,
+) -> Any:  # fmt: skip
     """Record `fn` at its first call and replay it on arrays at later calls (see the module
-    docstring); usable as `@gt.compile` or `@gt.compile(fallback=True)`."""
+    docstring); usable as `@gt.compile` or `@gt.compile(fallback=True)`. cuda_graph=True: on a
+    GPU, the replay's forward and backward run as one captured CUDA graph (see `_graph`)."""
     if fn is None:
-        return lambda f: compile(f, fallback=fallback, max_traces=max_traces)
+        return lambda f: compile(f, fallback=fallback, max_traces=max_traces,
+                                 cuda_graph=cuda_graph)  # fmt: skip
     if not callable(fn):
         raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
     if not isinstance(max_traces, int) or max_traces < 1:
         raise ValueError(f"compile: max_traces must be a positive int, got {max_traces!r}")
-    return Compiled(fn, fallback, max_traces)
+    return Compiled(fn, fallback, max_traces, bool(cuda_graph))
 
 
 class Compiled:
     """A compiled function: call it as the original. `.traces` counts the recordings made."""
 
-    def __init__(self, fn: Callable, fallback: bool, max_traces: int):
+    def __init__(self, fn: Callable, fallback: bool, max_traces: int, cuda_graph: bool = False):
         self.fn, self.fallback, self.max_traces = fn, fallback, max_traces
+        self.cuda_graph = cuda_graph
         self.name = getattr(fn, "__qualname__", repr(fn))
         # guard key -> recordings (each with its own module states), the newest last
         self.cache: OrderedDict[Any, list[Trace]] = OrderedDict()
@@ -155,7 +164,7 @@ class Compiled:
         if first is None:
             trace = rec.finish(result)
         else:
-            rec.agree(trace)
+            rec.agree(trace, self.cuda_graph)
         if rec.spent > ANNOUNCE_S:
             log.warning(
                 "compile: recording %s cost %.0f ms beyond running it (noting each op, "
@@ -243,6 +252,7 @@ class _Recorder:
         self.program: list[tuple[bool, Callable]] = []  # (part of a backward?, instruction)
         self.described: list[tuple] = []  # what each instruction is
         self.elementwise: dict[int, tuple] = {}  # instruction -> its maths, for fusion
+        self.kinds: list[str] = []  # what each instruction is to a CUDA graph (see _emit)
         self.template.append(None)  # slot 0: the arrays a replay's backward handed out
 
     # slots
@@ -282,11 +292,15 @@ class _Recorder:
             self.keep.append(t.data)
             self.args.append((s, i))
 
-    def _emit(self, backward: bool, fn: Callable, ins: Any, outs: Any, *what: Any) -> None:
+    def _emit(self, backward: bool, fn: Callable, ins: Any, outs: Any, *what: Any,
+              kind: str = "host") -> None:  # fmt: skip
         """An instruction, `outs = fn(*ins)` over slots (outs: a slot, a tuple of them, or
-        None), and what it is (for comparing two recordings of one function)."""
+        None), and what it is (for comparing two recordings of one function). `kind`: "device"
+        for work on a GPU only (what a CUDA graph can capture), "deliver" and "begin" for the
+        host bookkeeping of a backward that a graph may leave out, "host" for the rest."""
         self.program.append((backward, fn, tuple(ins), outs))
         self.described.append(what)
+        self.kinds.append(kind)
 
     # what fn does, as the layers below report it
     def stop(self, why: str) -> None:
@@ -326,7 +340,8 @@ class _Recorder:
         run = _forward(run, xp, dev, op.aux, out.ndim == 0)
         if impl is None and not params and op.name in fuse_cpu.OPS:
             self._note_maths(op.name, ins, arrays, o, out)
-        self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x)
+        kind = "device" if dev is not None and dev.type != "cpu" else "host"
+        self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x, kind=kind)
 
     def _note_maths(self, name: str, ins: list, arrays: list, o: int, out: Any) -> None:
         """An instruction that one generated loop could compute with its neighbours: host
@@ -392,12 +407,13 @@ class _Recorder:
             const = out if y is None else None
             run = _rule(op, rule, n, None if n else inputs, y is not None, const, aux is not None,
                         params, needs, inputs, outs, gpu)  # fmt: skip
-        self._emit(True, run, ins, wanted, op, gs, arrays, y, aux, params, outs, edges)
+        kind = "device" if gpu else "host"
+        self._emit(True, run, ins, wanted, op, gs, arrays, y, aux, params, outs, edges, kind=kind)
 
     def backward_begins(self) -> None:
         """A backward starts: at a replay too, hooks may queue end-of-backward callbacks."""
         self.queue_slot = s = self._new(None)
-        self._emit(True, engine.callbacks_begin, (), s, "begin")
+        self._emit(True, engine.callbacks_begin, (), s, "begin", kind="begin")
 
     def backward_ends(self, queue: list) -> None:
         """The backward's queued callbacks run now, and at each replay, where a replayed hook
@@ -414,7 +430,8 @@ class _Recorder:
         s = add_arrays(a, b)
         sa, sb, out = self.slot(a), self.slot(b), self.made(s)
         run = _added(s) if type(s) is _ndarray and type(a) is type(b) is _ndarray else add_arrays
-        self._emit(True, run, (sa, sb), out, "add", sa, sb, out)
+        kind = "host" if type(s) is _ndarray else "device"
+        self._emit(True, run, (sa, sb), out, "add", sa, sb, out, kind=kind)
         return s
 
     def deliver(self, leaf: Tensor, g: Any) -> None:
@@ -427,7 +444,8 @@ class _Recorder:
             self.paused = False
         # What the step reads of leaf.grad later (clipping, say) is the array delivered.
         out = self.made(leaf.grad.data)
-        self._emit(True, _deliver(leaf, copy), (s, 0), out, "deliver", leaf, s, copy, out)
+        self._emit(True, _deliver(leaf, copy), (s, 0), out, "deliver", leaf, s, copy, out,
+                   kind="deliver")  # fmt: skip
 
     def copy_into(self, t: Tensor, src: Any) -> None:
         dst, s = self.slot(t.data, t), self.slot(src)
@@ -469,8 +487,8 @@ class _Recorder:
         self._emit(False, _copy_into(t), (dst, src), None, "write", t, dst, src)
 
     @_timed
-    def agree(self, trace: Trace) -> None:
-        trace.agree()
+    def agree(self, trace: Trace, cuda_graph: bool) -> None:
+        trace.agree(cuda_graph)
 
     @_timed
     def finish(self, result: Any) -> Trace:
@@ -483,6 +501,7 @@ class _Recorder:
         trace = Trace(self.program, self.template, self.args, externals,
                       list(self.modules.values()), tree, outs)  # fmt: skip
         trace.described, trace.elementwise = self.described, self.elementwise
+        trace.kinds = self.kinds
         self.keep = []  # the recording's arrays, alive until now so that ids stayed unique
         return trace
 
@@ -699,14 +718,21 @@ class Trace:
         self.edits = None  # Module._edits when the modules were last found unchanged
         self.seen = [None] * len(externals)  # each outside tensor's array last found unchanged
         self.agreed = False  # a second recording agreed with this one: it may be replayed
-        self.program, self.elementwise = program, {}
+        self.program, self.elementwise, self.kinds = program, {}, ["host"] * len(program)
         self.code = self.run = None  # written once agreed (`agree`)
 
-    def agree(self) -> None:
+    def agree(self, cuda_graph: bool = False) -> None:
         """A second recording agreed with this one: write its replay, with each run of
-        elementwise maths fused into one loop where that can be done."""
+        elementwise maths fused into one loop where that can be done; with `cuda_graph`, its
+        GPU work captured into a CUDA graph where that can be done (`_graph`)."""
         returned = {v for is_tensor, v in self.outs if is_tensor}
-        program = _fuse(self.program, self.elementwise, returned)
+        if cuda_graph and "device" in self.kinds:  # (no fusion: it is for host arrays)
+            program, why = _graph(self.program, self.kinds, returned, {s for s, _ in self.args},
+                                  self.template)  # fmt: skip
+            if why is not None:
+                log.warning("compile: no CUDA graph for this step: %s", why)
+        else:
+            program = _fuse(self.program, self.elementwise, returned)
         self.code, self.run = _generate(program, self.template, self.args, self.externals,
                                         self.outs)  # fmt: skip
         self.agreed = True
@@ -823,11 +849,142 @@ def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> Any:
     return (False, loop, tuple(ins), tuple(slots[j] for j in stored))
 
 
-def _generate(program: list, template: list, args: list, externals: list, outs: list) -> tuple:
-    """The recording as one Python function of the call's flat arguments, `run(flat)`, which
-    returns the arrays of fn's result tensors; and its source. Each slot is a local variable,
-    deleted after its last use, so a replay holds no more memory than it needs; constants and
-    the instructions' functions are the function's globals."""
+def _graph(program: list, kinds: list, returned: set, arg_slots: set, template: list) -> tuple:
+    """(the program with its GPU work from the first device instruction to the last made one
+    instruction, a `_GraphRegion`, or the program unchanged; why not, or None).
+
+    Inside that span only device instructions may stay: a backward's start (host bookkeeping)
+    moves before the region and deliveries of gradients to leaves after it, where they read the
+    region's outputs. Anything else there (an optimizer step, a hook, a random draw, a copy into
+    a tensor) is host code a graph would not run again, and the step is left as it was."""
+    device = [k for k, kind in enumerate(kinds) if kind == "device"]
+    span = range(device[0], device[-1] + 1)
+    before, after, region = [], [], []
+    for k in span:
+        if kinds[k] == "device":
+            region.append(k)
+        elif kinds[k] == "begin":
+            before.append(k)
+        elif kinds[k] == "deliver":
+            after.append(k)
+        else:
+            return program, f"its instruction {k} ({_name(program[k][1])}) runs on the host " \
+                "between GPU work"  # fmt: skip
+
+    def made(k: int) -> tuple:
+        o = program[k][3]
+        return (o,) if type(o) is int else tuple(i for i in o or () if i is not None)
+
+    inside = {o for k in region for o in made(k)}
+    for k in after:  # what a delivery hands to a leaf, no GPU work of the region reads
+        if any(o in program[j][2] for o in made(k) for j in region if j > k):
+            return program, "a gradient handed to a leaf is read by later GPU work"
+    ins = list(dict.fromkeys(i for k in region for i in program[k][2] if i not in inside))
+    outside = [j for j in range(len(program)) if j not in region]
+    read = {i for j in outside for i in program[j][2]} | returned
+    outs = [o for k in region for o in made(k) if o in read]
+    # Inputs a graph may read where they are (constants, parameters): the rest (the call's
+    # arguments, what host code made this call) are copied into arrays of the graph's own.
+    produced = {o for j in range(len(program)) for o in made(j)}
+    fixed = [i not in arg_slots and i not in produced for i in ins]
+    body = [program[k] for k in region]
+    run = _generate(body, template, list(zip(ins, range(len(ins)))), [],
+                    [(True, o) for o in outs], raw=True)[1]  # fmt: skip
+    graph = _GraphRegion(run, fixed, [o in returned for o in outs])
+    rewritten = (program[: span[0]] + [program[k] for k in before]
+                 + [(False, graph, tuple(ins), tuple(outs))] + [program[k] for k in after]
+                 + program[span[-1] + 1 :])  # fmt: skip
+    return rewritten, None
+
+
+class _GraphRegion:
+    """A replay's GPU work as one CUDA graph: run as it is for its first WARM calls (kernels
+    compiled, the memory pool warm), then captured on a stream of its own with a memory pool of
+    its own, and launched from then on. Inputs that are not `fixed` are copied into arrays the
+    graph owns; outputs the step returns are copied out of the graph's. A call whose inputs
+    moved (a parameter replaced) captures again; a call while an output of the graph is still
+    held (a gradient kept from the step before) runs the work as it is, so that nothing held
+    is written over. A capture that fails is logged, and the work then runs as it is."""
+
+    WARM = 2
+
+    def __init__(self, run: Callable, fixed: list, copied: list):
+        self.run, self.fixed, self.copied = run, fixed, copied
+        self.calls = self.launches = 0
+        self.graph: Any = None
+        self.failed: str | None = None
+        # One caller at a time launches: the check that no output is held and the launch that
+        # hands the outputs to it happen together.
+        self.lock = threading.Lock()
+
+    def __call__(self, *arrays: Any) -> tuple:
+        if not self.lock.acquire(blocking=False):
+            return self.run(arrays)  # another thread launches the graph now
+        try:
+            self.calls += 1
+            if self.graph is not None and not all(
+                a is s for a, s, f in zip(arrays, self.static_in, self.fixed) if f
+            ):
+                self.graph = None  # a parameter is another array now: capture again
+                self.calls = 1
+            if self.graph is None:
+                if self.failed is None and self.calls > self.WARM:
+                    return self._capture(arrays)
+                return self.run(arrays)
+            if self._held():
+                return self.run(arrays)  # held: this call's outputs must be arrays of its own
+            return self._launch(arrays)
+        finally:
+            self.lock.release()
+
+    def _held(self) -> bool:
+        """Whether something else now holds an output that a launch writes into in place."""
+        return any(n > base for n, base, c in zip(self._refs(), self.refs, self.copied) if not c)
+
+    def _refs(self) -> list[int]:
+        refs = sys.getrefcount
+        return [refs(o) for o in self.static_out]
+
+    def _capture(self, arrays: tuple) -> tuple:
+        cuda = backend.cuda_runtime()
+        self.static_in = [a if f else a.copy() for a, f in zip(arrays, self.fixed)]
+        self.stream = cuda.Stream(non_blocking=True)
+        self.pool = cuda.MemoryPool()  # the graph's memory, which nothing else may take
+        self.stream.wait_event(cuda.get_current_stream().record())
+        try:
+            with cuda.using_allocator(self.pool.malloc), self.stream:
+                self.stream.begin_capture()
+                try:
+                    outs = self.run(self.static_in)
+                finally:
+                    graph = self.stream.end_capture()
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.warning("compile: CUDA graph capture failed, the step runs without: %s",
+                        self.failed)  # fmt: skip
+            return self.run(arrays)
+        self.graph, self.static_out = graph, outs
+        self.refs = self._refs()  # the outputs held by nothing else
+        return self._launch(arrays)
+
+    def _launch(self, arrays: tuple) -> tuple:
+        caller = backend.cuda_runtime().get_current_stream()
+        for a, s, f in zip(arrays, self.static_in, self.fixed):
+            if not f and a is not s:
+                s[...] = a  # on the caller's stream, before the graph
+        self.stream.wait_event(caller.record())
+        self.graph.launch(self.stream)
+        self.launches += 1
+        caller.wait_event(self.stream.record())
+        return tuple(o.copy() if c else o for o, c in zip(self.static_out, self.copied))
+
+
+def _generate(program: list, template: list, args: list, externals: list, outs: list,
+              raw: bool = False) -> tuple:  # fmt: skip
+    """The recording as one Python function of the call's flat arguments (their arrays when
+    `raw`), `run(flat)`, which returns the arrays of fn's result tensors; and its source. Each
+    slot is a local variable, deleted after its last use, so a replay holds no more memory than
+    it needs; constants and the instructions' functions are the function's globals."""
     written = {0} | {s for s, _ in args} | {s for s, *_ in externals}
     for _, _, _, o in program:
         written.update(o if isinstance(o, tuple) else () if o is None else (o,))
@@ -846,7 +1003,7 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
         for i in ins:
             last[i] = k
     lines = ["def replay(flat):", "    s0 = set()"]
-    lines += [f"    s{s} = flat[{i}].data" for s, i in args]
+    lines += [f"    s{s} = flat[{i}]{'' if raw else '.data'}" for s, i in args]
     for s, t, *_ in externals:
         names[f"e{s}"] = t
         lines.append(f"    s{s} = e{s}.data")

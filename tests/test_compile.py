@@ -714,3 +714,141 @@ def test_a_replayed_gpu_step_equals_eager_and_never_waits_for_the_gpu():
     assert [a.item() for a in eager] == [b.item() for b in compiled]
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert np.array_equal(p1.cpu().data, p2.cpu().data)
+
+
+def _gpu_data(n: int) -> list:
+    return [(x.to("cuda"), y.to("cuda")) for x, y in _data(n, 8, "float32", seed=3)]
+
+
+def _gpu_step(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # after the backward: outside the graph
+    opt.step()
+    return loss
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("opt_name", ["sgd-nesterov-wd", "adam"])
+def test_a_cuda_graph_replays_the_step_with_eagers_numbers(opt_name):
+    import cupy
+
+    def build():
+        model = nn.MLP([6, 12, 12, 3]).to("cuda")
+        return model, OPTIMIZERS[opt_name](model.parameters())
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    sync = getattr(cupy, "reset_sync_count", None)
+    data = _gpu_data(10)
+    want = [_gpu_step(m1, o1, x, y) for x, y in data]
+    got = []
+    for i, (x, y) in enumerate(data):
+        if i == 2 and sync is not None:
+            sync()  # from the first replay on: capturing and launching never wait for the GPU
+        got.append(step(m2, o2, x, y))
+    if sync is not None:
+        assert cupy.sync_count() == 0, dict(cupy.SYNCS)
+    assert [a.item() for a in got] == [b.item() for b in want]
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert np.array_equal(p1.cpu().data, p2.cpu().data)
+    # Two recordings, two warm replays, then every call is one launch of the captured graph
+    # (which the stand-in runs without the replay's Python code, as a GPU would).
+    assert _launches(step) == 10 - 4
+
+
+def _launches(step) -> int:
+    """How often the newest replay of `step` launched its CUDA graph."""
+    from gradtensor.compile import _GraphRegion
+
+    (trace,) = [t for ts in step.cache.values() for t in ts if t.agreed]
+    graphs = [f for f in trace.run.__globals__.values() if isinstance(f, _GraphRegion)]
+    return sum(g.launches for g in graphs)
+
+
+@pytest.mark.cuda
+def test_a_cuda_graph_never_writes_over_what_the_caller_holds():
+
+    def build():
+        model = nn.MLP([6, 12, 3]).to("cuda")
+        return model, gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    kept, want = [], []
+    for i, (x, y) in enumerate(_gpu_data(9)):
+        loss = _gpu_step(m1, o1, x, y)
+        want.append((loss.cpu().data, [p.grad.cpu().data for p in m1.parameters()]))
+        loss = step(m2, o2, x, y)
+        kept.append((loss, [p.grad for p in m2.parameters()] if i >= 6 else []))
+    for (loss, grads), (want_loss, want_grads) in zip(kept, want):
+        assert np.array_equal(loss.cpu().data, want_loss)
+        for g, w in zip(grads, want_grads):
+            assert np.array_equal(g.cpu().data, w)
+    # Steps 4 to 6 launched the graph; from step 6 on the caller holds each step's gradients,
+    # so steps 7 and 8 ran the work into arrays of their own.
+    assert _launches(step) == 3
+
+
+@pytest.mark.cuda
+def test_what_a_cuda_graph_cannot_capture_runs_without_one(monkeypatch, caplog):
+
+    def build():
+        model = nn.MLP([6, 12, 3], dropout=0.25).to("cuda")
+        return model, gt.optim.SGD(model.parameters(), lr=0.1)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    data = _gpu_data(6)
+    gt.manual_seed(5)
+    want = [_gpu_step(m1, o1, x, y).cpu().data for x, y in data]
+    gt.manual_seed(5)
+    with caplog.at_level(logging.WARNING, logger="gradtensor.compile"):
+        got = [step(m2, o2, x, y).cpu().data for x, y in data]
+    assert "no CUDA graph for this step: its instruction" in caplog.text  # dropout's draw
+    assert all(map(np.array_equal, got, want)) and _launches(step) == 0
+
+    # A capture that fails is announced, and the step goes on without a graph.
+    real = gt.backend.cuda_runtime()
+
+    class NoCapture:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        class Stream(real.Stream):
+            def begin_capture(self, mode=None):
+                raise RuntimeError("no capture today")
+
+    monkeypatch.setattr(gt.backend, "cuda_runtime", NoCapture)
+    model = nn.MLP([6, 8, 3]).to("cuda")
+    twin = nn.MLP([6, 8, 3]).to("cuda")
+    twin.load_state_dict(model.state_dict())
+    opts = [gt.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin)]
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gradtensor.compile"):
+        for x, y in _gpu_data(6):
+            a, b = step(model, opts[0], x, y), _gpu_step(twin, opts[1], x, y)
+            assert np.array_equal(a.cpu().data, b.cpu().data)
+    assert "CUDA graph capture failed" in caplog.text and "no capture today" in caplog.text
+
+
+@pytest.mark.cuda
+def test_a_cuda_graph_captures_again_once_a_parameter_is_another_array():
+    def build():
+        model = nn.MLP([6, 12, 3]).to("cuda")
+        return model, gt.optim.SGD(model.parameters(), lr=0.1)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    for i, (x, y) in enumerate(_gpu_data(12)):
+        if i == 6:  # a new array for a weight, with the same values, layout and optimizer
+            for m in (m1, m2):
+                m.layers[0].weight.data = m.layers[0].weight.data.copy()
+        want = _gpu_step(m1, o1, x, y).cpu().data
+        assert np.array_equal(step(m2, o2, x, y).cpu().data, want)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert np.array_equal(p1.cpu().data, p2.cpu().data)
+    # Launched at steps 4 and 5; after the swap two plain runs, then captured again: 8 to 11.
+    assert _launches(step) == 2 + 4

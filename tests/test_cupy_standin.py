@@ -277,3 +277,41 @@ def test_a_cupy_array_is_recognised_before_cuda_was_asked_for(backend_on_standin
     x = cp.ones(2)
     assert backend.is_cuda_array(x) and backend.device_of_array(x) == "cuda:0"
     assert not backend.is_cuda_array(np.ones(2))
+
+
+# -- stream capture -----------------------------------------------------------------------------
+
+
+def test_a_captured_graph_runs_its_device_work_again_on_the_same_memory():
+    x = cp.arange(4, dtype=cp.float32)
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        s.begin_capture()
+        assert s.is_capturing()
+        y = x * 2 + 1  # made during the capture: the graph writes into y again
+        z = y[1:]  # a view: nothing of its own to write
+        x += 1  # in place, on x itself
+        graph = s.end_capture()
+    assert not s.is_capturing()
+    assert y.get().tolist() == [1, 3, 5, 7] and x.get().tolist() == [1, 2, 3, 4]
+    x[...] = cp.asarray(np.array([10, 20, 30, 40], np.float32))
+    graph.launch(s)  # no Python of the capture runs: the operations, on the captured arrays
+    assert y.get().tolist() == [21, 41, 61, 81] and z.get().tolist() == [41, 61, 81]
+    assert x.get().tolist() == [11, 21, 31, 41]
+
+
+def test_what_a_gpu_refuses_while_capturing_is_refused():
+    x = cp.arange(3.0)
+    with pytest.raises(cp.CUDARuntimeError, match="legacy default stream"):
+        cp.cuda.Stream.null.begin_capture()
+    s = cp.cuda.Stream()
+    with s:
+        s.begin_capture()
+        try:
+            for host in (x.get, x.item if x.size == 1 else lambda: x[0].item(), x.tolist,
+                         lambda: cp.asarray(np.ones(2))):  # fmt: skip
+                with pytest.raises(cp.CUDARuntimeError, match="StreamCaptureUnsupported"):
+                    host()
+        finally:
+            s.end_capture()
+    assert x.get().tolist() == [0.0, 1.0, 2.0]  # after the capture, transfers work again

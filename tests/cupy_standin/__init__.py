@@ -27,9 +27,11 @@ from ._core import (
     Flags,
     _arg,
     _current_device,
+    _device_op,
     _from_cai,
     _function,
     _host,
+    _not_capturing,
     _wrap,
     get_device_count,
     ndarray,
@@ -70,6 +72,7 @@ for _name in _FUNCTIONS.split():
 del _name
 
 
+@_device_op
 def array(obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", subok: bool = False,
           ndmin: int = 0, *, blocking: bool = False) -> ndarray:  # fmt: skip
     """A device array from device or host data (host data is copied: an H2D transfer)."""
@@ -85,6 +88,7 @@ def array(obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", subo
         return _wrap(np.array(obj._a, dtype=dtype, order=order, ndmin=ndmin), dev)
     if isinstance(obj, (list, tuple)) and _holds_device_array(obj):
         return stack([array(e, dtype) for e in obj])  # noqa: F821  (defined above)
+    _not_capturing("a copy from host memory")
     return _wrap(np.array(obj, dtype=dtype, order=order, ndmin=ndmin, copy=True), dev)
 
 
@@ -106,14 +110,17 @@ def empty(shape: Any, dtype: Any = float, order: str = "C") -> ndarray:
     return _wrap(np.empty(shape, dtype, order), _current_device())
 
 
+@_device_op
 def zeros(shape: Any, dtype: Any = float, order: str = "C") -> ndarray:
     return _wrap(np.zeros(shape, dtype, order), _current_device())
 
 
+@_device_op
 def ones(shape: Any, dtype: Any = float, order: str = "C") -> ndarray:
     return _wrap(np.ones(shape, dtype, order), _current_device())
 
 
+@_device_op
 def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C") -> ndarray:
     if isinstance(fill_value, ndarray):
         fill_value = fill_value._a  # a device scalar stays on the device

@@ -9,6 +9,7 @@ always arrays, never scalars; a GPU never warns about floating-point errors.
 from __future__ import annotations
 
 import collections
+import functools
 import importlib
 import math
 import threading
@@ -34,8 +35,60 @@ def reset_sync_count() -> None:
 
 
 def _host(x: ndarray, kind: str) -> np.ndarray:
+    _not_capturing(kind)
     SYNCS[kind] += 1
     return x._a
+
+
+# ----------------------------------------------------------------------------------------------
+# Stream capture. While a stream captures, each device operation is noted (its function, its
+# arguments and its result) as well as run; a captured graph's launch runs them again on the same
+# arrays and writes each result into the array the capture made, as a CUDA graph replays its
+# kernels on the memory they were given: the host code around them is not run again. A transfer
+# between host and device while capturing fails, as on a GPU.
+
+
+class _Capture:
+    ops: list | None = None  # (function, args, kwargs, result) of each device operation
+    depth = 0  # inside a noted operation: the operations it calls are part of it
+
+
+def _not_capturing(what: str) -> None:
+    if _Capture.ops is not None:
+        raise CUDARuntimeError(
+            900, f"cudaErrorStreamCaptureUnsupported: {what} is not permitted while capturing"
+        )
+
+
+def _device_op(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def op(*args: Any, **kwargs: Any) -> Any:
+        if _Capture.ops is None or _Capture.depth:
+            return fn(*args, **kwargs)
+        _Capture.depth += 1
+        try:
+            r = fn(*args, **kwargs)
+        finally:
+            _Capture.depth -= 1
+        _Capture.ops.append((fn, args, kwargs, r))
+        return r
+
+    return op
+
+
+def replay_captured(ops: list) -> None:
+    """Run captured operations again, each result into the memory its capture made."""
+    for fn, args, kwargs, r in ops:
+        _settle(r, fn(*args, **kwargs))
+
+
+def _settle(r: Any, again: Any) -> None:
+    if isinstance(r, ndarray):
+        if r._base is None and again is not r:  # made by the operation (a view made nothing)
+            r._a[...] = again._a
+    elif isinstance(r, (tuple, list)):
+        for a, b in zip(r, again):
+            _settle(a, b)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,6 +306,7 @@ class ufunc:
     def __repr__(self) -> str:
         return f"<ufunc 'cupy_{self.name}'>"
 
+    @_device_op
     def __call__(self, *args: Any, out: Any = None, **kwargs: Any) -> Any:
         if len(args) > self.nin:  # out given positionally
             args, out = args[: self.nin], args[self.nin]
@@ -268,6 +322,7 @@ class ufunc:
             r = self._uf(*ins, **kwargs)
         return out if out is not None else _wrap_all(r, dev)
 
+    @_device_op
     def outer(self, a: Any, b: Any, **kwargs: Any) -> ndarray:
         dev = _current_device()
         with _errstate():
@@ -304,6 +359,7 @@ _AT_DTYPES = {
 _AT_UFUNC = {"add": np.add, "sub": np.subtract, "max": np.maximum, "min": np.minimum}
 
 
+@_device_op
 def _scatter(a: ndarray, slices: Any, value: Any, op: str) -> None:
     """CuPy's _scatter_op: repeated indices accumulate; host values only with index arrays."""
     if not isinstance(a, ndarray):
@@ -335,6 +391,7 @@ class _TableUfunc(ufunc):
         self.nin, self.nout, self.nargs = 1, 1, 2
         self.types = table
 
+    @_device_op
     def __call__(self, x: Any, out: Any = None, dtype: Any = None) -> Any:
         dev = _current_device()
         a = _operand(x, dev)
@@ -397,6 +454,7 @@ def _never_equal(other: Any) -> bool:
 
 
 def _method(name: str) -> Any:
+    @_device_op
     def method(self: ndarray, *args: Any, **kwargs: Any) -> Any:
         dev = self._dev
         args = _arg(args, dev)
@@ -610,9 +668,11 @@ class ndarray:
             raise TypeError("iteration over a 0-d array")
         return (self[i] for i in range(self.shape[0]))
 
+    @_device_op
     def __getitem__(self, key: Any) -> ndarray:
         return _wrap(self._a[_key(key)], self._dev)
 
+    @_device_op
     def __setitem__(self, key: Any, value: Any) -> None:
         k = _key(key)
         if isinstance(value, ndarray):
@@ -653,6 +713,7 @@ class ndarray:
         _scatter(self, slices, value, "min")
 
     # -- methods ---------------------------------------------------------------------------------
+    @_device_op
     def astype(self, dtype: Any, order: str = "K", casting: Any = None, subok: Any = None,
                copy: bool = True) -> ndarray:  # fmt: skip
         if not copy and np.dtype(dtype) == self.dtype:
@@ -660,6 +721,7 @@ class ndarray:
         with _errstate():
             return _wrap(self._a.astype(dtype, order=order, casting=casting or "unsafe"), self._dev)
 
+    @_device_op
     def fill(self, value: Any) -> None:
         if isinstance(value, ndarray):
             if value.shape != ():
@@ -755,6 +817,7 @@ del _op, _name, _f, _rf, _if
 def _function(np_fn: Any, name: str | None = None) -> Any:
     """NumPy's function on device arrays: host arrays refused, results on the current device."""
 
+    @_device_op
     def fn(*args: Any, **kwargs: Any) -> Any:
         dev = _current_device()
         out = kwargs.get("out")

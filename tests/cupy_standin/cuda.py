@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from typing import Any
 
 from . import runtime
-from ._core import CUDARuntimeError, _check_device, _Config, _local, _Pool
+from ._core import (
+    CUDARuntimeError,
+    _Capture,
+    _check_device,
+    _Config,
+    _local,
+    _Pool,
+    replay_captured,
+)
 
 __all__ = ["CUDARuntimeError", "runtime"]
 
@@ -104,11 +113,52 @@ class Stream:
     def wait_event(self, event: Any) -> None:
         pass
 
+    def begin_capture(self, mode: Any = None) -> None:
+        """Note the device operations from now on (see _core's stream capture)."""
+        if self.ptr == 0:
+            raise CUDARuntimeError(
+                900, "cudaErrorStreamCaptureUnsupported: the legacy default stream cannot capture"
+            )
+        if _Capture.ops is not None:
+            raise CUDARuntimeError(
+                900, "cudaErrorStreamCaptureUnsupported: a stream is capturing already"
+            )
+        _Capture.ops = []
+
+    def end_capture(self) -> Graph:
+        ops, _Capture.ops = _Capture.ops, None
+        if ops is None:
+            raise CUDARuntimeError(901, "cudaErrorIllegalState: the stream is not capturing")
+        return Graph(ops)
+
+    def is_capturing(self) -> bool:
+        return _Capture.ops is not None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Stream) and other.ptr == self.ptr
 
     def __hash__(self) -> int:
         return hash(self.ptr)
+
+
+class Graph:
+    """A captured graph: launch() runs its device operations again on the same arrays.
+    `Graph.launches` counts the launches (for tests)."""
+
+    launches = 0
+
+    def __init__(self, ops: list):
+        self._ops = ops
+
+    def launch(self, stream: Any = None) -> None:
+        runtime.getDevice()
+        Graph.launches += 1
+        replay_captured(self._ops)
+
+
+def using_allocator(allocator: Any = None) -> Any:
+    """Allocations in the block come from `allocator`: the stand-in has one memory."""
+    return contextlib.nullcontext()
 
 
 class ExternalStream(Stream):
@@ -147,6 +197,9 @@ def get_elapsed_time(start: Event, end: Event) -> float:
 
 class MemoryPool:
     """The device pool: used_bytes() is what live arrays hold (rounded to 512 B, as CuPy's)."""
+
+    def malloc(self, size: int) -> Any:
+        return None  # the stand-in's arrays hold their own memory
 
     def used_bytes(self) -> int:
         return _Pool.used
