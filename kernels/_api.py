@@ -1,10 +1,16 @@
-"""The contract every linear+activation backend shares: the activations and the argument checks."""
+"""The contract every linear+activation backend shares: the activations and the argument checks;
+and where the host kernels' result arrays come from (`POOL`, `results`)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from .activations import ACTIVATIONS, TABLE
 
@@ -14,22 +20,75 @@ from .activations import ACTIVATIONS, TABLE
 AUX_KIND: dict[str, str | None] = {name: entry.saves for name, entry in TABLE.items()}
 
 
-def results(empty: Callable, keep: bool) -> Callable:
-    """`alloc(key, shape, dtype)`: where a plan's run gets its result and scratch arrays, made
-    by `empty(shape, dtype)`. A new array at every run; or, with keep=True, the array the same
-    key got at the run before, once nothing else holds it any longer (neither the caller nor a
-    view of it): a plan replayed by gt.compile then allocates nothing once warm, and an array a
-    caller still holds (a loss kept in a list, a gradient kept from the step before) is never
-    written over. A plan's shapes are fixed, so a key names one array."""
+# Host arrays of at least POOL_MIN_BYTES that the kernels' calls make come from POOL: glibc hands
+# large blocks back to the system when they are freed, and the next array of that size then pays
+# a page fault for every page it touches (benchmarks/results/kernel-decisions.md). POOL_BYTES
+# (GRADTENSOR_POOL_BYTES; 0 turns the pool off) bounds what the pool keeps.
+POOL_MIN_BYTES = 64 * 1024
+POOL_BYTES = int(os.environ.get("GRADTENSOR_POOL_BYTES", 256 * 1024 * 1024))
+_PER_SHAPE = 8  # arrays kept of one shape and dtype
+
+
+class _Pool:
+    """Host arrays by shape and dtype, handed out again once nothing else holds them (neither a
+    caller nor a view): `empty(shape, dtype)` is np.empty that reuses memory. The shapes used
+    least recently go first when the pool would keep more than POOL_BYTES."""
+
+    def __init__(self) -> None:
+        self.kept: OrderedDict[tuple, list] = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def empty(self, shape: Any, dtype: Any) -> np.ndarray:
+        key = (shape if type(shape) is tuple else (shape,), dtype)
+        arrays = self.kept.get(key)
+        if arrays is not None:
+            for a in arrays:
+                if sys.getrefcount(a) == 3:  # the list's, a's and the argument's: free
+                    return a
+        a = np.empty(shape, dtype)
+        if a.nbytes >= POOL_MIN_BYTES:
+            self._keep(key, a)
+        return a
+
+    def _keep(self, key: tuple, a: np.ndarray) -> None:
+        with self.lock:
+            arrays = self.kept.setdefault(key, [])
+            self.kept.move_to_end(key)
+            if len(arrays) >= _PER_SHAPE or a.nbytes > POOL_BYTES:
+                return
+            while self.bytes + a.nbytes > POOL_BYTES and len(self.kept) > 1:
+                _, old = self.kept.popitem(last=False)  # their holders keep them; the pool lets go
+                self.bytes -= sum(b.nbytes for b in old)
+            arrays.append(a)
+            self.bytes += a.nbytes
+
+    def clear(self) -> None:
+        with self.lock:
+            self.kept.clear()
+            self.bytes = 0
+
+
+POOL = _Pool()
+
+
+def results(keep: bool) -> Callable:
+    """`alloc(key, shape, dtype)`: where a plan's run gets its host result and scratch arrays.
+    From the pool (a fresh array or a free one of that shape); or, with keep=True, the array the
+    same key got at the run before, once nothing else holds it any longer (neither the caller
+    nor a view of it): a plan replayed by gt.compile then allocates nothing once warm, and an
+    array a caller still holds (a loss kept in a list, a gradient kept from the step before) is
+    never written over. A plan's shapes are fixed, so a key names one array."""
     if not keep:
-        return lambda key, shape, dtype: empty(shape, dtype)
+        pooled = POOL.empty
+        return lambda key, shape, dtype: pooled(shape, dtype)
     held: dict[str, Any] = {}
     refs = sys.getrefcount
 
     def alloc(key: str, shape: Any, dtype: Any) -> Any:
         a = held.get(key)
         if a is None or refs(a) > 3:  # held's, a's and the argument's: nobody else's
-            a = held[key] = empty(shape, dtype)
+            a = held[key] = np.empty(shape, dtype)
         return a
 
     return alloc

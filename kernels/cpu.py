@@ -577,7 +577,7 @@ def plan_forward(
     dtype, n_out = x.dtype, weight.shape[0]
     shape = (x.shape[0], n_out)
     saves = AUX_KIND[activation]
-    alloc = results(np.empty, keep)
+    alloc = results(keep)
     if saves is None and bias is None:
 
         def matmul_only(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, None]:
@@ -647,7 +647,7 @@ def plan_backward(
     identity = AUX_KIND[activation] is None
     k = _passes(activation)
     blocks = _blocking(x, weight.shape[0])
-    alloc = results(np.empty, keep)
+    alloc = results(keep)
     dtype, (n_out, n_in) = x.dtype, weight.shape
 
     def run(gy: Any, x: Any, weight: Any, aux: Any) -> tuple:

@@ -65,7 +65,7 @@ def plan_elementwise(
     stored. A run writes into the arrays of the run before, once nothing else holds them."""
     dtype = np.dtype(dtype)
     loop = _compile(_source(steps, inputs, outputs, shape, dtype), dtype, inputs, len(outputs))
-    alloc = results(np.empty, True)
+    alloc = results(True)
     keys = [f"o{k}" for k in range(len(outputs))]
 
     def run(*arrays: Any) -> tuple:

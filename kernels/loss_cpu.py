@@ -93,7 +93,7 @@ def plan_forward(x: np.ndarray, ignore_index: int, keep: bool = False) -> Any:
     (see `_api.results`)."""
     (n, c), dtype = x.shape, x.dtype
     zero = dtype.type(0)
-    alloc = results(np.empty, keep)
+    alloc = results(keep)
 
     def run(x: np.ndarray, target: np.ndarray) -> tuple:
         shift, logs, losses = (
@@ -127,7 +127,7 @@ def plan_backward(x: np.ndarray, ignore_index: int, scale_shape: tuple, keep: bo
     dtype = x.dtype
     zero = dtype.type(0)
     per_row = len(scale_shape) == 1
-    alloc = results(np.empty, keep)
+    alloc = results(keep)
 
     def run(x, target, shift, logs, scale) -> np.ndarray:
         s = alloc("scale", scale_shape, dtype)

@@ -111,7 +111,7 @@ def _plan_kernel(xp, x, target, *, reduction="mean", ignore_index=-100, keep=Fal
     """The kernel forward for logits like these: run(x, target) -> (loss, aux). A call runs it
     at once, a replay of gt.compile many times (keep: see kernels.plan_linear_act_forward)."""
     run = _kernels.plan_cross_entropy_forward(x, ignore_index, keep)
-    alloc = _kernels.results(backend.np.empty, keep) if keep and reduction != "none" else None
+    alloc = _kernels.results(keep) if keep and reduction != "none" else None
 
     def forward(x, target):
         losses, shift, logs, count = run(x, target)

@@ -543,3 +543,39 @@ def test_a_kept_plan_reuses_only_arrays_nothing_else_holds(name):
 def test_a_kept_plan_reuses_only_arrays_nothing_else_holds_in_row_blocks(monkeypatch, name):
     _small_blocks(monkeypatch, 7, 6, 5, 4, False)
     _kept_plans_reuse_only_what_nothing_else_holds(name)
+
+
+def test_the_pool_hands_out_an_array_again_only_once_nothing_holds_it(monkeypatch):
+    from gradtensor.kernels import _api
+
+    pool = _api._Pool()
+    monkeypatch.setattr(_api, "POOL_BYTES", 4 * 256 * 1024)
+    place = lambda a: a.__array_interface__["data"][0]  # noqa: E731
+    a = pool.empty((256, 256), np.float32)  # 256 KiB: kept
+    first = place(a)
+    del a
+    b = pool.empty((256, 256), np.float32)
+    assert place(b) == first  # free again: the same memory
+    view = b[1:]
+    del b
+    c = pool.empty((256, 256), np.float32)
+    assert not np.shares_memory(c, view)  # a view holds its base
+    assert pool.empty((256,), np.float32).nbytes < _api.POOL_MIN_BYTES and pool.bytes == 2 * 2**18
+    # Over POOL_BYTES the shapes used least recently go: their holders keep their arrays.
+    c[...] = 7.0
+    big = [pool.empty((512, 256), np.float32) for _ in range(2)]
+    assert pool.bytes <= _api.POOL_BYTES and list(pool.kept) == [((512, 256), np.float32)]
+    assert (c == 7.0).all() and not any(np.shares_memory(c, x) for x in big)
+
+
+def test_eager_kernel_calls_reuse_the_pools_arrays_and_spare_what_is_held():
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(F32) for s in [(512, 64), (256, 64), (256,)])
+    y, aux = kernels.linear_act_forward(x, w, b, "relu")
+    want = y.copy()
+    place = y.__array_interface__["data"][0]
+    y2, _ = kernels.linear_act_forward(x, w, b, "relu")  # y is held: another array
+    assert not np.shares_memory(y, y2) and np.array_equal(y, want)
+    del y, y2, aux
+    y3, _ = kernels.linear_act_forward(x, w, b, "relu")
+    assert y3.__array_interface__["data"][0] == place and np.array_equal(y3, want)
