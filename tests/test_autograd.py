@@ -560,3 +560,28 @@ def test_a_root_gradient_of_another_float_dtype_is_cast_to_the_outputs_like_torc
     (gx,) = gt.grad(x * x, x, v, create_graph=True)
     (gv,) = gt.grad(gx.sum(), v)
     np.testing.assert_array_equal(gv.numpy(), [2.0, 4.0])
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu"])
+def test_a_graph_never_differentiated_is_freed_without_the_garbage_collector(activation):
+    # A forward run for evaluation with grad mode on: its nodes and arrays go when its last
+    # tensor goes, as in PyTorch, not at the next collection of reference cycles.
+    import weakref
+
+    import gradtensor.nn as nn
+
+    model = nn.MLP([6, 8, 8, 3], activation=activation)
+    x = gt.tensor(np.random.default_rng(0).standard_normal((4, 6)), requires_grad=True)
+    gc.collect()
+    gc.disable()
+    try:
+        loss = F.cross_entropy(model(x), gt.tensor([0, 1, 2, 0])) + (x.tanh() * x).exp().sum()
+        nodes, todo = [], [loss._node]
+        while todo:
+            node = todo.pop()
+            nodes.append(weakref.ref(node))
+            todo += [e[0] for e in node.next if type(e) is tuple]
+        del loss, node, todo
+        assert len(nodes) > 5 and all(ref() is None for ref in nodes)
+    finally:
+        gc.enable()

@@ -129,17 +129,19 @@ class SavedInput:
 
 
 class SavedOutput:
-    """An op's output, kept as its array, node and version box rather than the Tensor object.
+    """An op's output, kept as its array, index and version box rather than the Tensor object.
 
-    Holding the Tensor itself would make a reference cycle (tensor -> node -> tensor) that only the
-    garbage collector could break, so a training loop would hold every step's graph longer.
+    It is its node's own `output`, so it holds neither the Tensor nor the node: either would make
+    a reference cycle (node -> saved output -> node) that only the garbage collector could break,
+    and a graph that is never differentiated (a forward for evaluation, say) would hold its
+    arrays until then instead of freeing them when its last tensor goes.
     """
 
-    __slots__ = ("data", "box", "version", "node", "idx", "requires_grad")
+    __slots__ = ("data", "box", "version", "idx", "requires_grad")
 
     def __init__(self, t: Any):
         self.data, self.box, self.version = t.data, t._version, t._version[0]
-        self.node, self.idx, self.requires_grad = t._node, t._idx, t.requires_grad
+        self.idx, self.requires_grad = t._idx, t.requires_grad
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -380,7 +380,7 @@ class Primitive(Record):
             y = out.array(self.name)
             if raw or not self.save_output:
                 return y
-            t = Tensor._make(y, out.node, out.idx)  # the output as it was, in its graph
+            t = Tensor._make(y, node, out.idx)  # the output as it was, in its graph
             t._version = out.box
             return t
         return out
