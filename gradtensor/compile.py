@@ -405,8 +405,14 @@ class _Recorder:
         else:  # the derivative rule called directly, as a plain backward would call it
             n = len(arrays) if op.save_inputs else 0
             const = out if y is None else None
-            run = _rule(op, rule, n, None if n else inputs, y is not None, const, aux is not None,
-                        params, needs, inputs, outs, gpu)  # fmt: skip
+            one = [k for k, o in enumerate(outs) if o is not None]
+            if impl is None and op.joint_vjp is None and len(one) == 1 and aux is None:
+                # One input wants a gradient: its own derivative, called with nothing around it.
+                run = _one(op, op.vjps[one[0]], one[0], n, None if n else inputs, y is not None,
+                           const, params, inputs, gpu)  # fmt: skip
+            else:
+                run = _rule(op, rule, n, None if n else inputs, y is not None, const,
+                            aux is not None, params, needs, inputs, outs, gpu)  # fmt: skip
         kind = "device" if gpu else "host"
         self._emit(True, run, ins, wanted, op, gs, arrays, y, aux, params, outs, edges, kind=kind)
 
@@ -630,6 +636,33 @@ def _added(like: Any) -> Callable:
 
     def run(a: Any, b: Any) -> Any:
         return add(a, b, out=alloc("sum", shape, dtype))
+
+    return run
+
+
+def _one(op, vjp, i, n, metas, has_y, const, params, inputs, gpu) -> Callable:
+    """`_rule` for an op with a derivative per input, when one input wants a gradient:
+    run(g, *saved inputs, y?) -> (its gradient,), fitted to it as `_rule` fits (or found to need
+    no fitting at the first run)."""
+    fits = None
+
+    def run(g, *values):
+        nonlocal fits
+        xs = values[:n] if metas is None else metas
+        yv = values[n] if has_y else const
+        if gpu:
+            with g.device:
+                gi = vjp(g, yv, *xs, **params)
+        else:
+            gi = vjp(g, yv, *xs, **params)
+        if fits is not False:
+            grads = [None] * len(inputs)
+            grads[i] = gi
+            fitted = op.fit_grads(grads, inputs, True)[i]
+            if fits is None:
+                fits = fitted is not gi
+            gi = fitted
+        return (gi,)
 
     return run
 
