@@ -235,6 +235,8 @@ class Primitive(Record):
         # The hot path of the library: every op of every step comes through here, so it is
         # written for speed: one pass over the operands gathers the arrays for the forward and,
         # at the same time, the edges and saved inputs a node needs.
+        if args and type(args[0]) is _ndarray and _host_plain(args):
+            return self._on_arrays(args, params, _np)  # a derivative's maths on host arrays
         save = self.save_inputs
         arrays = []
         nxt = []
@@ -328,14 +330,17 @@ class Primitive(Record):
             node.output = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
         return y
 
-    def _on_arrays(self, args: tuple, params: dict) -> Any:
-        """The op on plain arrays, nothing recorded: arrays in, array out.
+    def _on_arrays(self, args: tuple, params: dict, xp: Any = None) -> Any:
+        """The op on plain arrays, nothing recorded: arrays in, array out (`xp`: NumPy when the
+        caller found them all on the host).
 
         This is what lets one derivative rule serve both speeds: in a plain backward the engine
         hands it arrays and every op it calls runs here; under create_graph it gets Tensors.
         """
-        # On arrays, CuPy's rule holds: the current GPU (a backward makes it the node's).
-        xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
+        if (
+            xp is None
+        ):  # on arrays, CuPy's rule holds: the current GPU (a backward makes it the node's)
+            xp = next((backend.array_module(a) for a in args if backend.is_cuda_array(a)), _np)
         impl = self._choose(args, params) if self.impls else None
         fwd = self.fwd if impl is None else impl.forward
         try:
@@ -531,6 +536,15 @@ def composite(
 def _needs(nxt: tuple) -> tuple[bool, ...]:
     """Which inputs want a gradient: those with somewhere for it to go."""
     return tuple(e is not None for e in nxt)
+
+
+def _host_plain(args: tuple) -> bool:
+    """Host arrays, Python scalars and None only: an op's arguments in a CPU plain backward."""
+    for a in args:
+        t = type(a)
+        if t is not _ndarray and t not in _SCALARS and a is not None:
+            return False
+    return True
 
 
 def _is_plain(a: Any) -> bool:
