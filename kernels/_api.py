@@ -63,13 +63,12 @@ class _Pool:
             arrays.append(a)
             self.bytes += a.nbytes
 
-    def clear(self) -> None:
-        with self.lock:
-            self.kept.clear()
-            self.bytes = 0
-
 
 POOL = _Pool()
+
+
+def _pooled(key: str, shape: Any, dtype: Any) -> np.ndarray:
+    return POOL.empty(shape, dtype)
 
 
 def results(keep: bool) -> Callable:
@@ -80,8 +79,7 @@ def results(keep: bool) -> Callable:
     array a caller still holds (a loss kept in a list, a gradient kept from the step before) is
     never written over. A plan's shapes are fixed, so a key names one array."""
     if not keep:
-        pooled = POOL.empty
-        return lambda key, shape, dtype: pooled(shape, dtype)
+        return _pooled
     held: dict[str, Any] = {}
     refs = sys.getrefcount
 

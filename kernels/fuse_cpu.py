@@ -64,7 +64,8 @@ def plan_elementwise(
     shape given there), ("step", j) the result of step j, or ("const", number); outputs: the steps
     stored. A run writes into the arrays of the run before, once nothing else holds them."""
     dtype = np.dtype(dtype)
-    loop = _compile(_source(steps, inputs, outputs, shape, dtype), dtype, inputs, len(outputs))
+    source = _source(steps, inputs, outputs, shape, dtype)
+    loop = _compile(source, dtype, [len(s) for s in inputs], len(shape), len(outputs))
     alloc = results(True)
     keys = [f"o{k}" for k in range(len(outputs))]
 
@@ -109,7 +110,9 @@ def _source(steps, inputs, outputs, shape, dtype) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compile(source: str, dtype: np.dtype, inputs: list[tuple], n_out: int) -> Callable:
+def _compile(source: str, dtype: np.dtype, ranks: list[int], rank: int, n_out: int) -> Callable:
+    """The loop in `source`, compiled for C-contiguous arrays of these ranks (inputs, then
+    `n_out` outputs of `rank`)."""
     import numba
 
     key = f"{dtype.name}\n{source}"
@@ -121,18 +124,13 @@ def _compile(source: str, dtype: np.dtype, inputs: list[tuple], n_out: int) -> C
     loop = numba.njit(error_model="numpy", boundscheck=False, cache=module.__file__ is not None)(
         module.fused
     )
-    arrays = [numba.types.Array(numba.from_dtype(dtype), len(s), "C") for s in inputs]
-    out = numba.types.Array(numba.from_dtype(dtype), _rank(source), "C")
-    loop.compile((*arrays, *[out] * n_out))
+    array = lambda ndim: numba.types.Array(numba.from_dtype(dtype), ndim, "C")  # noqa: E731
+    loop.compile((*map(array, ranks), *[array(rank)] * n_out))
     _loops[key] = loop
     return loop
 
 
 _HEADER = "from numpy import float32, float64\nimport numpy as np\n\n\n"
-
-
-def _rank(source: str) -> int:
-    return source.count(" in range(")
 
 
 def _module(name: str, source: str) -> ModuleType:
