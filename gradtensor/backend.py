@@ -223,6 +223,31 @@ def scatter_add(out: Any, index: Any, values: Any) -> None:
     array_module(out).add.at(out, index, values)
 
 
+_NUMBERS: dict[tuple, Any] = {}  # (number, dtype) -> read-only 0-d array
+
+
+def number_as(v: Any, dtype: Any) -> Any:
+    """Python number `v` beside a host array of float dtype `dtype`, as the 0-d array NumPy's
+    weak promotion would cast it to (a float, or an int exact in every float dtype); else `v`.
+
+    Arithmetic with it gives NumPy's results bit for bit, and costs less: NumPy's own handling
+    of a Python number costs more than the op itself on a small array."""
+    t = type(v)
+    if dtype.kind != "f" or not (t is float or (t is int and -2048 <= v <= 2048)):
+        return v
+    if v == 0 or v != v:  # -0.0 equals 0.0 and NaN equals nothing: not worth keeping
+        return np.array(v, dtype)
+    key = (v, dtype)
+    a = _NUMBERS.get(key)
+    if a is None:
+        if len(_NUMBERS) >= 512:
+            _NUMBERS.clear()
+        a = np.array(v, dtype)
+        a.flags.writeable = False
+        _NUMBERS[key] = a
+    return a
+
+
 _BITS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 SELECT_MIN = 2048  # from this many elements a host select runs on bits
 

@@ -64,3 +64,21 @@ def test_a_freed_graph_refuses_a_second_backward():
     backward([out], [Tensor._make(np.array(1.0))])
     with pytest.raises(RuntimeError, match="second time"):
         backward([out], [Tensor._make(np.array(1.0))])
+
+
+def test_a_chain_runs_in_order_and_a_join_after_it_waits_for_every_branch():
+    # Each link of a chain has one pending child, which runs next without the heap; where a
+    # chain meets another branch, the join must still wait for both.
+    log = []
+    a = _leaf(1.0)
+    base = _node(Scale("base", [2.0], log), [a], [a])
+    left = _node(Scale("left", [3.0], log), [None], [(base, 0)])
+    links = [left]
+    for i in range(4):
+        links.append(_node(Scale(f"link{i}", [1.5], log), [None], [(links[-1], 0)]))
+    right = _node(Scale("right", [5.0], log), [None], [(base, 0)])
+    root = _node(Scale("root", [1.0, 1.0], log), [None, None], [(links[-1], 0), (right, 0)])
+    backward([Tensor._make(np.array(0.0), root)], [Tensor._make(np.array(1.0))])
+    names = [n for n, _ in log]
+    assert names == ["root", "right", "link3", "link2", "link1", "link0", "left", "base"]
+    np.testing.assert_allclose(a.grad.data, 2.0 * (3.0 * 1.5**4 + 5.0))

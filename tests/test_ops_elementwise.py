@@ -435,3 +435,46 @@ def test_remainders_match_pytorch(data, divisor, name):
 def test_remainder_gradients_match_pytorch(pairs, name):
     a, b = np.array(pairs).T
     _check(lambda m, x, y: getattr(m, name)(x, y), [a, b])
+
+
+_NUMBERS = [1.01, 0.1, 1 / 3, -2.5, 1e-8, 3e38, 1e300, -0.0, 0.0, math.inf, -math.inf, math.nan,
+            65504.0, 7e4, 2, -7, 2048, 4097, 2**40]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide"])
+def test_arithmetic_with_a_python_number_is_numpys_bit_for_bit(name, dtype):
+    # The four ops hand NumPy a Python number beside a float array as the 0-d array its weak
+    # promotion would cast it to (backend.number_as): values and dtypes must not change.
+    ufunc = getattr(np, name)
+    a = (np.random.default_rng(3).standard_normal(64) * 100).astype(dtype)
+    a[:4] = [0.0, -0.0, np.inf, np.nan]
+    x = gt.tensor(a, dtype=dtype, requires_grad=True)
+    for v in _NUMBERS:
+        with np.errstate(all="ignore"):
+            for got, want in [(getattr(gt, name)(x, v), ufunc(a, v)),
+                              (getattr(gt, name)(v, x), ufunc(v, a))]:  # fmt: skip
+                assert got.dtype == want.dtype, (v, got.dtype, want.dtype)
+                np.testing.assert_array_equal(got.data, want, strict=True, err_msg=repr(v))
+                assert np.array_equal(np.signbit(got.data), np.signbit(want))
+            y = getattr(gt, name)(x, v)
+            y.backward(gt.ones_like(y))
+            ones = np.ones_like(a)
+            grad = {"add": ones, "subtract": ones, "multiply": ones * v, "divide": ones / v}[name]
+            np.testing.assert_array_equal(x.grad.data, grad, strict=True, err_msg=repr(v))
+            x.grad = None
+
+
+def test_numbers_as_arrays_are_kept_read_only_and_few():
+    from gradtensor import backend
+
+    a = backend.number_as(1.25, np.dtype(np.float32))
+    assert a.dtype == np.float32 and a.ndim == 0 and not a.flags.writeable
+    assert backend.number_as(1.25, np.dtype(np.float32)) is a
+    assert np.signbit(backend.number_as(-0.0, np.dtype(np.float32)))  # not 0.0's array
+    assert backend.number_as(True, np.dtype(np.float32)) is True  # a bool stays a bool
+    assert backend.number_as(2**40, np.dtype(np.float16)) == 2**40  # inexact: NumPy's to do
+    assert backend.number_as(1.5, np.dtype(np.int64)) == 1.5  # beside an int array: NumPy's
+    for i in range(2000):
+        backend.number_as(i + 0.5, np.dtype(np.float64))
+    assert len(backend._NUMBERS) <= 512

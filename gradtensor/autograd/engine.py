@@ -137,8 +137,10 @@ def backward(
     # PyTorch's do, silently): NumPy's floating-point warnings are meant for the user's code.
     try:
         with backend.np.errstate(all="ignore"):
-            while heap:
-                node = pop(heap)[1]
+            node = None  # the node to run next when it is known without the heap (a chain)
+            while node is not None or heap:
+                if node is None:
+                    node = pop(heap)[1]
                 gouts = pending.pop(node)
                 if nhooks is not None and node in nhooks:
                     for idx, hooks in nhooks[node].items():
@@ -147,6 +149,7 @@ def backward(
                 if capture is not None or node.retained:
                     _deliver_retained(node, gouts, capture, out_pos, create_graph)
                 if useful is not None and node not in useful:
+                    node = None
                     continue
                 if node.inputs is None:
                     raise RuntimeError(
@@ -167,6 +170,9 @@ def backward(
                     node.inputs = node.output = node.params = node.versions = node.arrays = None
                     if type(node.fn) is _FunctionBackward:
                         node.fn.release()
+                # A node whose single new pending child is the only pending node runs that child
+                # next without going through the heap: a chain's common case.
+                follow = None
                 for e, g in zip(node.next, grads):
                     if e is None or g is None:
                         continue
@@ -175,12 +181,19 @@ def backward(
                         slot = pending.get(child)
                         if slot is None:
                             slot = pending[child] = [None] * child.n_out
-                            push(heap, (-child.seq, child))
+                            if follow is None and not heap:
+                                follow = child
+                            else:
+                                push(heap, (-child.seq, child))
                         slot[idx] = g if slot[idx] is None else add(slot[idx], g)
                     else:
                         deliver_leaf(e, g)
                 if ready is not None:
                     ready.after(node.seq)
+                if follow is not None and heap:
+                    push(heap, (-follow.seq, follow))  # others are pending: the heap orders them
+                    follow = None
+                node = follow
             for leaf, g in held.values() if held else ():
                 deliver_leaf(leaf, run_hooks(hooks_of_leaf(leaf) or {}, g, raw), True)
             if ready is not None:

@@ -183,18 +183,29 @@ class Node:
         "__weakref__",
     )
 
-    def __init__(self, fn: Any, inputs: tuple, output: Any, params: dict, next: tuple, n_out=1):
+    def __init__(
+        self,
+        fn: Any,
+        inputs: tuple,
+        output: Any,
+        params: dict,
+        next: tuple,
+        n_out: int = 1,
+        impl: Any = None,
+        versions: list | None = None,
+        arrays: list | None = None,
+    ):
         self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
         self.inputs = inputs  # per positional input: a Tensor (saved), a Meta, or a constant
-        self.versions = None  # for saved Tensor inputs: their versions when saved
-        self.arrays = None  # for saved inputs: their arrays, which the derivative on arrays reads
+        self.versions = versions  # for saved Tensor inputs: their versions when saved
+        self.arrays = arrays  # for saved inputs: their arrays, which the derivative on arrays reads
         self.output = output  # SavedOutput or Meta (or a tuple of Metas for several outputs)
         self.params = params  # non-tensor arguments (axis, keepdims, ...), and aux residuals
         self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
         self.n_out = n_out
         self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
         self.seq = _next_seq()  # creation order, which backward runs in reverse
-        self.impl = None  # the implementation that ran, when not the op's own (a kernel)
+        self.impl = impl  # the implementation that ran, when not the op's own (a kernel)
 
     @property
     def name(self) -> str:

@@ -13,6 +13,8 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from ..kernels.activations import ACTIVATIONS as ACTIVATIONS
 from ..kernels.activations import TABLE
@@ -56,12 +58,15 @@ def _sigmoid_arrays(xp: Any) -> Any:
     return sigmoid
 
 
-def array_maths(xp: Any) -> Any:
-    """The table's maths namespace over the arrays of `xp` (NumPy or CuPy)."""
-    ns = _ARRAY_MATHS.get(xp)
+def array_maths(xp: Any, dtype: Any = None) -> Any:
+    """The table's maths namespace over the arrays of `xp` (NumPy or CuPy); given the host
+    arrays' float dtype, its numbers are 0-d arrays of it (backend.number_as: the same results,
+    for less)."""
+    ns = _ARRAY_MATHS.get((xp, dtype))
     if ns is None:
-        ns = _ARRAY_MATHS[xp] = SimpleNamespace(
-            const=_const,
+        const = _const if dtype is None else lambda v: backend.number_as(_const(v), dtype)
+        ns = _ARRAY_MATHS[xp, dtype] = SimpleNamespace(
+            const=const,
             where=lambda c, a, b: backend.where(xp, c, a, b),
             maximum=xp.maximum,
             exp=xp.exp,
@@ -73,16 +78,18 @@ def array_maths(xp: Any) -> Any:
 
 
 _ARRAY_MATHS: dict[Any, Any] = {}
-_FORMULAS: dict[tuple[str, Any], tuple[Any, Any]] = {}  # (activation, xp or Tensor) -> fns
+_FORMULAS: dict[tuple, tuple[Any, Any]] = {}  # (activation, xp or Tensor, dtype) -> fns
 
 
-def formulas(name: str, on: Any) -> tuple[Any, Any]:
-    """(value, grad) of activation `name` over arrays of module `on`, or over Tensors when `on`
-    is Tensor (grad only: Tensors' forward always runs on arrays)."""
-    key = (name, on)
+def formulas(name: str, on: Any, dtype: Any = None) -> tuple[Any, Any]:
+    """(value, grad) of activation `name` over arrays of module `on` (of float `dtype`, if
+    given, on the host), or over Tensors when `on` is Tensor (grad only: Tensors' forward always
+    runs on arrays)."""
+    key = (name, on, dtype)
     fns = _FORMULAS.get(key)
     if fns is None:
-        fns = _FORMULAS[key] = TABLE[name].maths(_TENSOR_MATHS if on is Tensor else array_maths(on))
+        maths = _TENSOR_MATHS if on is Tensor else array_maths(on, dtype)
+        fns = _FORMULAS[key] = TABLE[name].maths(maths)
     return fns
 
 
@@ -90,21 +97,29 @@ def _make_op(name: str) -> Any:
     saves = TABLE[name].saves
     keeps_integers = name in _KEEPS_INTEGERS
     values: dict[Any, Any] = {}  # xp -> value
-    grads: dict[type, Any] = {}  # the gradient's type (an array's or Tensor) -> grad
+    grads: dict[Any, Any] = {}  # a host gradient's dtype, or another gradient's type -> grad
 
     def forward(xp, x):
         value = values.get(xp) or values.setdefault(xp, formulas(name, xp)[0])
-        return value(x if keeps_integers else _as_float(x))
+        if x.dtype.kind in "biu" and not keeps_integers:
+            x = _as_float(x)
+        return value(x)
 
     forward.__name__ = name
     forward.__doc__ = f"The {name} activation, elementwise (gradtensor.kernels.activations)."
     op = primitive(name, save={"output": "y", "input": "x"}[saves], **RECORDS[name])(forward)
 
     def vjp(g, y, x):
-        grad = grads.get(type(g))
+        host = type(g) is np.ndarray
+        key = g.dtype if host else type(g)
+        grad = grads.get(key)
         if grad is None:
-            on = Tensor if isinstance(g, Tensor) else backend.array_module(g)
-            grad = grads[type(g)] = formulas(name, on)[1]
+            if host:
+                grad = formulas(name, np, g.dtype if g.dtype.kind == "f" else None)[1]
+            else:
+                on = Tensor if isinstance(g, Tensor) else backend.array_module(g)
+                grad = formulas(name, on)[1]
+            grads[key] = grad
         return grad(g, y if saves == "output" else x)
 
     return op.defvjp(vjp)

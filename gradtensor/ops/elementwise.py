@@ -236,7 +236,14 @@ def _default_float(y: Any, a: Any, b: Any) -> Any:
     return y.astype(f[0] if f else get_default_dtype())
 
 
-@primitive(save="", elementwise=True, samples=BINARY, torch=lambda t, a, b: a + b, numpy="add")
+@primitive(
+    save="",
+    elementwise=True,
+    casts_numbers=True,
+    samples=BINARY,
+    torch=lambda t, a, b: a + b,
+    numpy="add",
+)
 def add(xp, a, b):
     y = a + b
     return y if y.dtype.char != "d" else _default_float(y, a, b)
@@ -245,7 +252,14 @@ def add(xp, a, b):
 add.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: g)
 
 
-@primitive(save="", elementwise=True, samples=BINARY, torch=lambda t, a, b: a - b, numpy="subtract")
+@primitive(
+    save="",
+    elementwise=True,
+    casts_numbers=True,
+    samples=BINARY,
+    torch=lambda t, a, b: a - b,
+    numpy="subtract",
+)
 def subtract(xp, a, b):
     y = a - b
     return y if y.dtype.char != "d" else _default_float(y, a, b)
@@ -255,7 +269,12 @@ subtract.defvjp(lambda g, y, a, b: g, lambda g, y, a, b: -g)
 
 
 @primitive(
-    save="x", elementwise=True, samples=BINARY, torch=lambda t, a, b: a * b, numpy="multiply"
+    save="x",
+    elementwise=True,
+    casts_numbers=True,
+    samples=BINARY,
+    torch=lambda t, a, b: a * b,
+    numpy="multiply",
 )
 def multiply(xp, a, b):
     y = a * b
@@ -268,6 +287,7 @@ multiply.defvjp(lambda g, y, a, b: g * b, lambda g, y, a, b: g * a)
 @primitive(
     save="x",
     elementwise=True,
+    casts_numbers=True,
     samples=[
         Sample((3, 4), (3, 4), domain=(0.5, 2.0)),
         Sample((2, 3, 4), (4,), domain=(0.5, 2.0)),

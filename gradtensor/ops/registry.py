@@ -158,6 +158,7 @@ class Primitive(Record):
         aux: bool,
         record: tuple,
         view: bool = False,
+        casts_numbers: bool = False,
     ):
         self.fwd, self.name, self.save = fwd, name, save
         self.save_inputs = save in ("x", "xy")
@@ -167,6 +168,10 @@ class Primitive(Record):
         self.aux = aux  # forward returns (y, aux): residuals only the derivative reads
         self._record(*record)
         self.view = view
+        # An op of IEEE arithmetic on one float array and one Python number: the number is cast
+        # to the array's dtype before the forward, which is what NumPy's weak promotion does (so
+        # the results are the same), for less than NumPy's own handling of a number costs.
+        self.casts_numbers = casts_numbers
         self.call: Callable = self  # what users call (a wrapper that checks arguments, or self)
         self.vjps: tuple[Callable, ...] = ()
         self.joint_vjp: Callable | None = None
@@ -241,7 +246,7 @@ class Primitive(Record):
         arrays = []
         nxt = []
         ins = []
-        versions = []
+        versions = [] if save else None
         requires = on_gpu = False
         n_plain = 0
         for a in args:
@@ -262,7 +267,8 @@ class Primitive(Record):
                 arrays.append(a)  # Python scalars stay weak: float32 * 2.0 is float32
                 nxt.append(None)
                 ins.append(a)
-                versions.append(0)
+                if save:
+                    versions.append(0)
                 n_plain += 1
             else:
                 if all(_is_plain(b) for b in args):  # no Tensor: arrays in, array out
@@ -273,11 +279,23 @@ class Primitive(Record):
                     args = [b.item() if isinstance(b, _np.generic) else b for b in args]
                     return self(*args, **params)
                 return self(*self._convert(args), **params)
-        if n_plain == len(args):  # numbers only: they become tensors, as lists would
-            args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
-            return self(*args, **params)
-        impl = self._choose(arrays, params) if self.impls else None
-        fwd = self.fwd if impl is None else impl.forward
+        if n_plain:
+            if n_plain == len(args):  # numbers only: they become tensors, as lists would
+                args = [a if a is None else _to_tensor(a, self.name, None) for a in args]
+                return self(*args, **params)
+            if self.casts_numbers and not on_gpu:
+                a0, a1 = arrays
+                if type(a0) is _ndarray:
+                    arrays[1] = backend.number_as(a1, a0.dtype)
+                else:
+                    arrays[0] = backend.number_as(a0, a1.dtype)
+        impl = fwd = None
+        if self.impls:
+            impl = self._choose(arrays, params)
+            if impl is not None:
+                fwd = impl.forward
+        if fwd is None:
+            fwd = self.fwd
         try:
             if on_gpu:
                 xp, dev = self._gpu_device(args)
@@ -285,7 +303,7 @@ class Primitive(Record):
                     out = fwd(xp, *arrays, **params)
             else:
                 xp, dev = _np, _CPU
-                out = fwd(xp, *arrays, **params)
+                out = fwd(xp, *arrays, **params) if params else fwd(xp, *arrays)
         except USER_ERRORS as exc:
             raise _op_error(self.name, exc, args) from exc
         aux = None
@@ -311,10 +329,10 @@ class Primitive(Record):
         if requires and grad_mode.enabled and self.differentiable:
             if not save:
                 # Only shapes are needed: keeping the tensors would keep their memory alive.
-                ins = [
-                    Meta(t.data.shape, t.data.dtype, dev) if isinstance(t, Tensor) else t
-                    for t in ins
-                ]
+                for i, t in enumerate(ins):
+                    if isinstance(t, Tensor):
+                        ins[i] = _meta(t, dev)
+                arrays = None
             keeps_y = self.save_output
             if aux is not None:
                 params = dict(params, aux=aux)
@@ -322,12 +340,8 @@ class Primitive(Record):
                 # output saved: its version is then checked like any saved tensor's.
                 keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
-            y._node = node = Node(self, ins, None, params, nxt)
-            node.impl = impl
-            if save:
-                node.versions = versions
-                node.arrays = arrays
-            node.output = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
+            saved = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
+            y._node = Node(self, ins, saved, params, nxt, 1, impl, versions, arrays)
         return y
 
     def _on_arrays(self, args: tuple, params: dict, xp: Any = None) -> Any:
@@ -372,24 +386,6 @@ class Primitive(Record):
         (dev,) = devs
         return backend.xp_of_device(dev), dev
 
-    def _check_versions(self, node: Node, raw: bool = False) -> Any:
-        """Check that nothing saved was changed in place; return what stands for the output
-        (a Tensor, or its array when `raw`, if the derivative reads it)."""
-        versions = node.versions
-        if versions is not None:
-            for t, v in zip(node.inputs, versions):
-                if isinstance(t, Tensor) and t._version[0] != v:
-                    raise modified_error(self.name, t.shape, v, t._version[0])
-        out = node.output
-        if type(out) is SavedOutput:  # array() raises if y was changed in place
-            y = out.array(self.name)
-            if raw or not self.save_output:
-                return y
-            t = Tensor._make(y, node, out.idx)  # the output as it was, in its graph
-            t._version = out.box
-            return t
-        return out
-
     def _fit(self, i: int, gi: Any, shape: tuple) -> Any:
         """Sum a broadcast gradient back to its input's shape; any other mismatch is a bug."""
         if gi.shape != shape:
@@ -406,9 +402,20 @@ class Primitive(Record):
         Under create_graph it gets Tensors and every step is recorded; an op whose value comes
         from a kernel is then differentiated through the composite it declared instead.
         """
-        y = self._check_versions(node, raw)
-        g = gouts[0]
         ins = node.inputs
+        versions = node.versions
+        if versions is not None:  # nothing saved may have changed in place since
+            for t, v in zip(ins, versions):
+                if isinstance(t, Tensor) and t._version[0] != v:
+                    raise modified_error(self.name, t.shape, v, t._version[0])
+        y = node.output  # what stands for the output: its array (or Tensor) if the rule reads it
+        if type(y) is SavedOutput:
+            saved = y
+            y = saved.array(self.name)  # raises if y was changed in place
+            if not raw and self.save_output:
+                y = Tensor._make(y, node, saved.idx)  # the output as it was, in its graph
+                y._version = saved.box
+        g = gouts[0]
         params = node.params
         nxt = node.next
         if not raw:
@@ -422,32 +429,39 @@ class Primitive(Record):
         xs = node.arrays if raw and self.save_inputs else ins  # unsaved inputs: only shapes
         joint = self.joint_vjp if node.impl is None else node.impl.backward
         if joint is not None:
-            grads = list(joint(g, y, *xs, needs=_needs(nxt), **params))
-        else:
-            # The hot loop of a plain backward: one call per input that wants a gradient.
-            vjps = self.vjps
-            grads = [None] * len(nxt)
-            for i, e in enumerate(nxt):
-                if e is not None and vjps[i] is not None:  # None: no derivative (where's cond)
-                    grads[i] = vjps[i](g, y, *xs, **params) if params else vjps[i](g, y, *xs)
-        return self.fit_grads(grads, ins, raw)
+            return self.fit_grads(list(joint(g, y, *xs, needs=_needs(nxt), **params)), xs, raw)
+        # The hot loop of a plain backward: one call per input that wants a gradient, and a
+        # gradient that already has its input's shape and dtype goes as it is.
+        vjps = self.vjps
+        grads = [None] * len(nxt)
+        for i, e in enumerate(nxt):
+            if e is not None and vjps[i] is not None:  # None: no derivative (where's cond)
+                gi = vjps[i](g, y, *xs, **params) if params else vjps[i](g, y, *xs)
+                x = xs[i]
+                if type(gi) is _ndarray and gi.dtype is x.dtype and gi.shape == x.shape:
+                    grads[i] = gi
+                else:
+                    grads[i] = self._fit_one(i, gi, x, raw)
+        return grads
 
     def fit_grads(self, grads: list, ins: Any, raw: bool) -> list:
-        """A rule's gradients made to match their inputs (`ins`: tensors or Meta): broadcasts
-        summed back, 0-d results as arrays, each in its input's float dtype."""
+        """A rule's gradients made to match their inputs (`ins`: arrays, tensors or Meta):
+        broadcasts summed back, 0-d results as arrays, each in its input's float dtype."""
         for i, gi in enumerate(grads):
             if gi is not None:
-                x = ins[i]
-                if gi.shape != x.shape:
-                    gi = self._fit(i, gi, x.shape)
-                if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
-                    gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
-                xd = x.dtype
-                if gi.dtype is not xd and gi.dtype != xd and xd.kind in "fc":
-                    # An input's gradient has its dtype (float32 / an int tensor: float64 maths)
-                    gi = gi.astype(xd)
-                grads[i] = gi
+                grads[i] = self._fit_one(i, gi, ins[i], raw)
         return grads
+
+    def _fit_one(self, i: int, gi: Any, x: Any, raw: bool) -> Any:
+        if gi.shape != x.shape:
+            gi = self._fit(i, gi, x.shape)
+        if raw and type(gi) is not _ndarray and not backend.is_cuda_array(gi):
+            gi = _np.asarray(gi)  # a 0-d NumPy result comes back as a scalar
+        xd = x.dtype
+        if gi.dtype is not xd and gi.dtype != xd and xd.kind in "fc":
+            # An input's gradient has its dtype (float32 / an int tensor: float64 maths)
+            gi = gi.astype(xd)
+        return gi
 
     def _through_composite(self, ins: Any, g: Tensor, needs: tuple, params: dict) -> list:
         wanted = [t for t, n in zip(ins, needs) if n]
@@ -467,6 +481,7 @@ def primitive(
     differentiable: bool = True,
     aux: bool = False,
     view: bool = False,
+    casts_numbers: bool = False,
     samples: list[Sample] | None = None,
     torch: Any = None,
     numpy: Any = None,
@@ -494,6 +509,7 @@ def primitive(
             aux,
             (samples, torch, numpy, errors),
             view,
+            casts_numbers,
         )
         if op.name in REGISTRY:
             raise ValueError(f"primitive: an op named {op.name!r} is already registered")
@@ -536,6 +552,19 @@ def composite(
 def _needs(nxt: tuple) -> tuple[bool, ...]:
     """Which inputs want a gradient: those with somewhere for it to go."""
     return tuple(e is not None for e in nxt)
+
+
+def _meta(t: Tensor, dev: Any) -> Meta:
+    """The shape, dtype and device of `t`: its node's record of them where that still holds
+    (Meta is immutable, so nodes can share one), else a new one."""
+    node = t._node
+    if node is not None:
+        m = node.output
+        d = t.data
+        if type(m) is Meta and m.shape == d.shape and m.dtype == d.dtype:
+            return m
+    d = t.data
+    return Meta(d.shape, d.dtype, dev)
 
 
 def _host_plain(args: tuple) -> bool:
