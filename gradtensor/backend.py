@@ -223,7 +223,7 @@ def scatter_add(out: Any, index: Any, values: Any) -> None:
     array_module(out).add.at(out, index, values)
 
 
-_NUMBERS: dict[tuple, Any] = {}  # (number, dtype) -> read-only 0-d array
+NUMBERS: dict[tuple, Any] = {}  # (number, dtype) -> read-only 0-d array (number_as)
 
 
 def number_as(v: Any, dtype: Any) -> Any:
@@ -238,13 +238,13 @@ def number_as(v: Any, dtype: Any) -> Any:
     if v == 0 or v != v:  # -0.0 equals 0.0 and NaN equals nothing: not worth keeping
         return np.array(v, dtype)
     key = (v, dtype)
-    a = _NUMBERS.get(key)
+    a = NUMBERS.get(key)
     if a is None:
-        if len(_NUMBERS) >= 512:
-            _NUMBERS.clear()
+        if len(NUMBERS) >= 512:
+            NUMBERS.clear()
         a = np.array(v, dtype)
         a.flags.writeable = False
-        _NUMBERS[key] = a
+        NUMBERS[key] = a
     return a
 
 

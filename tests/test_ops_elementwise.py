@@ -477,4 +477,4 @@ def test_numbers_as_arrays_are_kept_read_only_and_few():
     assert backend.number_as(1.5, np.dtype(np.int64)) == 1.5  # beside an int array: NumPy's
     for i in range(2000):
         backend.number_as(i + 0.5, np.dtype(np.float64))
-    assert len(backend._NUMBERS) <= 512
+    assert len(backend.NUMBERS) <= 512

@@ -139,9 +139,10 @@ class SavedOutput:
 
     __slots__ = ("data", "box", "version", "idx", "requires_grad")
 
-    def __init__(self, t: Any):
-        self.data, self.box, self.version = t.data, t._version, t._version[0]
-        self.idx, self.requires_grad = t._idx, t.requires_grad
+    def __init__(self, data: Any, box: list, idx: int = 0, requires_grad: bool = True):
+        # An output's array, its tensor's version box, and that tensor's output index and flag.
+        self.data, self.box, self.version = data, box, box[0]
+        self.idx, self.requires_grad = idx, requires_grad
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -39,6 +39,7 @@ _np = backend.np
 _ndarray = _np.ndarray
 _CPU = backend.CPU
 _SCALARS = (int, float, bool)
+_NUMBERS = backend.NUMBERS
 _new = object.__new__
 
 REGISTRY: dict[str, Any] = {}  # name -> Primitive or Composite, for the test harness
@@ -285,10 +286,9 @@ class Primitive(Record):
                 return self(*args, **params)
             if self.casts_numbers and not on_gpu:
                 a0, a1 = arrays
-                if type(a0) is _ndarray:
-                    arrays[1] = backend.number_as(a1, a0.dtype)
-                else:
-                    arrays[0] = backend.number_as(a0, a1.dtype)
+                i, v, dtype = (1, a1, a0.dtype) if type(a0) is _ndarray else (0, a0, a1.dtype)
+                c = _NUMBERS.get((v, dtype))  # a number met before, as its 0-d array
+                arrays[i] = c if c is not None else backend.number_as(v, dtype)
         impl = fwd = None
         if self.impls:
             impl = self._choose(arrays, params)
@@ -329,9 +329,17 @@ class Primitive(Record):
         if requires and grad_mode.enabled and self.differentiable:
             if not save:
                 # Only shapes are needed: keeping the tensors would keep their memory alive.
-                for i, t in enumerate(ins):
-                    if isinstance(t, Tensor):
-                        ins[i] = _meta(t, dev)
+                if len(ins) == 1:  # _meta, inlined for the unary ops
+                    t = ins[0]
+                    d, m = t.data, t._node
+                    m = None if m is None else m.output
+                    if type(m) is not Meta or m.shape != d.shape or m.dtype != d.dtype:
+                        m = Meta(d.shape, d.dtype, dev)
+                    ins[0] = m
+                else:
+                    for i, t in enumerate(ins):
+                        if isinstance(t, Tensor):
+                            ins[i] = _meta(t, dev)
                 arrays = None
             keeps_y = self.save_output
             if aux is not None:
@@ -340,7 +348,7 @@ class Primitive(Record):
                 # output saved: its version is then checked like any saved tensor's.
                 keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
-            saved = SavedOutput(y) if keeps_y else Meta(out.shape, out.dtype, dev)
+            saved = SavedOutput(out, y._version) if keeps_y else Meta(out.shape, out.dtype, dev)
             y._node = Node(self, ins, saved, params, nxt, 1, impl, versions, arrays)
         return y
 
