@@ -47,6 +47,43 @@ print(json.dumps({"import_s": t1 - t0, "step_s": t3 - t2, "loss": float(loss.ite
 """
 
 
+# Numba's own start-up, the floor under any first step that runs a Numba kernel: a fresh
+# process's import of Numba and first call of one cached trivial function, in CPU seconds.
+_FLOOR = """
+import json, time
+import numpy  # imported before the step in the first-step probe too
+t0 = time.process_time()
+import numba
+t1 = time.process_time()
+@numba.njit(cache=True)
+def total(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+total(3)
+t2 = time.process_time()
+print(json.dumps({"import_s": t1 - t0, "step_s": t2 - t0}))
+"""
+
+
+def numba_floor(runs: int = WARM_RUNS) -> dict[str, Any]:
+    """The median `_FLOOR` over `runs` warm processes (a first one fills a cache of its own)."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="gradtensor-firstuse-") as cache:
+        floor = Path(cache) / "floor.py"  # Numba caches functions of files only
+        floor.write_text(_FLOOR)
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(runs + 1):
+            proc = subprocess.run([sys.executable, str(floor)], env=env, capture_output=True,
+                                  text=True, timeout=600, cwd=cache)  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(f"numba floor probe exited {proc.returncode}")
+            out.append(json.loads(proc.stdout.splitlines()[-1]))
+    warm = out[1:]
+    return {k: statistics.median(r[k] for r in warm) for k in ("step_s", "import_s")}
+
+
 def _run(key: str, sizes: list[int], batch: int, cache: str) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
@@ -100,4 +137,21 @@ def firstuse(ctx: Any) -> dict[str, Any]:
             f"apart; cold: an empty Numba cache (median of {COLD_RUNS}, each its own cache); "
             f"warm: the cache the last cold run left (median of {WARM_RUNS}); each a fresh "
             "process.")  # fmt: skip
-    return {"cases": cases, "notes": [note]}
+    notes = [note]
+    if "gradtensor" in keys:
+        try:
+            floor = numba_floor()
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"    Numba's start-up floor: not measured ({exc})")
+        else:
+            for case in cases:
+                case["numba_floor_s"] = floor["step_s"]
+            print(f"    Numba's start-up floor: {floor['step_s']:.2f} s CPU (import "
+                  f"{floor['import_s']:.2f} s)")  # fmt: skip
+            notes.append(
+                f"Numba's own start-up, under any warm first step that runs a kernel: a fresh "
+                f"process's import of Numba and first call of one trivial cached function took "
+                f"{floor['step_s']:.2f} s CPU (median of {WARM_RUNS}; the import "
+                f"{floor['import_s']:.2f} s)."
+            )
+    return {"cases": cases, "notes": notes}
