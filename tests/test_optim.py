@@ -456,3 +456,37 @@ def test_float16_adam_steps_where_the_gradient_is_zero(cls):
     got = p.detach().numpy()
     assert np.isfinite(got).all() and got.dtype == np.float16
     assert got[1] == 2.0 and got[0] < 1.0 and got[2] > 3.0
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.01)])  # fmt: skip
+def test_a_reused_step_plan_sees_every_change_between_steps(make):
+    """An eager step reuses the plan of the step before; a parameter or its state replaced, a
+    changed learning rate, a gradient the kernels cannot take and a parameter they cannot
+    update must each be seen, with the array ops' results bit for bit."""
+
+    def run(kernels):
+        rng = np.random.default_rng(5)
+        ps = [nn.Parameter(gt.tensor(rng.standard_normal(s).astype(np.float32))) for s in SHAPES]
+        opt = make(ps)
+        with gt.use_kernels(kernels):
+            for step in range(9):
+                for i, p in enumerate(ps):
+                    p.grad = gt.tensor(_grad(p, step, i).astype(np.float32))
+                if step == 2:
+                    ps[2].data = ps[2].data.copy()  # another array for the same parameter
+                if step == 3:
+                    opt.param_groups[0]["lr"] *= 0.5
+                if step == 4:  # a transposed gradient: not C-contiguous
+                    ps[2].grad = gt.Tensor._make(np.ascontiguousarray(ps[2].grad.data.T).T)
+                if step == 5:  # a parameter the kernels cannot update in place
+                    ps[0].data = np.asfortranarray(ps[0].data)
+                if step == 6:
+                    opt.load_state_dict(opt.state_dict())  # its state: other arrays
+                opt.step()
+        state = [np.asarray(t.data) for s in opt.state.values() for t in s.values() if
+                 isinstance(t, gt.Tensor)]  # fmt: skip
+        return [p.data.copy() for p in ps] + state
+
+    for planned, plain in zip(run(True), run(False), strict=True):
+        np.testing.assert_array_equal(planned, plain)

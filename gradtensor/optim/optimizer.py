@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -213,9 +214,21 @@ class Optimizer:
                 rest.append(i)
         return kernel, batches, rest
 
+    _eager: tuple | None = None  # (kernels in use, arrays planned for, the plan's run)
+
     def _update(self, jobs: list) -> None:
         """The jobs' updates: a kernel call per batch (on a GPU one launch for several
-        tensors), the array ops for the rest."""
+        tensors), the array ops for the rest.
+
+        The step before's plan (`_plan`) serves again while the kernels in use are the same and
+        the parameters and their state are the same arrays, which it checked, and each gradient
+        is as readable as when it was made; else this step batches and checks anew, and plans
+        the next."""
+        kernels = active_kernels()
+        held = self._eager
+        if held is not None and held[0] is kernels and _unchanged(held[1], jobs) and held[2](jobs):
+            return
+        self._eager = None
         kernel, batches, rest = self._batches(jobs)
         for key, places in batches.items():
             used = [c for c, unused in enumerate(key[0][3:]) if not unused]
@@ -223,6 +236,8 @@ class Optimizer:
             with backend.on(key[0][2] or backend.CPU):  # CuPy works on the parameters' GPU
                 kernel(*columns, **jobs[places[0]][2])
         self._apply_rest(jobs, rest)
+        if batches:
+            self._eager = (kernels, _planned(jobs), self._plan(jobs))
 
     def _plan(self, jobs: list) -> Callable[[list], bool]:
         """run(jobs): `_update` for jobs like these (gt.compile's replays), each batch's kernel
@@ -445,6 +460,23 @@ def _kind(p: Tensor, arrays: list) -> tuple:
     # Only a GPU array asks for its device; every host array is on the CPU.
     where = None if type(d) is np.ndarray else p.device
     return (type(d), d.dtype, where, *(a is None for a in arrays))
+
+
+def _planned(jobs: list) -> list:
+    """What a plan of the optimizer's step holds it to: each parameter, its array, and its
+    state's arrays (None where unused), in order."""
+    return [a for p, arrays, _ in jobs for a in (p, arrays[0], *arrays[2:])]
+
+
+def _unchanged(planned: list, jobs: list) -> bool:
+    """Whether `jobs` update what a plan was made for (`_planned`), each gradient contiguous
+    as the kernels take it."""
+    now = []
+    for p, arrays, _ in jobs:
+        if not arrays[1].flags.c_contiguous:
+            return False
+        now += (p, arrays[0], *arrays[2:])
+    return len(now) == len(planned) and all(map(operator.is_, now, planned))
 
 
 def _columns(jobs: list, places: list[int], width: int, used: list[int]) -> list:
