@@ -163,7 +163,7 @@ def modified_error(op: str, shape: tuple, saved: int, now: int) -> RuntimeError:
     )
 
 
-_next_seq = itertools.count().__next__
+next_seq = itertools.count().__next__  # nodes' creation order
 
 
 class Node:
@@ -205,7 +205,7 @@ class Node:
         self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
         self.n_out = n_out
         self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
-        self.seq = _next_seq()  # creation order, which backward runs in reverse
+        self.seq = next_seq()  # creation order, which backward runs in reverse
         self.impl = impl  # the implementation that ran, when not the op's own (a kernel)
 
     @property

@@ -29,6 +29,7 @@ from ..autograd.graph import (
     check_grad_shape,
     grad_mode,
     modified_error,
+    next_seq,
     recorder,
 )
 from ..backend import Device
@@ -349,7 +350,12 @@ class Primitive(Record):
                 keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
             saved = SavedOutput(out, y._version) if keeps_y else Meta(out.shape, out.dtype, dev)
-            y._node = Node(self, ins, saved, params, nxt, 1, impl, versions, arrays)
+            # Node(self, ins, saved, params, nxt, 1, impl, versions, arrays), its fields set
+            # here: the hot path spares itself the call.
+            y._node = node = _new(Node)
+            node.fn, node.inputs, node.output, node.params = self, ins, saved, params
+            node.next, node.n_out, node.impl, node.versions = nxt, 1, impl, versions
+            node.arrays, node.retained, node.seq = arrays, None, next_seq()
         return y
 
     def _on_arrays(self, args: tuple, params: dict, xp: Any = None) -> Any:
