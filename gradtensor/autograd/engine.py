@@ -28,6 +28,7 @@ from .graph import (
 )
 
 _ndarray = backend.np.ndarray
+_np_ones_like = backend.np.ones_like
 
 
 # ----------------------------------------------------------------------------------------------
@@ -567,7 +568,9 @@ def _root_grads(op: str, outputs: list, grad_outputs: Any) -> list:
                     f"{op}: the gradient can be implied only for a scalar output, but output {i} "
                     f"has shape {t.shape}; pass `{keyword}=` with that shape"
                 )
-            g = ones_like(t)
+            d = t.data
+            # A host output's seed made directly: ones_like's argument handling costs more.
+            g = Tensor._make(_np_ones_like(d)) if type(d) is _ndarray else ones_like(t)
         else:
             if not isinstance(g, Tensor):
                 try:
