@@ -39,7 +39,7 @@ SUITES = (
 )
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 DISTS = "gradtensor numpy numba numba-cuda scipy torch jax jaxlib autograd threadpoolctl cupy"
-TIMING = "warm-up, then round-robin samples in one process (order rotated each round); medians"
+TIMING = "warm-up, then round-robin samples in one process (each round shuffled, seeded); medians"
 _limits: Any = None  # threadpoolctl's limiter, kept alive for the whole run
 
 

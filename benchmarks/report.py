@@ -58,10 +58,11 @@ How the figures are made (`python -m benchmarks`, see `benchmarks/__main__.py`):
 implementation starts from the same float32 inputs and weights; before anything is timed its
 value (output or loss) and every gradient are checked against gradtensor's (max|diff| <= 1e-4 x
 max|gradtensor's|), and a row that disagrees is dropped with the error (†). Then each is warmed
-up and timed in one process, round-robin, so drift hits all alike; the tables give medians, and
-"(1.23x)" is that implementation's median time divided by gradtensor's (above 1: slower than
-gradtensor). Every CPU library gets the same thread count (threadpoolctl for NumPy's BLAS,
-torch.set_num_threads, Numba; below the core count the process is also pinned to that many
+up and timed in one process, round-robin, so drift hits all alike, each round in an order of its
+own (a seeded shuffle), so that none always runs just after the same other; the tables give
+medians, and "(1.23x)" is that implementation's median time divided by gradtensor's (above 1:
+slower than gradtensor). Every CPU library gets the same thread count (threadpoolctl for NumPy's
+BLAS, torch.set_num_threads, Numba; below the core count the process is also pinned to that many
 cores, which is what holds XLA); with more than one thread each sample follows a pause, so one
 library's busy-waiting worker threads cannot slow the next. ‡ marks an implementation that was
 not available or cannot run that case (the note says why)."""

@@ -110,17 +110,21 @@ def alternate(cases, repeats=20, inner=1, warmup=3, sync=None, rotate=False, set
     """Time each case `repeats` times, round-robin so drift hits all alike; seconds per call.
 
     `inner` calls make one sample (a dict: per case); `sync` runs before each clock read (a GPU's
-    synchronize); `rotate` starts each round one case later; `settle` > 0 pauses that long before
-    each sample and makes one untimed call, which wakes this case's own worker threads."""
+    synchronize); `rotate` runs each round in an order of its own (a seeded shuffle), so that no
+    case always follows the same other one: what ran just before (its use of the caches, say)
+    costs a case, and a fixed cycle would charge it to one case every round; `settle` > 0 pauses
+    that long before each sample and makes one untimed call, which wakes this case's own worker
+    threads."""
     inners = inner if isinstance(inner, dict) else dict.fromkeys(cases, inner)
     sync, samples, order = sync or (lambda: None), {name: [] for name in cases}, [*cases.items()]
     for fn in cases.values():
         for _ in range(warmup):
             fn()
     sync()
-    for i in range(repeats):
-        shift = i % len(order) if rotate and order else 0
-        for name, fn in order[shift:] + order[:shift]:
+    rng = np.random.default_rng(0)
+    for _ in range(repeats):
+        for k in rng.permutation(len(order)) if rotate else range(len(order)):
+            name, fn = order[k]
             if settle > 0:
                 time.sleep(settle)
                 fn()
