@@ -345,3 +345,41 @@ def test_a_loss_refuses_host_weights_beside_a_gpu_input():
         gt.nn.functional.cross_entropy(x, t, weight=np.ones(3))
     w = gt.ones(3, device="cuda")
     assert gt.nn.functional.cross_entropy(x, t, weight=w).device == x.device
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: gt.optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: gt.optim.Adam(ps, lr=0.01),
+], ids=["sgd", "adam"])  # fmt: skip
+def test_a_reused_step_plan_on_a_gpu_sees_every_change_between_steps(make):
+    """The GPU side of test_optim's test of the same name: the plan the CUDA updates reuse from
+    step to step must see a parameter or its state replaced and a changed learning rate."""
+    import cupy
+
+    if hasattr(cupy, "sync_count"):
+        pytest.skip("the CUDA update kernels need a real GPU (the stand-in runs the array ops)")
+
+    def run(kernels):
+        rng = np.random.default_rng(5)
+        shapes = [(4, 3), (3,), (2, 2, 2)]
+        ps = [gt.nn.Parameter(gt.tensor(rng.standard_normal(s).astype(np.float32),
+                                        device="cuda")) for s in shapes]  # fmt: skip
+        opt = make(ps)
+        with gt.use_kernels(kernels):
+            for step in range(8):
+                for i, p in enumerate(ps):
+                    g = np.random.default_rng(10 * step + i).standard_normal(p.shape)
+                    p.grad = gt.tensor(g.astype(np.float32), device="cuda")
+                if step == 2:
+                    ps[2].data = ps[2].data.copy()
+                if step == 3:
+                    opt.param_groups[0]["lr"] *= 0.5
+                if step == 5:
+                    ps[0].data = cupy.asfortranarray(ps[0].data)
+                if step == 6:
+                    opt.load_state_dict(opt.state_dict())
+                opt.step()
+        return [p.detach().cpu().numpy() for p in ps]
+
+    for planned, plain in zip(run(True), run(False), strict=True):
+        np.testing.assert_allclose(planned, plain, rtol=1e-6, atol=1e-7)
