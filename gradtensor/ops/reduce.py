@@ -97,9 +97,10 @@ def _reduction(prim: Any, doc: str) -> Any:
 
 @primitive("sum", save="", samples=REDUCE, torch=_torch_reduce("sum"), numpy="sum")
 def _sum(xp, x, *, axis, keepdims):
+    # The arrays' own methods here and below: NumPy's functions wrap them for a microsecond more.
     if x.dtype == np.float16:  # accumulate in float32, as NumPy's mean and PyTorch's sum do
-        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
-    return xp.sum(x, axis=axis, keepdims=keepdims)
+        return x.sum(axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
+    return x.sum(axis=axis, keepdims=keepdims)
 
 
 _sum.defvjp(
@@ -202,12 +203,12 @@ def _extreme_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool)
     return hit * (gk / hit.sum(axis=axis, keepdims=True))
 
 
-def _reduce_nonempty(op: str, xp: Any, fn: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+def _reduce_nonempty(op: str, xp: Any, method: str, x: Any, axis: Any, keepdims: bool) -> Any:
     if x.size == 0 and _count(x.shape, axis) == 0:  # an empty axis is reduced: no identity
         raise ValueError(f"{op}: cannot reduce an empty axis of a tensor of shape {x.shape}")
     if x.size == 0:  # only kept axes are empty: an empty result, as NumPy and PyTorch give
         return xp.empty(_reduced_shape(x.shape, axis, keepdims), x.dtype)
-    return fn(x, axis=axis, keepdims=keepdims)
+    return getattr(x, method)(axis=axis, keepdims=keepdims)
 
 
 def _reduced_shape(shape: tuple[int, ...], axis: Any, keepdims: bool) -> tuple[int, ...]:
@@ -219,12 +220,12 @@ def _reduced_shape(shape: tuple[int, ...], axis: Any, keepdims: bool) -> tuple[i
 
 @primitive("amax", save="xy", samples=REDUCE, torch=_torch_reduce("amax"), numpy="amax")
 def _amax(xp, x, *, axis, keepdims):
-    return _reduce_nonempty("amax", xp, xp.max, x, axis, keepdims)
+    return _reduce_nonempty("amax", xp, "max", x, axis, keepdims)
 
 
 @primitive("amin", save="xy", samples=REDUCE, torch=_torch_reduce("amin"), numpy="amin")
 def _amin(xp, x, *, axis, keepdims):
-    return _reduce_nonempty("amin", xp, xp.min, x, axis, keepdims)
+    return _reduce_nonempty("amin", xp, "min", x, axis, keepdims)
 
 
 _amax.defvjp(_extreme_grad)
@@ -283,9 +284,9 @@ def _logsumexp(xp, x, *, axis, keepdims):
     if x.size == 0:  # the log of an empty sum is -inf (and nothing at all if the result is empty)
         return xp.full(_reduced_shape(x.shape, axis, keepdims), -xp.inf, x.dtype)
     # Shift by the maximum so that exp never overflows; an all -inf slice keeps a shift of 0.
-    m = xp.max(x, axis=axis, keepdims=True)
+    m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
-    s = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    s = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
     return s if keepdims else s.reshape(_reduced_shape(x.shape, axis, False))
 
 
@@ -328,7 +329,7 @@ _WITH_ZEROS = np.array([[1.5, 0.0, 2.0], [0.5, 0.7, -1.2]])
     numpy="prod",
 )
 def _prod(xp, x, *, axis, keepdims):
-    return xp.prod(x, axis=axis, keepdims=keepdims)
+    return x.prod(axis=axis, keepdims=keepdims)
 
 
 def _prod_grad(g: Tensor, y: Tensor, x: Tensor, *, axis: Any, keepdims: bool) -> Tensor:
