@@ -490,3 +490,29 @@ def test_a_reused_step_plan_sees_every_change_between_steps(make):
 
     for planned, plain in zip(run(True), run(False), strict=True):
         np.testing.assert_array_equal(planned, plain)
+
+
+def test_an_optimizer_with_a_step_plan_deep_copies_and_pickles_and_its_copy_steps_its_own():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(1)
+    ps = [nn.Parameter(gt.tensor(rng.standard_normal(s).astype(np.float32))) for s in SHAPES]
+    opt = optim.SGD(ps, lr=0.1, momentum=0.9)
+    for step in range(2):  # the second step reuses the first's plan
+        for i, p in enumerate(ps):
+            p.grad = gt.tensor(_grad(p, step, i))
+        opt.step()
+    twin_ps, twin = copy.deepcopy((ps, opt))
+    assert pickle.loads(pickle.dumps(opt)).state_dict()["param_groups"][0]["lr"] == 0.1
+    before = [p.data.copy() for p in ps]
+    for i, p in enumerate(twin_ps):
+        p.grad = gt.tensor(_grad(p, 2, i))
+    twin.step()  # the copy updates its own parameters, not the original's
+    for p, b in zip(ps, before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+    for i, p in enumerate(ps):
+        p.grad = gt.tensor(_grad(p, 2, i))
+    opt.step()
+    for p, q in zip(ps, twin_ps, strict=True):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -139,10 +139,10 @@ class SavedOutput:
 
     __slots__ = ("data", "box", "version", "idx", "requires_grad")
 
-    def __init__(self, data: Any, box: list, idx: int = 0, requires_grad: bool = True):
-        # An output's array, its tensor's version box, and that tensor's output index and flag.
+    def __init__(self, data: Any, box: list):
+        # An op's output array and its tensor's version box: the op's only output, recorded.
         self.data, self.box, self.version = data, box, box[0]
-        self.idx, self.requires_grad = idx, requires_grad
+        self.idx, self.requires_grad = 0, True
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -184,29 +184,19 @@ class Node:
         "__weakref__",
     )
 
-    def __init__(
-        self,
-        fn: Any,
-        inputs: tuple,
-        output: Any,
-        params: dict,
-        next: tuple,
-        n_out: int = 1,
-        impl: Any = None,
-        versions: list | None = None,
-        arrays: list | None = None,
-    ):
+    def __init__(self, fn: Any, inputs: tuple, output: Any, params: dict, next: tuple, n_out=1):
+        # ops/registry.py's Primitive.__call__ sets these same fields itself, on its hot path.
         self.fn = fn  # has .name and .backward(node, grads) -> tuple of input gradients
         self.inputs = inputs  # per positional input: a Tensor (saved), a Meta, or a constant
-        self.versions = versions  # for saved Tensor inputs: their versions when saved
-        self.arrays = arrays  # for saved inputs: their arrays, which the derivative on arrays reads
+        self.versions = None  # for saved Tensor inputs: their versions when saved
+        self.arrays = None  # for saved inputs: their arrays, which the derivative on arrays reads
         self.output = output  # SavedOutput or Meta (or a tuple of Metas for several outputs)
         self.params = params  # non-tensor arguments (axis, keepdims, ...), and aux residuals
         self.next = next  # per input: None, a leaf Tensor, or (Node, output index)
         self.n_out = n_out
         self.retained = None  # {output index: weakref to a tensor that called retain_grad()}
         self.seq = next_seq()  # creation order, which backward runs in reverse
-        self.impl = impl  # the implementation that ran, when not the op's own (a kernel)
+        self.impl = None  # the implementation that ran, when not the op's own (a kernel)
 
     @property
     def name(self) -> str:

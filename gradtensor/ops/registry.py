@@ -350,8 +350,7 @@ class Primitive(Record):
                 keeps_y = keeps_y or _aliases(out, aux)
             y.requires_grad = True
             saved = SavedOutput(out, y._version) if keeps_y else Meta(out.shape, out.dtype, dev)
-            # Node(self, ins, saved, params, nxt, 1, impl, versions, arrays), its fields set
-            # here: the hot path spares itself the call.
+            # A Node with its fields set here: the hot path spares itself the constructor's call.
             y._node = node = _new(Node)
             node.fn, node.inputs, node.output, node.params = self, ins, saved, params
             node.next, node.n_out, node.impl, node.versions = nxt, 1, impl, versions

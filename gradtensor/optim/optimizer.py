@@ -68,6 +68,12 @@ class Optimizer:
         for g in groups:
             self.add_param_group(g)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or a pickle plans its own steps: the plan held here is of these very arrays.
+        state = self.__dict__.copy()
+        state.pop("_eager", None)
+        return state
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, g in enumerate(self.param_groups):
