@@ -330,17 +330,9 @@ class Primitive(Record):
         if requires and grad_mode.enabled and self.differentiable:
             if not save:
                 # Only shapes are needed: keeping the tensors would keep their memory alive.
-                if len(ins) == 1:  # _meta, inlined for the unary ops
-                    t = ins[0]
-                    d, m = t.data, t._node
-                    m = None if m is None else m.output
-                    if type(m) is not Meta or m.shape != d.shape or m.dtype != d.dtype:
-                        m = Meta(d.shape, d.dtype, dev)
-                    ins[0] = m
-                else:
-                    for i, t in enumerate(ins):
-                        if isinstance(t, Tensor):
-                            ins[i] = _meta(t, dev)
+                for i, t in enumerate(ins):
+                    if isinstance(t, Tensor):
+                        ins[i] = _meta(t, dev)
                 arrays = None
             keeps_y = self.save_output
             if aux is not None:
