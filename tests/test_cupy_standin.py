@@ -293,6 +293,8 @@ def test_a_captured_graph_runs_its_device_work_again_on_the_same_memory():
         x += 1  # in place, on x itself
         graph = s.end_capture()
     assert not s.is_capturing()
+    assert x.get().tolist() == [0, 1, 2, 3]  # a GPU runs nothing it captures: x is as it was
+    graph.launch(s)
     assert y.get().tolist() == [1, 3, 5, 7] and x.get().tolist() == [1, 2, 3, 4]
     x[...] = cp.asarray(np.array([10, 20, 30, 40], np.float32))
     graph.launch(s)  # no Python of the capture runs: the operations, on the captured arrays

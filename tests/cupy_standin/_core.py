@@ -45,12 +45,37 @@ def _host(x: ndarray, kind: str) -> np.ndarray:
 # arguments and its result) as well as run; a captured graph's launch runs them again on the same
 # arrays and writes each result into the array the capture made, as a CUDA graph replays its
 # kernels on the memory they were given: the host code around them is not run again. A transfer
-# between host and device while capturing fails, as on a GPU.
+# between host and device while capturing fails, as on a GPU. A GPU runs nothing it captures:
+# so that code which counts on that is tested, the arrays that existed before the capture get
+# back at its end the values they had at its start.
 
 
 class _Capture:
     ops: list | None = None  # (function, args, kwargs, result) of each device operation
     depth = 0  # inside a noted operation: the operations it calls are part of it
+    saved: dict = {}  # id -> (array from before the capture, its values then)
+    made: set = set()  # ids of the arrays the captured operations made
+
+    @classmethod
+    def begin(cls) -> None:
+        cls.ops, cls.saved, cls.made = [], {}, set()
+
+    @classmethod
+    def end(cls) -> list | None:
+        """The captured operations; every array from before the capture has its old values."""
+        ops, cls.ops = cls.ops, None
+        for a, values in reversed(list(cls.saved.values())):
+            a._a[...] = values
+        cls.saved, cls.made = {}, set()
+        return ops
+
+    @classmethod
+    def keep(cls, args: Any) -> None:
+        for a in args:
+            if isinstance(a, (tuple, list)):
+                cls.keep(a)
+            elif isinstance(a, ndarray) and id(a) not in cls.saved and id(a) not in cls.made:
+                cls.saved[id(a)] = (a, a._a.copy())
 
 
 def _not_capturing(what: str) -> None:
@@ -65,12 +90,16 @@ def _device_op(fn: Any) -> Any:
     def op(*args: Any, **kwargs: Any) -> Any:
         if _Capture.ops is None or _Capture.depth:
             return fn(*args, **kwargs)
+        _Capture.keep((*args, *kwargs.values()))
         _Capture.depth += 1
         try:
             r = fn(*args, **kwargs)
         finally:
             _Capture.depth -= 1
         _Capture.ops.append((fn, args, kwargs, r))
+        for a in r if isinstance(r, (tuple, list)) else (r,):
+            if isinstance(a, ndarray) and id(a) not in _Capture.saved:
+                _Capture.made.add(id(a))
         return r
 
     return op
@@ -670,7 +699,11 @@ class ndarray:
 
     @_device_op
     def __getitem__(self, key: Any) -> ndarray:
-        return _wrap(self._a[_key(key)], self._dev)
+        k = _key(key)
+        r = self._a[k]
+        if not isinstance(r, np.ndarray):  # an element: CuPy gives a 0-d view of it, not a copy
+            r = self._a[(*(k if isinstance(k, tuple) else (k,)), Ellipsis)]
+        return _wrap(r, self._dev)
 
     @_device_op
     def __setitem__(self, key: Any, value: Any) -> None:

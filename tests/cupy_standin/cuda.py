@@ -123,10 +123,10 @@ class Stream:
             raise CUDARuntimeError(
                 900, "cudaErrorStreamCaptureUnsupported: a stream is capturing already"
             )
-        _Capture.ops = []
+        _Capture.begin()
 
     def end_capture(self) -> Graph:
-        ops, _Capture.ops = _Capture.ops, None
+        ops = _Capture.end()
         if ops is None:
             raise CUDARuntimeError(901, "cudaErrorIllegalState: the stream is not capturing")
         return Graph(ops)
