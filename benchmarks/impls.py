@@ -153,8 +153,8 @@ class GradTensor(Tape):
 
 class Compiled(GradTensor):
     """gradtensor with the whole training step (zero_grad, forward, loss, backward, update) under
-    gt.compile: recorded at its first call, replayed on arrays after (with `graph`, its forward
-    and backward as a CUDA graph)."""
+    gt.compile: recorded at its first call, replayed on arrays after (with `graph`, as a CUDA
+    graph)."""
 
     conv = linear = no_conv
 

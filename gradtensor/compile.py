@@ -28,8 +28,9 @@ warm replay of such a step allocates no arrays; an array the caller kept (a retu
 whose maths IEEE arithmetic rounds exactly (+, -, *, /, negation, abs, sqrt) on host arrays of
 one float dtype become one generated Numba loop (kernels.fuse_cpu) that stores only what the
 rest of the step reads, with NumPy's numbers bit for bit. The other instructions make new arrays.
-With `gt.compile(fn, cuda_graph=True)` a GPU replay runs its forward and backward as one captured
-CUDA graph (`_graph`, `_GraphRegion`).
+With `gt.compile(fn, cuda_graph=True)` a GPU replay runs its GPU work (forward, backward,
+clipping, the optimizer's update) as captured CUDA graphs, one per run of GPU work between host
+instructions (`_graph`, `_GraphRegion`).
 
 As with jax.jit, Python runs only while recording. What the function reads from tensor values
 (`loss.item()`, `if t > 0:`, `.numpy()`, `.tolist()`) cannot be replayed, so it is an error that
@@ -82,7 +83,7 @@ def compile(
 ) -> Any:  # fmt: skip
     """Record `fn` at its first call and replay it on arrays at later calls (see the module
     docstring); usable as `@gt.compile` or `@gt.compile(fallback=True)`. cuda_graph=True: on a
-    GPU, the replay's forward and backward run as one captured CUDA graph (see `_graph`)."""
+    GPU, the replay's GPU work runs as a captured CUDA graph (see `_graph`)."""
     if fn is None:
         return lambda f: compile(f, fallback=fallback, max_traces=max_traces,
                                  cuda_graph=cuda_graph)  # fmt: skip
@@ -142,7 +143,7 @@ class Compiled:
         """Run fn eagerly, recording it. A recording is replayed once a second one, made at the
         next call with the same guards, agrees with it: what differs between the two is
         computed from tensor values outside the ops, which a replay could not redo."""
-        rec = _Recorder(self.name, self.fallback)
+        rec = _Recorder(self.name, self.fallback, self.cuda_graph)
         for i, a in enumerate(flat):
             if isinstance(a, Tensor):
                 rec.argument(i, a)
@@ -235,13 +236,14 @@ def _timed(method: Callable) -> Callable:
 class _Recorder:
     """Told by the ops, the engine and the optimizers what they compute while `fn` runs."""
 
-    def __init__(self, name: str, fallback: bool):
-        self.name, self.fallback = name, fallback
+    def __init__(self, name: str, fallback: bool, cuda_graph: bool = False):
+        self.name, self.fallback, self.cuda_graph = name, fallback, cuda_graph
         self.spent = 0.0  # seconds in the recorder's own work: noting ops, plans, the replay
         self.thread = threading.get_ident()
         self.paused = False
         self.problem: str | None = None
         self.handed: set[int] = set()  # ids of the arrays backward adopted as gradients
+        self.adopted: dict[int, int] = {}  # a delivered gradient's slot -> the slot it came in
         self.slots: dict[int, int] = {}  # id(array) -> slot
         self.keep: list[Any] = []  # every array seen, alive so that ids stay unique
         self.template: list[Any] = []  # a replay's first values: constants, None elsewhere
@@ -296,8 +298,9 @@ class _Recorder:
               kind: str = "host") -> None:  # fmt: skip
         """An instruction, `outs = fn(*ins)` over slots (outs: a slot, a tuple of them, or
         None), and what it is (for comparing two recordings of one function). `kind`: "device"
-        for work on a GPU only (what a CUDA graph can capture), "deliver" and "begin" for the
-        host bookkeeping of a backward that a graph may leave out, "host" for the rest."""
+        for work on a GPU only (what a CUDA graph can capture), "before" and "after" for host
+        bookkeeping that may run before or after the graph (a backward's start and end, the
+        delivery of gradients to leaves, an optimizer's step counts), "host" for the rest."""
         self.program.append((backward, fn, tuple(ins), outs))
         self.described.append(what)
         self.kinds.append(kind)
@@ -419,7 +422,7 @@ class _Recorder:
     def backward_begins(self) -> None:
         """A backward starts: at a replay too, hooks may queue end-of-backward callbacks."""
         self.queue_slot = s = self._new(None)
-        self._emit(True, engine.callbacks_begin, (), s, "begin", kind="begin")
+        self._emit(True, engine.callbacks_begin, (), s, "begin", kind="before")
 
     def backward_ends(self, queue: list) -> None:
         """The backward's queued callbacks run now, and at each replay, where a replayed hook
@@ -430,7 +433,9 @@ class _Recorder:
                 fn()
         finally:
             self.paused = False
-        self._emit(False, engine.callbacks_end, (self.queue_slot,), None, "end")
+        # With no callbacks queued, the end of a backward is bookkeeping a graph may run before.
+        self._emit(False, engine.callbacks_end, (self.queue_slot,), None, "end",
+                   kind="host" if queue else "after")  # fmt: skip
 
     def add(self, a: Any, b: Any) -> Any:
         s = add_arrays(a, b)
@@ -450,8 +455,10 @@ class _Recorder:
             self.paused = False
         # What the step reads of leaf.grad later (clipping, say) is the array delivered.
         out = self.made(leaf.grad.data)
+        if leaf.grad.data is g:
+            self.adopted[out] = s
         self._emit(True, _deliver(leaf, copy), (s, 0), out, "deliver", leaf, s, copy, out,
-                   kind="deliver")  # fmt: skip
+                   kind="after")  # fmt: skip
 
     def copy_into(self, t: Tensor, src: Any) -> None:
         dst, s = self.slot(t.data, t), self.slot(src)
@@ -463,16 +470,33 @@ class _Recorder:
         out = self.made(a)
         self._emit(False, draw, (), out, "draw", a.shape, a.dtype, out)
 
-    def call(self, fn: Callable, *args: Any, replay: Callable | None = None) -> Any:
+    def call(self, fn: Callable, *args: Any, replay: Callable | None = None,
+             graphed: Callable | None = None) -> Any:  # fmt: skip
         """fn(*args) (an optimizer step, a clipping), run again as a whole at each replay; or,
         given `replay`, replay() made after the call runs in its place (the same work with the
-        checks the call made skipped)."""
+        checks the call made skipped).
+
+        With a CUDA graph in view, `graphed()` made after the call may split it instead, as
+        (prepare or None, work, leaves): prepare() is host work that a replay runs before the
+        graph, work(prepare's result, *the leaves' gradients) the GPU work inside it, reading
+        the gradients where the backward made them."""
         self.paused = True
         try:
             result = fn(*args)
         finally:
             self.paused = False
         out = self.made(result.data) if isinstance(result, Tensor) else None
+        split = graphed() if graphed is not None and self.cuda_graph else None
+        if split is not None:
+            prepare, work, leaves = split
+            grads = [self.adopted.get(self.slots.get(id(t._grad.data), -1)) for t in leaves]
+            if None not in grads:
+                if prepare is not None:
+                    ready = self.made(None)
+                    self._emit(False, prepare, (), ready, fn, args, "prepare", kind="before")
+                    grads.insert(0, ready)
+                self._emit(False, work, tuple(grads), out, fn, args, out, kind="device")
+                return result
         run = _call(fn, args) if replay is None else _call(replay(), ())
         self._emit(False, run, (), out, fn, args, out)
         return result
@@ -883,51 +907,65 @@ def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> Any:
 
 
 def _graph(program: list, kinds: list, returned: set, arg_slots: set, template: list) -> tuple:
-    """(the program with its GPU work from the first device instruction to the last made one
-    instruction, a `_GraphRegion`, or the program unchanged; why not, or None).
+    """(the program with each run of GPU work between host instructions made one instruction,
+    a `_GraphRegion`; why a run could not be, or None).
 
-    Inside that span only device instructions may stay: a backward's start (host bookkeeping)
-    moves before the region and deliveries of gradients to leaves after it, where they read the
-    region's outputs. Anything else there (an optimizer step, a hook, a random draw, a copy into
-    a tensor) is host code a graph would not run again, and the step is left as it was."""
-    device = [k for k, kind in enumerate(kinds) if kind == "device"]
-    span = range(device[0], device[-1] + 1)
-    before, after, region = [], [], []
-    for k in span:
-        if kinds[k] == "device":
-            region.append(k)
-        elif kinds[k] == "begin":
-            before.append(k)
-        elif kinds[k] == "deliver":
-            after.append(k)
+    A run is what lies between two host instructions: its "before" instructions (a backward's
+    start, an optimizer's step counts) move before the region, its "after" ones (gradients
+    delivered to leaves) after it, where they read the region's outputs. Host code (a random
+    draw, a hook, a copy into a tensor) is left between the regions, as it would not run
+    again inside a graph."""
+    runs: list[list[int]] = [[]]
+    for k, kind in enumerate(kinds):
+        if kind == "host":
+            runs.append([])
         else:
-            return program, f"its instruction {k} ({_name(program[k][1])}) runs on the host " \
-                "between GPU work"  # fmt: skip
+            runs[-1].append(k)
+    produced = {o for j in range(len(program)) for o in _made(program[j])}
+    # What "before" instructions make (an optimizer's plan) is read where it is, as a constant.
+    host_made = {o for j, kind in enumerate(kinds) if kind == "before" for o in _made(program[j])}
+    rewritten: dict[int, list] = {}  # a run's first instruction -> what replaces the run
+    whys = []
+    for run in runs:
+        if not any(kinds[k] == "device" for k in run):
+            continue
+        region = [k for k in run if kinds[k] == "device"]
+        after = [k for k in run if kinds[k] == "after"]
+        inside = {o for k in region for o in _made(program[k])}
+        # what a delivery hands to a leaf, no GPU work of the region may read
+        if any(o in program[j][2] for k in after for o in _made(program[k]) for j in region
+               if j > k):  # fmt: skip
+            whys.append(f"a gradient handed to a leaf (instruction {after[0]}) is read by "
+                        "later GPU work")  # fmt: skip
+            continue
+        ins = list(dict.fromkeys(i for k in region for i in program[k][2] if i not in inside))
+        outside = [j for j in range(len(program)) if j not in region]
+        read = {i for j in outside for i in program[j][2]} | returned
+        outs = [o for k in region for o in _made(program[k]) if o in read]
+        # Inputs a graph may read where they are (constants, parameters, a plan): the rest (the
+        # call's arguments, what host code made this call) are copied into arrays of its own.
+        fixed = [i not in arg_slots and (i not in produced or i in host_made) for i in ins]
+        body = [program[k] for k in region]
+        replay = _generate(body, template, list(zip(ins, range(len(ins)))), [],
+                           [(True, o) for o in outs], raw=True)[1]  # fmt: skip
+        graph = _GraphRegion(replay, fixed, [o in returned for o in outs])
+        rewritten[run[0]] = (
+            [program[k] for k in run if kinds[k] == "before"]
+            + [(False, graph, tuple(ins), tuple(outs))]
+            + [program[k] for k in after]
+        )
+        for k in run[1:]:
+            rewritten[k] = []
+    if not rewritten:
+        return program, "; ".join(whys) or "no GPU work"
+    program = [i for k, p in enumerate(program) for i in rewritten.get(k, [p])]
+    return program, "; ".join(whys) or None
 
-    def made(k: int) -> tuple:
-        o = program[k][3]
-        return (o,) if type(o) is int else tuple(i for i in o or () if i is not None)
 
-    inside = {o for k in region for o in made(k)}
-    for k in after:  # what a delivery hands to a leaf, no GPU work of the region reads
-        if any(o in program[j][2] for o in made(k) for j in region if j > k):
-            return program, "a gradient handed to a leaf is read by later GPU work"
-    ins = list(dict.fromkeys(i for k in region for i in program[k][2] if i not in inside))
-    outside = [j for j in range(len(program)) if j not in region]
-    read = {i for j in outside for i in program[j][2]} | returned
-    outs = [o for k in region for o in made(k) if o in read]
-    # Inputs a graph may read where they are (constants, parameters): the rest (the call's
-    # arguments, what host code made this call) are copied into arrays of the graph's own.
-    produced = {o for j in range(len(program)) for o in made(j)}
-    fixed = [i not in arg_slots and i not in produced for i in ins]
-    body = [program[k] for k in region]
-    run = _generate(body, template, list(zip(ins, range(len(ins)))), [],
-                    [(True, o) for o in outs], raw=True)[1]  # fmt: skip
-    graph = _GraphRegion(run, fixed, [o in returned for o in outs])
-    rewritten = (program[: span[0]] + [program[k] for k in before]
-                 + [(False, graph, tuple(ins), tuple(outs))] + [program[k] for k in after]
-                 + program[span[-1] + 1 :])  # fmt: skip
-    return rewritten, None
+def _made(instruction: tuple) -> tuple:
+    """The slots an instruction fills."""
+    o = instruction[3]
+    return (o,) if type(o) is int else tuple(i for i in o or () if i is not None)
 
 
 class _GraphRegion:

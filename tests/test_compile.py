@@ -735,13 +735,13 @@ def _gpu_step(model, opt, x, y):
     opt.zero_grad()
     loss = F.cross_entropy(model(x), y)
     loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # after the backward: outside the graph
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return loss
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("opt_name", ["sgd-nesterov-wd", "adam"])
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
 def test_a_cuda_graph_replays_the_step_with_eagers_numbers(opt_name):
     import cupy
 
@@ -765,17 +765,73 @@ def test_a_cuda_graph_replays_the_step_with_eagers_numbers(opt_name):
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert _graphed_equal(p1.cpu().data, p2.cpu().data)
     # Two recordings, two warm replays, then every call is one launch of the captured graph
-    # (which the stand-in runs without the replay's Python code, as a GPU would).
-    assert _launches(step) == 10 - 4
+    # (which the stand-in runs without the replay's Python code, as a GPU would): forward,
+    # backward, clipping and the optimizer's update, whose changing scalars (Adam's bias
+    # corrections) the graph reads from GPU memory.
+    assert len(_graphs(step)) == 1 and _launches(step) == 10 - 4
 
 
-def _launches(step) -> int:
-    """How often the newest replay of `step` launched its CUDA graph."""
+def _graphs(step) -> list:
+    """The CUDA graph regions of the newest replay of `step`."""
     from gradtensor.compile import _GraphRegion
 
     (trace,) = [t for ts in step.cache.values() for t in ts if t.agreed]
-    graphs = [f for f in trace.run.__globals__.values() if isinstance(f, _GraphRegion)]
-    return sum(g.launches for g in graphs)
+    return [f for f in trace.run.__globals__.values() if isinstance(f, _GraphRegion)]
+
+
+def _launches(step) -> int:
+    """How often the newest replay of `step` launched its CUDA graphs."""
+    return sum(g.launches for g in _graphs(step))
+
+
+@pytest.mark.cuda
+def test_a_cuda_graph_takes_each_steps_learning_rate_and_recaptures_for_new_settings():
+    def build():
+        model = nn.MLP([6, 12, 3]).to("cuda")
+        opt = gt.optim.Adam(model.parameters(), lr=1e-2)
+        return model, opt, gt.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    def scheduled(model, opt, sched, x, y):
+        loss = _gpu_step(model, opt, x, y)
+        sched.step()
+        return loss
+
+    (m1, o1, s1), (m2, o2, s2) = _twins(build)
+    step = gt.compile(scheduled, cuda_graph=True)
+    for i, (x, y) in enumerate(_gpu_data(14)):
+        if i == 9:  # a setting the graph holds fixed: the update is planned and captured anew
+            for o in (o1, o2):
+                o.param_groups[0]["weight_decay"] = 0.1
+        want = scheduled(m1, o1, s1, x, y).cpu().data
+        assert _graphed_equal(step(m2, o2, s2, x, y).cpu().data, want), i
+        assert o2.param_groups[0]["lr"] == o1.param_groups[0]["lr"]
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert _graphed_equal(p1.cpu().data, p2.cpu().data)
+        assert o1.state[p1]["step"] == o2.state[p2]["step"] == 14
+    # Launched at steps 4 to 8 with the learning rate halved twice on the way; at step 9 the
+    # new weight decay makes a new plan: two warm runs, then launched again from step 11.
+    assert len(_graphs(step)) == 1 and _launches(step) == 5 + 3
+
+
+@pytest.mark.cuda
+def test_an_update_a_graph_cannot_hold_runs_between_graphs():
+    class Plain(gt.optim.SGD):  # an update of its own, with no GPU scalars: run on the host
+        @staticmethod
+        def _apply(d, g, b, s, t, h):
+            gt.optim.SGD._apply(d, g, b, s, t, h)
+
+    def build():
+        model = nn.MLP([6, 12, 3]).to("cuda")
+        return model, Plain(model.parameters(), lr=0.1, momentum=0.9)
+
+    (m1, o1), (m2, o2) = _twins(build)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    for x, y in _gpu_data(8):
+        want = _gpu_step(m1, o1, x, y).cpu().data
+        assert _graphed_equal(step(m2, o2, x, y).cpu().data, want)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert _graphed_equal(p1.cpu().data, p2.cpu().data)
+    assert len(_graphs(step)) == 1 and _launches(step) == 8 - 4
 
 
 @pytest.mark.cuda
@@ -817,8 +873,9 @@ def test_what_a_cuda_graph_cannot_capture_runs_without_one(monkeypatch, caplog):
     gt.manual_seed(5)
     with caplog.at_level(logging.WARNING, logger="gradtensor.compile"):
         got = [step(m2, o2, x, y).cpu().data for x, y in data]
-    assert "no CUDA graph for this step: its instruction" in caplog.text  # dropout's draw
-    assert all(map(np.array_equal, got, want)) and _launches(step) == 0
+    # Dropout's draw runs on the host between two graphs, which never replay a draw.
+    assert all(map(np.array_equal, got, want)) and len(_graphs(step)) == 2
+    assert _launches(step) == 2 * (6 - 4)
 
     # A capture that fails is announced, and the step goes on without a graph.
     real = gt.backend.cuda_runtime()

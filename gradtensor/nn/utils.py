@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from .. import backend
 from ..autograd.graph import RECORDING, recorder
@@ -46,13 +48,32 @@ def clip_grad_norm_(
     """
     if RECORDING and (rec := recorder()) is not None:  # gt.compile replays it as one call
         params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-        return rec.call(clip_grad_norm_, params, max_norm, norm_type, error_if_nonfinite)
+        graphed = functools.partial(_graphed_clip, params, max_norm, norm_type, error_if_nonfinite)
+        return rec.call(
+            clip_grad_norm_, params, max_norm, norm_type, error_if_nonfinite, graphed=graphed
+        )
     grads = _grads(parameters, "clip_grad_norm_")
     norm_type = float(norm_type)
     if not grads:
         return Tensor._make(backend.np.zeros((), backend.np.float32))
     with backend.on(grads[0].device):  # CuPy works on the current GPU: the gradients'
         return _clip_norm(grads, float(max_norm), norm_type, error_if_nonfinite)
+
+
+def _graphed_clip(params: list, max_norm: float, norm_type: float, error_if_nonfinite: bool):
+    """For gt.compile's CUDA graphs: the clipping as GPU work on the gradients' arrays (see
+    `_Recorder.call`); None where it reads a value on the host or has no GPU gradients."""
+    leaves = [p for p in params if p.grad is not None]
+    if error_if_nonfinite or not leaves or not backend.is_cuda_array(leaves[0].grad.data):
+        return None
+    device = leaves[0].device
+
+    def work(*grads: Any) -> Any:
+        with backend.on(device):
+            grads = [Tensor._make(g) for g in grads]
+            return _clip_norm(grads, float(max_norm), float(norm_type), False).data
+
+    return None, work, leaves
 
 
 def _clip_norm(

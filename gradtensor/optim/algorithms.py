@@ -16,6 +16,11 @@ from ..tensor import Tensor
 from .optimizer import Optimizer, required
 
 
+def _grad(p: Tensor) -> Any:
+    """The gradient's array; None where a CUDA graph's step reads it from the graph instead."""
+    return None if p._grad is None else p._grad.data
+
+
 def _check(name: str, group: dict[str, Any], key: str, ok: bool, what: str) -> None:
     if not ok:
         raise ValueError(f"{name}: {key} must be {what}, got {group[key]!r}")
@@ -70,13 +75,21 @@ class SGD(Optimizer):
             dampening=float(group["dampening"]),
             nesterov=bool(group["nesterov"]),
         )
-        return [p.data, p.grad.data, buf], h
+        return [p.data, _grad(p), buf], h
 
     _kernel = "sgd_update"
+    _varying = ("lr",)
 
     @staticmethod
-    def _apply(d: Any, g: Any, b: Any, s: Any, t: Any, h: dict[str, Any]) -> None:
+    def _step_scalars(h: dict[str, Any]) -> dict[str, float]:
+        return {"neg_lr": -h["lr"]}
+
+    @staticmethod
+    def _apply(
+        d: Any, g: Any, b: Any, s: Any, t: Any, h: dict[str, Any], k: dict | None = None
+    ) -> None:
         xp = backend.array_module(d)
+        k = k or SGD._step_scalars(h)
         if h["weight_decay"] != 0:
             xp.multiply(d, h["weight_decay"], out=s)  # g + wd * p, without touching p.grad
             xp.add(g, s, out=s)
@@ -98,7 +111,7 @@ class SGD(Optimizer):
                 g = t
             else:
                 g = b
-        xp.multiply(g, -h["lr"], out=s)
+        xp.multiply(g, k["neg_lr"], out=s)
         xp.add(d, s, out=d)
 
 
@@ -159,18 +172,29 @@ class Adam(Optimizer):
             bias_correction2_sqrt=math.sqrt(1 - b2**step),
         )
         vmax = state["max_exp_avg_sq"].data if group["amsgrad"] else None
-        return [d, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data, vmax], h
+        return [d, _grad(p), state["exp_avg"].data, state["exp_avg_sq"].data, vmax], h
 
     _kernel = "adam_update"
+    _varying = ("lr", "step_size", "bias_correction2_sqrt")
+
+    @staticmethod
+    def _step_scalars(h: dict[str, Any]) -> dict[str, float]:
+        return {
+            "decay": 1 - h["lr"] * h["weight_decay"],
+            "neg_step": -h["step_size"],
+            "bc2_sqrt": h["bias_correction2_sqrt"],
+        }
 
     @staticmethod
     def _apply(
-        d: Any, g: Any, m: Any, v: Any, vmax: Any, s: Any, t: Any, h: dict[str, Any]
-    ) -> None:
+        d: Any, g: Any, m: Any, v: Any, vmax: Any, s: Any, t: Any, h: dict[str, Any],
+        k: dict | None = None,
+    ) -> None:  # fmt: skip
         xp = backend.array_module(d)
+        k = k or Adam._step_scalars(h)
         if h["weight_decay"] != 0:
             if h["decoupled"]:
-                xp.multiply(d, 1 - h["lr"] * h["weight_decay"], out=d)
+                xp.multiply(d, k["decay"], out=d)
             else:
                 xp.multiply(d, h["weight_decay"], out=s)
                 xp.add(g, s, out=s)
@@ -188,13 +212,13 @@ class Adam(Optimizer):
         if d.dtype == xp.float16:
             # eps (1e-8) is 0 in float16, and 0 / 0 where v is 0: the step is formed in float32,
             # as fused GPU optimizers do, and rounded once.
-            den = xp.sqrt(v.astype(xp.float32)) / h["bias_correction2_sqrt"] + h["eps"]
-            xp.add(d, (m.astype(xp.float32) * -h["step_size"] / den).astype(d.dtype), out=d)
+            den = xp.sqrt(v.astype(xp.float32)) / k["bc2_sqrt"] + h["eps"]
+            xp.add(d, (m.astype(xp.float32) * k["neg_step"] / den).astype(d.dtype), out=d)
             return
         xp.sqrt(v, out=t)  # denominator: sqrt(v) / sqrt(1 - b2^t) + eps
-        xp.divide(t, h["bias_correction2_sqrt"], out=t)
+        xp.divide(t, k["bc2_sqrt"], out=t)
         xp.add(t, h["eps"], out=t)
-        xp.multiply(m, -h["step_size"], out=s)  # g is no longer needed, so s is free
+        xp.multiply(m, k["neg_step"], out=s)  # g is no longer needed, so s is free
         xp.divide(s, t, out=s)
         xp.add(d, s, out=d)
 
@@ -271,15 +295,19 @@ class RMSprop(Optimizer):
             weight_decay=float(group["weight_decay"]),
             momentum=mom,
         )
-        return [d, p.grad.data, state["square_avg"].data, ga, buf], h
+        return [d, _grad(p), state["square_avg"].data, ga, buf], h
 
     _kernel = "rmsprop_update"
+    _varying = ("lr",)
+    _step_scalars = staticmethod(SGD._step_scalars)
 
     @staticmethod
     def _apply(
-        d: Any, g: Any, sq: Any, ga: Any, buf: Any, s: Any, t: Any, h: dict[str, Any]
-    ) -> None:
+        d: Any, g: Any, sq: Any, ga: Any, buf: Any, s: Any, t: Any, h: dict[str, Any],
+        k: dict | None = None,
+    ) -> None:  # fmt: skip
         xp = backend.array_module(d)
+        k = k or SGD._step_scalars(h)
         alpha = h["alpha"]
         if h["weight_decay"] != 0:
             xp.multiply(d, h["weight_decay"], out=s)
@@ -303,8 +331,8 @@ class RMSprop(Optimizer):
             xp.multiply(buf, h["momentum"], out=buf)
             xp.divide(g, t, out=s)
             xp.add(buf, s, out=buf)
-            xp.multiply(buf, -h["lr"], out=s)
+            xp.multiply(buf, k["neg_lr"], out=s)
         else:
-            xp.multiply(g, -h["lr"], out=s)
+            xp.multiply(g, k["neg_lr"], out=s)
             xp.divide(s, t, out=s)
         xp.add(d, s, out=d)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..autograd.graph import RECORDING, recorder
 from .optimizer import Optimizer
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "StepLR"]
@@ -44,6 +45,8 @@ class LRScheduler:
 
     def step(self) -> None:
         """Advance one epoch and write the new rates into the optimizer's groups."""
+        if RECORDING and (rec := recorder()) is not None:
+            return rec.call(self.step)  # gt.compile: replayed as a call
         self.last_epoch += 1
         for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             g["lr"] = self._lr_at(base, self.last_epoch)

@@ -156,7 +156,7 @@ class Optimizer:
         if RECORDING and (rec := recorder()) is not None:
             if closure is not None:
                 rec.unsupported(f"{type(self).__name__}.step(closure)")
-            return rec.call(self.step, replay=self._replay_step)  # gt.compile: replayed
+            return rec.call(self.step, replay=self._replay_step, graphed=self._graphed_step)
         loss = None
         if closure is not None:
             with enable_grad():
@@ -181,6 +181,44 @@ class Optimizer:
                 plan(jobs)
 
         return run
+
+    def _graphed_step(self) -> tuple | None:
+        """The step as a CUDA graph of gt.compile replays it, after a recorded step: (prepare,
+        update, the parameters updated), or None where it cannot be (a subclass without
+        `_step_scalars` beside its `_apply`, a parameter that is not a float32 or float64 GPU
+        array).
+
+        prepare() does the host's part before the graph runs: state and step counts, and the
+        scalars that change between steps (`_varying`: the learning rate, Adam's bias
+        corrections) written into GPU memory, where the graph's update reads them; it returns
+        the update's plan, a new one (and so a new capture) when anything else changed.
+        update(plan, *grads) is the GPU's part: the array-op update with those scalars."""
+        owner = next(c for c in type(self).__mro__ if "_apply" in c.__dict__)
+        if "_step_scalars" not in owner.__dict__:  # an `_apply` that takes no GPU scalars
+            return None
+        todo = [(p, g) for g in self.param_groups for p in g["params"] if p._grad is not None]
+        if not todo or any(type(p.data) is np.ndarray or p.dtype.char not in "fd"
+                           for p, _ in todo):  # fmt: skip
+            return None
+        held: list = [None]
+
+        def prepare() -> _GraphedUpdate:
+            rows = []
+            for p, group in todo:
+                state = self.state.setdefault(p, {})
+                with backend.on(p.device):
+                    rows.append(self._prepare(p, group, state))
+                p._changed()
+            plan = held[0]
+            if plan is None or not plan.fits(rows):
+                plan = held[0] = _GraphedUpdate(self, [p for p, _ in todo], rows)
+            plan.write(rows)
+            return plan
+
+        def update(plan: _GraphedUpdate, *grads: Any) -> None:
+            plan.run(grads)
+
+        return prepare, update, [p for p, _ in todo]
 
     def _jobs(self, follow: bool) -> list[tuple[Tensor, list[Any], dict[str, Any]]]:
         """(parameter, its arrays, this step's scalars) for each parameter with a gradient,
@@ -329,6 +367,11 @@ class Optimizer:
         """The update with array ops on `_prepare`'s arrays and two scratch arrays."""
         raise NotImplementedError
 
+    # For a step inside a CUDA graph, a class beside its `_apply` defines `_step_scalars(h)`:
+    # the values `_apply` computes from the scalars that may change between steps (`_varying`,
+    # keys of `_prepare`'s), which `_apply(..., h, k)` then takes from `k` (GPU arrays there).
+    _varying: tuple[str, ...] = ()
+
     def _buffers(self, p: Tensor, n: int) -> list[Any]:
         """n scratch arrays shaped like p, made once and reused every step."""
         bufs = self._scratch.get(p)
@@ -453,6 +496,65 @@ class Optimizer:
         arr = backend.to_device(v.data, p.device)
         arr = arr.astype(p.dtype) if arr.dtype.kind == "f" else arr.copy()
         return Tensor._make(arr)
+
+
+class _GraphedUpdate:
+    """An optimizer step on GPU arrays whose changing scalars live in GPU memory: one row of
+    `_step_scalars` per parameter, in its dtype (as an array op casts a Python float), written
+    before each run; a captured graph's update reads them there."""
+
+    def __init__(self, opt: Optimizer, params: list[Tensor], rows: list) -> None:
+        self.opt, self.params = opt, params
+        self.fixed = [self._fixed(p, arrays, h) for p, (arrays, h) in zip(params, rows)]
+        names = list(opt._step_scalars(rows[0][1]))
+        self.tables: dict[Any, Any] = {}  # (device, dtype) -> (rows' places, GPU table)
+        for i, p in enumerate(params):
+            key = (p.device, p.dtype)
+            places = self.tables.setdefault(key, ([], None))[0]
+            places.append(i)
+        for key, (places, _) in list(self.tables.items()):
+            with backend.on(key[0]):
+                table = backend.array_module(params[places[0]].data).zeros(
+                    (len(places), len(names)), key[1]
+                )
+            self.tables[key] = (places, table)
+        self.k = [None] * len(params)
+        for places, table in self.tables.values():
+            for row, i in enumerate(places):
+                self.k[i] = {n: table[row, j] for j, n in enumerate(names)}
+        self.written: dict[Any, Any] = {}
+
+    def _fixed(self, p: Tensor, arrays: list, h: dict) -> tuple:
+        """What a plan holds a parameter to: its arrays (by identity) and unchanging scalars."""
+        varying = self.opt._varying
+        return (p.data, *arrays[2:], tuple((k, v) for k, v in h.items() if k not in varying))
+
+    def fits(self, rows: list) -> bool:
+        for p, (arrays, h), fixed in zip(self.params, rows, self.fixed):
+            now = self._fixed(p, arrays, h)
+            if len(now) != len(fixed) or not all(
+                a is b if not isinstance(a, tuple) else a == b for a, b in zip(now, fixed)
+            ):
+                return False
+        self.rows = rows
+        return True
+
+    def write(self, rows: list) -> None:
+        """This step's changing scalars into the GPU tables, only where they changed."""
+        self.rows = rows
+        step = self.opt._step_scalars
+        for key, (places, table) in self.tables.items():
+            values = np.array([list(step(rows[i][1]).values()) for i in places], key[1])
+            if not np.array_equal(values, self.written.get(key), equal_nan=True):
+                with backend.on(key[0]):
+                    table.set(values)  # on the current stream, before the step's GPU work
+                self.written[key] = values
+
+    def run(self, grads: tuple) -> None:
+        opt = self.opt
+        for p, (arrays, h), g, k in zip(self.params, self.rows, grads, self.k):
+            with backend.on(p.device):
+                opt._apply(arrays[0], g, *arrays[2:], *opt._buffers(p, 2), h, k)
 
 
 def _where(p: Tensor, i: int) -> str:
