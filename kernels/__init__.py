@@ -37,6 +37,7 @@ __all__ = [
     "cross_entropy_backward",
     "cross_entropy_forward",
     "im2col",
+    "launch_update",
     "linear_act_accepts",
     "max_pool2d_backward",
     "max_pool2d_forward",
@@ -51,6 +52,7 @@ __all__ = [
     "rmsprop_update",
     "sgd_update",
     "update_accepts",
+    "update_scalars",
 ]
 
 
@@ -213,6 +215,22 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Callable:
     module = _optim_module(fn, arrays[0])
     plan = getattr(module, "plan_update", None)
     return getattr(module, fn) if plan is None else plan(fn, *arrays, **hyper)
+
+
+def update_scalars(fn: str, dtype: Any, in_use: tuple, **hyper: Any) -> tuple:
+    """The scalars of update `fn` ("sgd_update", ...) for these hyperparameters, in dtype's
+    type, then 1 or 0 for each state array in use: what `launch_update` reads from a GPU array."""
+    return _module("optim_cpu").update_scalars(fn, dtype, in_use, **hyper)
+
+
+def launch_update(fn: str, *arrays: Any, scalars: Any) -> None:
+    """Update `fn` on CUDA arrays (as `sgd_update`, ...), its scalars read from the GPU array
+    `scalars` (`update_scalars`'s, in the parameters' dtype) when the launch runs: a CUDA graph
+    that captured it uses what was written there before each of its launches."""
+    module = _optim_module(fn, arrays[0])
+    if module is not _module("optim_cuda"):
+        raise ValueError(f"{fn}: launch_update takes CUDA arrays (a CUDA graph's update)")
+    module.launch_update(fn, *arrays, scalars=scalars)
 
 
 def linear_act_forward(

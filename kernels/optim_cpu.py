@@ -320,6 +320,14 @@ def _rows(fn: str, *arrays: Any) -> list[Any]:
             for row in tensor_rows(fn, dict(zip(names, arrays)), _flat)]  # fmt: skip
 
 
+def update_scalars(fn: str, dtype: Any, in_use: tuple, **hyper: Any) -> tuple:
+    """The scalars `c` of update `fn`'s loop, in dtype's type: this step's (from `*_scalars`),
+    then 1 or 0 for each state array in use or not. The CPU loops and the CUDA kernels take
+    them alike (the kernels also from a GPU array, which a CUDA graph reads at each launch)."""
+    ft = np.dtype(dtype).type
+    return tuple(ft(v) for v in (*_UPDATES[fn][1](ft, **hyper), *in_use))
+
+
 _SCALARS: dict[tuple, np.ndarray] = {}  # (update, dtype, state in use, hyperparameters) -> c
 
 
@@ -328,7 +336,7 @@ def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
     for each set of hyperparameters. Every row uses the same state (one list per argument)."""
     if not rows:
         return
-    _, scalars, loop = _UPDATES[fn]
+    loop = _UPDATES[fn][2]
     in_use = tuple(a is not rows[0][0] for a in rows[0][2:])
     items = tuple(hyper.items())
     dtype = c = None
@@ -341,7 +349,7 @@ def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
             if c is None:
                 if len(_SCALARS) > 8:  # Adam's scalars change every step: keep a few
                     _SCALARS.clear()
-                c = _SCALARS[key] = np.array((*scalars(dtype.type, **hyper), *in_use), dtype)
+                c = _SCALARS[key] = np.array(update_scalars(fn, dtype, in_use, **hyper), dtype)
         loop(*row, c)
 
 
@@ -350,7 +358,7 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
     dtypes and layouts), checked now; a run only takes the 1-D views (gt.compile's replays),
     and takes them again only when it is given other arrays than the run before."""
     checked = _rows(fn, *arrays)
-    _, scalars, loop = _UPDATES[fn]
+    loop = _UPDATES[fn][2]
     dtypes = {row[0].dtype for row in checked}
     if len(dtypes) != 1:  # mixed dtypes: the scalars per dtype, as a call works them out
         step = lambda rows, hyper: _run(fn, rows, hyper)
@@ -365,7 +373,7 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
             if c is None:
                 if len(memo) > 8:  # Adam's scalars change every step: keep a few
                     memo.clear()
-                c = memo[key] = np.array((*scalars(dtype.type, **hyper), *in_use), dtype)
+                c = memo[key] = np.array(update_scalars(fn, dtype, in_use, **hyper), dtype)
             for row in rows:
                 loop(*row, c)
 

@@ -23,17 +23,12 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .optim_cpu import (
-    adam,
-    adam_scalars,
-    rmsprop,
-    rmsprop_scalars,
-    sgd,
-    sgd_scalars,
-    tensor_rows,
-)
+from .optim_cpu import _UPDATES, adam, rmsprop, sgd, tensor_rows, update_scalars
 
-__all__ = ["SIMULATOR", "adam_update", "per_launch", "rmsprop_update", "sgd_update"]
+__all__ = [
+    "SIMULATOR", "adam_update", "launch_update", "per_launch", "rmsprop_update", "sgd_update",
+    "update_scalars",
+]  # fmt: skip
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
@@ -50,11 +45,15 @@ _rmsprop_step = cuda.jit(device=True)(rmsprop)
 
 # One launch updates n tensors: lists[t] is tensor t's array, and each thread walks every tensor
 # with a grid stride. State a configuration does not use is an alias of g (never written here) and
-# is not loaded.
+# is not loaded. The scalars `c` are laid out as the CPU loops take them (optim_cpu.update_scalars)
+# and come as a tuple, passed with the launch, or as a GPU array, read at each launch (the form a
+# CUDA graph captures: the values written there before a launch are the ones it uses).
 
 
 @cuda.jit
-def _sgd(n, ps, gs, bufs, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first, has_buf):
+def _sgd(n, ps, gs, bufs, c):
+    neg_lr, wd, mom, one_minus_damp, damp = c[0], c[1], c[2], c[3], c[4]
+    nesterov, first, has_buf = c[5] != 0, c[6] != 0, c[7] != 0
     for t in range(n):
         p, g, buf = ps[t], gs[t], bufs[t]
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
@@ -69,9 +68,9 @@ def _sgd(n, ps, gs, bufs, neg_lr, wd, mom, one_minus_damp, damp, nesterov, first
 
 
 @cuda.jit
-def _adam(
-    n, ps, gs, ms, vs, vmaxs, wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt, decoupled, amsgrad
-):
+def _adam(n, ps, gs, ms, vs, vmaxs, c):
+    wd, decay, c1, b2, c2, eps, neg_step, bc2_sqrt = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    decoupled, amsgrad = c[8] != 0, c[11] != 0
     for t in range(n):
         p, g, m, v, vmax = ps[t], gs[t], ms[t], vs[t], vmaxs[t]
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
@@ -88,14 +87,16 @@ def _adam(
 
 
 @cuda.jit
-def _rmsprop(n, ps, gs, sqs, gas, bufs, neg_lr, alpha, c, eps, wd, mom, centered, has_buf):
+def _rmsprop(n, ps, gs, sqs, gas, bufs, c):
+    neg_lr, alpha, one_minus_alpha, eps, wd, mom = c[0], c[1], c[2], c[3], c[4], c[5]
+    centered, has_buf = c[7] != 0, c[8] != 0
     for t in range(n):
         p, g, sq, ga, buf = ps[t], gs[t], sqs[t], gas[t], bufs[t]
         for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
             gi = g[i]
             pi, s, a, b = _rmsprop_step(
                 p[i], gi, sq[i], ga[i] if centered else gi, buf[i] if has_buf else gi, neg_lr,
-                alpha, c, eps, wd, mom, centered, has_buf,
+                alpha, one_minus_alpha, eps, wd, mom, centered, has_buf,
             )  # fmt: skip
             sq[i] = s
             if centered:
@@ -225,8 +226,45 @@ def _launch(kernel: Any, lists: list[list[Any]], *scalars: Any) -> None:
             config(n, *args, *scalars)
 
 
-def _scalar_type(params: list[Any]) -> Any:
-    return np.dtype(params[0].dtype).type if params else np.float32
+_KERNELS = {"sgd_update": "_sgd", "adam_update": "_adam", "rmsprop_update": "_rmsprop"}
+
+
+def _update(fn: str, arrays: tuple, hyper: dict | None = None, scalars: Any = None) -> None:
+    """Update `fn` on its arrays (each one array or a list), its scalars worked out from the
+    hyperparameters or read from the GPU array `scalars`."""
+    lists = _lists(fn, dict(zip(_UPDATES[fn][0], arrays)))
+    p, g, state = lists[0], lists[1], lists[2:]
+    dtype = np.dtype(p[0].dtype) if p else np.dtype(np.float32)
+    in_use = tuple(a is not None for a in state)
+    if scalars is None:
+        c = update_scalars(fn, dtype, in_use, **hyper)
+    else:
+        c = _scalars(fn, scalars, dtype, _COUNT[fn])
+    _launch(globals()[_KERNELS[fn]], [p, g, *(g if a is None else a for a in state)], c)
+
+
+# How many scalars each update's kernel reads (its `update_scalars`).
+_COUNT = {"sgd_update": 8, "adam_update": 12, "rmsprop_update": 9}
+
+
+def _scalars(fn: str, scalars: Any, dtype: np.dtype, n: int) -> Any:
+    info = _interface(scalars)
+    if info is None or np.dtype(info["typestr"]) != dtype or tuple(info["shape"]) != (n,):
+        got = "" if info is None else f"{np.dtype(info['typestr'])} {tuple(info['shape'])}"
+        raise ValueError(
+            f"{fn}: scalars must be a {dtype} GPU array (the parameters' dtype) of shape "
+            f"({n},), laid out as update_scalars gives them; got {got or type(scalars).__name__}"
+        )
+    # sync=False: a launch reads it in stream order (and a stream that captures cannot wait).
+    return scalars if SIMULATOR else cuda.as_cuda_array(scalars, sync=False)
+
+
+def launch_update(fn: str, *arrays: Any, scalars: Any) -> None:
+    """Update `fn` ("sgd_update", ...) on its arrays, reading its scalars from the GPU array
+    `scalars` (`update_scalars`'s values, in the parameters' dtype) when the launch runs: a
+    CUDA graph that captures this launch uses whatever was written there before each of its
+    launches. Each array argument is one array or a list of arrays, one per tensor."""
+    _update(fn, arrays, scalars=scalars)
 
 
 def sgd_update(
@@ -244,14 +282,9 @@ def sgd_update(
     """SGD in place: param (and momentum_buffer, which `first` fills with the gradient).
 
     Each array argument is one array or a list of arrays, one per tensor."""
-    p, g, b = _lists(
-        "sgd_update", {"param": param, "grad": grad, "momentum_buffer": momentum_buffer}
-    )
-    ft = _scalar_type(p)
-    _launch(
-        _sgd, [p, g, g if b is None else b],
-        *sgd_scalars(ft, lr, weight_decay, momentum, dampening, nesterov, first), b is not None,
-    )  # fmt: skip
+    hyper = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, dampening=dampening,
+                 nesterov=nesterov, first=first)  # fmt: skip
+    _update("sgd_update", (param, grad, momentum_buffer), hyper)
 
 
 def adam_update(
@@ -273,24 +306,10 @@ def adam_update(
     """Adam/AdamW in place: param, exp_avg, exp_avg_sq (and max_exp_avg_sq for amsgrad).
 
     Each array argument is one array or a list of arrays, one per tensor."""
-    p, g, m, v, vmax = _lists(
-        "adam_update",
-        {
-            "param": param,
-            "grad": grad,
-            "exp_avg": exp_avg,
-            "exp_avg_sq": exp_avg_sq,
-            "max_exp_avg_sq": max_exp_avg_sq,
-        },
-    )
-    ft = _scalar_type(p)
-    _launch(
-        _adam, [p, g, m, v, g if vmax is None else vmax],
-        *adam_scalars(
-            ft, lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bias_correction2_sqrt
-        ),
-        vmax is not None,
-    )  # fmt: skip
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 decoupled=decoupled, step_size=step_size,
+                 bias_correction2_sqrt=bias_correction2_sqrt)  # fmt: skip
+    _update("adam_update", (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq), hyper)
 
 
 def rmsprop_update(
@@ -309,19 +328,5 @@ def rmsprop_update(
     """RMSprop in place: param, square_avg (grad_avg when centered, momentum_buffer if any).
 
     Each array argument is one array or a list of arrays, one per tensor."""
-    p, g, sq, ga, b = _lists(
-        "rmsprop_update",
-        {
-            "param": param,
-            "grad": grad,
-            "square_avg": square_avg,
-            "grad_avg": grad_avg,
-            "momentum_buffer": momentum_buffer,
-        },
-    )
-    ft = _scalar_type(p)
-    _launch(
-        _rmsprop, [p, g, sq, g if ga is None else ga, g if b is None else b],
-        *rmsprop_scalars(ft, lr, alpha, eps, weight_decay, momentum), ga is not None,
-        b is not None,
-    )  # fmt: skip
+    hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+    _update("rmsprop_update", (param, grad, square_avg, grad_avg, momentum_buffer), hyper)

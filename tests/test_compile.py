@@ -813,6 +813,65 @@ def test_a_cuda_graph_takes_each_steps_learning_rate_and_recaptures_for_new_sett
     assert len(_graphs(step)) == 1 and _launches(step) == 5 + 3
 
 
+class _LoopKernels:
+    """The one-pass update kernels as a CUDA graph meets them, for the CuPy stand-in:
+    `launch_update` is a device operation (a capture notes it, each launch runs it again) that
+    runs the CPU loop on the arrays' memory with the scalars found in `scalars` as it runs."""
+
+    def __init__(self):
+        from cupy_standin._core import _device_op
+
+        from gradtensor.kernels import optim_cpu
+
+        self.cpu, self.launches = optim_cpu, []
+        self.launch_update = _device_op(self._launch)
+        self.update_scalars = optim_cpu.update_scalars
+
+    def update_accepts(self, arrays):
+        d = arrays[0]
+        return d.dtype.char in "fd" and all(
+            a is None or (a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous)
+            for a in arrays
+        )
+
+    def _launch(self, fn, *columns, scalars):
+        self.launches.append(fn)
+        loop = self.cpu._UPDATES[fn][2]
+        for t, p in enumerate(columns[0]):
+            row = [p._a.reshape(-1) if c is None else c[t]._a.reshape(-1) for c in columns]
+            loop(*row, scalars._a)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("opt_name", ["sgd-nesterov-wd", "adam", "adamw-amsgrad", "rmsprop"])
+def test_a_cuda_graph_launches_the_one_pass_update_with_scalars_from_gpu_memory(
+    opt_name, monkeypatch
+):
+    import cupy
+
+    if not hasattr(cupy, "reset_sync_count"):
+        pytest.skip("the stand-in's loop kernels stand for the GPU's; a GPU runs its own")
+    from gradtensor.optim import optimizer
+
+    def build():
+        model = nn.MLP([6, 12, 12, 3]).to("cuda")
+        return model, OPTIMIZERS[opt_name](model.parameters())
+
+    (m1, o1), (m2, o2) = _twins(build)
+    loops = _LoopKernels()
+    monkeypatch.setattr(optimizer, "active_kernels", lambda: loops)
+    step = gt.compile(_gpu_step, cuda_graph=True)
+    for x, y in _gpu_data(10):
+        want = _gpu_step(m1, o1, x, y).cpu().data  # the array ops (no eager kernel here)
+        assert np.array_equal(step(m2, o2, x, y).cpu().data, want)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert np.array_equal(p1.cpu().data, p2.cpu().data)  # the loops match them bit for bit
+    # All six parameters in one launch each time: two warm replays, the capture (which the
+    # stand-in runs and then undoes), and six launches of the graph, each running it again with
+    # that step's scalars.
+    assert _launches(step) == 6 and loops.launches == [o2._kernel] * (2 + 1 + 6)
+
+
 @pytest.mark.cuda
 def test_an_update_a_graph_cannot_hold_runs_between_graphs():
     class Plain(gt.optim.SGD):  # an update of its own, with no GPU scalars: run on the host

@@ -189,10 +189,11 @@ class Optimizer:
         array).
 
         prepare() does the host's part before the graph runs: state and step counts, and the
-        scalars that change between steps (`_varying`: the learning rate, Adam's bias
-        corrections) written into GPU memory, where the graph's update reads them; it returns
-        the update's plan, a new one (and so a new capture) when anything else changed.
-        update(plan, *grads) is the GPU's part: the array-op update with those scalars."""
+        step's scalars written into GPU memory, where the graph's update reads them; it returns
+        the update's plan (`_GraphedUpdate`), a new one (and so a new capture) when anything but
+        the scalars that may change between steps (`_varying`: the learning rate, Adam's bias
+        corrections) changed. update(plan, *grads) is the GPU's part: the kernels' launches
+        and the array ops, reading those scalars."""
         owner = next(c for c in type(self).__mro__ if "_apply" in c.__dict__)
         if "_step_scalars" not in owner.__dict__:  # an `_apply` that takes no GPU scalars
             return None
@@ -499,30 +500,38 @@ class Optimizer:
 
 
 class _GraphedUpdate:
-    """An optimizer step on GPU arrays whose changing scalars live in GPU memory: one row of
-    `_step_scalars` per parameter, in its dtype (as an array op casts a Python float), written
-    before each run; a captured graph's update reads them there."""
+    """An optimizer step on GPU arrays whose scalars live in GPU memory, written there before
+    each run (only where they changed); a captured graph's update reads them there. Parameters
+    the kernels take share a one-pass launch per batch, as in an eager step, the batch's scalars
+    (`update_scalars`) one GPU vector; the rest take the array ops, with one row of
+    `_step_scalars` per parameter in a GPU vector per device and dtype (each value in the
+    parameter's dtype, as an array op casts a Python float)."""
 
     def __init__(self, opt: Optimizer, params: list[Tensor], rows: list) -> None:
-        self.opt, self.params = opt, params
+        self.opt, self.params, self.rows = opt, params, rows
         self.fixed = [self._fixed(p, arrays, h) for p, (arrays, h) in zip(params, rows)]
+        kernels = self.kernels = active_kernels()
+        fused = opt._kernel and getattr(kernels, "launch_update", None) is not None
+        groups: dict[tuple, list[int]] = {}
+        for i, (p, (arrays, h)) in enumerate(zip(params, rows)):
+            in_use = tuple(a is not None for a in arrays[2:])
+            if fused and kernels.update_accepts([arrays[0], None, *arrays[2:]]):
+                key = (True, p.device, p.dtype, in_use, tuple(h.values()))
+            else:
+                key = (False, p.device, p.dtype, in_use)
+            groups.setdefault(key, []).append(i)
         names = list(opt._step_scalars(rows[0][1]))
-        self.tables: dict[Any, Any] = {}  # (device, dtype) -> (rows' places, GPU table)
-        for i, p in enumerate(params):
-            key = (p.device, p.dtype)
-            places = self.tables.setdefault(key, ([], None))[0]
-            places.append(i)
-        for key, (places, _) in list(self.tables.items()):
-            with backend.on(key[0]):
-                table = backend.array_module(params[places[0]].data).zeros(
-                    (len(places), len(names)), key[1]
-                )
-            self.tables[key] = (places, table)
-        self.k = [None] * len(params)
-        for places, table in self.tables.values():
-            for row, i in enumerate(places):
-                self.k[i] = {n: table[row, j] for j, n in enumerate(names)}
-        self.written: dict[Any, Any] = {}
+        self.parts = []  # (one launch?, device, dtype, parameters' places, in use, GPU scalars)
+        self.k: list[Any] = [None] * len(params)  # the array ops' scalars, per parameter
+        for (launch, device, dtype, in_use, *_), places in groups.items():
+            n = len(self._values(launch, dtype, places, in_use, rows))
+            with backend.on(device):
+                table = backend.array_module(params[places[0]].data).zeros(n, dtype)
+            self.parts.append((launch, device, dtype, places, in_use, table))
+            if not launch:
+                for row, i in enumerate(places):
+                    self.k[i] = {n: table[row * len(names) + j] for j, n in enumerate(names)}
+        self.written: list[Any] = [None] * len(self.parts)
 
     def _fixed(self, p: Tensor, arrays: list, h: dict) -> tuple:
         """What a plan holds a parameter to: its arrays (by identity) and unchanging scalars."""
@@ -530,31 +539,52 @@ class _GraphedUpdate:
         return (p.data, *arrays[2:], tuple((k, v) for k, v in h.items() if k not in varying))
 
     def fits(self, rows: list) -> bool:
+        """Whether this step's parameters are as planned, and those of a launch share scalars."""
         for p, (arrays, h), fixed in zip(self.params, rows, self.fixed):
             now = self._fixed(p, arrays, h)
             if len(now) != len(fixed) or not all(
                 a is b if not isinstance(a, tuple) else a == b for a, b in zip(now, fixed)
             ):
                 return False
-        self.rows = rows
-        return True
+        return all(
+            all(rows[i][1] == rows[places[0]][1] for i in places[1:])
+            for launch, _, _, places, _, _ in self.parts
+            if launch
+        )
+
+    def _values(self, launch: bool, dtype: Any, places: list, in_use: tuple, rows: list) -> Any:
+        if launch:
+            h = rows[places[0]][1]
+            return np.array(self.kernels.update_scalars(self.opt._kernel, dtype, in_use, **h))
+        step = self.opt._step_scalars
+        return np.array([v for i in places for v in step(rows[i][1]).values()], dtype)
 
     def write(self, rows: list) -> None:
-        """This step's changing scalars into the GPU tables, only where they changed."""
+        """This step's scalars into GPU memory, on the current stream: before the step's work."""
         self.rows = rows
-        step = self.opt._step_scalars
-        for key, (places, table) in self.tables.items():
-            values = np.array([list(step(rows[i][1]).values()) for i in places], key[1])
-            if not np.array_equal(values, self.written.get(key), equal_nan=True):
-                with backend.on(key[0]):
-                    table.set(values)  # on the current stream, before the step's GPU work
-                self.written[key] = values
+        for j, (launch, device, dtype, places, in_use, table) in enumerate(self.parts):
+            values = self._values(launch, dtype, places, in_use, rows)
+            if not np.array_equal(values, self.written[j], equal_nan=True):
+                with backend.on(device):
+                    table.set(values)
+                self.written[j] = values
 
     def run(self, grads: tuple) -> None:
         opt = self.opt
-        for p, (arrays, h), g, k in zip(self.params, self.rows, grads, self.k):
-            with backend.on(p.device):
-                opt._apply(arrays[0], g, *arrays[2:], *opt._buffers(p, 2), h, k)
+        for launch, device, _, places, _, table in self.parts:
+            with backend.on(device):
+                if launch:
+                    first = self.rows[places[0]][0]
+                    columns = [None if a is None else [self.rows[i][0][c] for i in places]
+                               for c, a in enumerate(first)]  # fmt: skip
+                    # (a copy of a gradient not laid out as the kernels take it)
+                    columns[1] = [g if g.flags.c_contiguous else g.copy()
+                                  for g in (grads[i] for i in places)]  # fmt: skip
+                    self.kernels.launch_update(opt._kernel, *columns, scalars=table)
+                    continue
+                for i in places:
+                    (d, _, *state), h = self.rows[i]
+                    opt._apply(d, grads[i], *state, *opt._buffers(self.params[i], 2), h, self.k[i])
 
 
 def _where(p: Tensor, i: int) -> str:

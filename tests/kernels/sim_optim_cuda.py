@@ -270,3 +270,54 @@ def test_the_device_checks_optimizer_part_runs(monkeypatch):
 
     result = gpu_check._check_optimizers(Stream(), largest=300)  # small: the simulator is slow
     assert len(result) == 6 and set(result.values()) == {"ok"}, result
+
+
+def _launched(fn, state, hypers, dtype):
+    """`_twice`, through launch_update: one scalars array, rewritten before each launch (as a
+    CUDA graph's step writes them), the launch reading what is there when it runs."""
+    copies = [None if a is None else a.copy() for a in state]
+    in_use = tuple(a is not None for a in copies[2:])
+    scalars = np.zeros(len(kcuda.update_scalars(fn, dtype, in_use, **hypers[0])), dtype)
+    for h in hypers:
+        scalars[...] = kcuda.update_scalars(fn, dtype, in_use, **h)
+        kcuda.launch_update(fn, *copies, scalars=scalars)
+    return copies
+
+
+@grid
+@pytest.mark.parametrize(
+    "fn, n, steps",
+    [
+        ("sgd_update", 3, [dict(lr=0.1, momentum=0.9, first=True, weight_decay=0.01),
+                           dict(lr=0.05, momentum=0.9, weight_decay=0.01)]),
+        ("adam_update", 5, [dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                                 decoupled=True, step_size=1e-2 / (1 - 0.9**t),
+                                 bias_correction2_sqrt=math.sqrt(1 - 0.999**t))
+                            for t in (1, 2, 3)]),
+        ("rmsprop_update", 5, [dict(lr=lr, alpha=0.9, eps=1e-8, weight_decay=0.0, momentum=0.5)
+                               for lr in (1e-2, 5e-3)]),
+    ],
+)  # fmt: skip
+def test_an_update_reads_its_scalars_from_a_gpu_array_at_each_launch(fn, n, steps, dtype):
+    state = _arrays(n, 1000, dtype, nan=False)
+    if fn != "sgd_update":
+        state[2] = np.abs(state[2]) + 10  # second moments (Adam's m stays signed)
+        state[3] = np.abs(state[3])
+    if fn == "rmsprop_update":
+        state[3] = None  # not centered
+    want = _twice(getattr(kcuda, fn), state, steps)
+    got = _launched(fn, state, steps, dtype)
+    for a, b in zip(want, got):
+        if a is not None:
+            np.testing.assert_array_equal(b, a)  # the same kernel, the same scalars
+
+
+def test_a_scalars_array_that_does_not_fit_is_refused_by_name():
+    p, g, b = _arrays(3, 10, np.float32, nan=False)
+    for bad, match in [
+        (np.zeros(8, np.float64), r"sgd_update: scalars .* float32 .*\(8,\).* got float64"),
+        (np.zeros(7, np.float32), r"got float32 \(7,\)"),
+        ([0.0] * 8, "got list"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            kcuda.launch_update("sgd_update", p, g, b, scalars=bad)

@@ -84,8 +84,9 @@ def test_kernels_compile_to_ptx(monkeypatch, storage, activation):
         assert ".local" not in ptx, f"{name} spills to local memory"
 
 
-# The optimizer kernels: how many tensor lists, scalars (in the arrays' dtype) and flags each takes.
-OPTIM = {"_sgd": (3, 5, 3), "_adam": (5, 8, 2), "_rmsprop": (5, 6, 2)}
+# The optimizer kernels: how many tensor lists and scalars (`update_scalars`, in the arrays'
+# dtype) each takes.
+OPTIM = {"_sgd": (3, 8), "_adam": (5, 12), "_rmsprop": (5, 9)}
 ARG_LIMIT = 4096  # bytes of kernel arguments on every GPU CUDA supports
 _PARAM_BYTES = {"64": 8, "32": 4, "16": 2, "8": 1}
 
@@ -110,21 +111,24 @@ def test_optimizer_kernels_compile_at_every_list_width(monkeypatch, tmp_path, na
     if not hasattr(numba.cuda.dispatcher, "get_current_device"):
         pytest.skip("this Numba's CUDA dispatcher has no get_current_device to stand in for")
     monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: _Sm80())
-    n_lists, n_scalars, n_flags = OPTIM[name]
+    n_lists, n_scalars = OPTIM[name]
     scalar = getattr(types, dtype)
     widest = optim_cuda.per_launch(n_lists)
     ptxas = _ptxas()
-    for width in (1, widest):
+    # The scalars passed with the launch (eager), or read from a GPU array (a CUDA graph's).
+    forms = {"tuple": types.UniTuple(scalar, n_scalars), "array": types.Array(scalar, 1, "C")}
+    for width, form in [(w, f) for w in (1, widest) for f in forms]:
         # As a launch on CuPy arrays types it: one tuple of 1-D arrays per list.
         lists = (types.UniTuple(types.Array(scalar, 1, "C"), width),) * n_lists
-        sig = (types.int64, *lists, *(scalar,) * n_scalars, *(types.boolean,) * n_flags)
+        sig = (types.int64, *lists, forms[form])
         ptx, _ = cuda.compile_ptx(getattr(optim_cuda, name).py_func, sig, cc=(8, 0))
         entry = ptx.split(".entry", 1)[1].split(")", 1)[0]
         arg_bytes = sum(_PARAM_BYTES[b] for b in re.findall(r"\.param \.[a-z]+(\d+)", entry))
-        assert arg_bytes <= ARG_LIMIT, f"{name} x{width}: {arg_bytes} bytes of kernel arguments"
-        assert ".local" not in ptx, f"{name} x{width}: the tuple index spills to local memory"
+        what = f"{name} x{width} ({form} of scalars)"
+        assert arg_bytes <= ARG_LIMIT, f"{what}: {arg_bytes} bytes of kernel arguments"
+        assert ".local" not in ptx, f"{what}: the tuple index spills to local memory"
         if ptxas is not None:
-            path = tmp_path / f"{name}{width}.ptx"
+            path = tmp_path / f"{name}{width}{form}.ptx"
             path.write_text(ptx)
             done = subprocess.run(
                 [ptxas, "-arch=sm_80", str(path), "-o", str(tmp_path / "out.cubin")],
@@ -132,6 +136,6 @@ def test_optimizer_kernels_compile_at_every_list_width(monkeypatch, tmp_path, na
                 text=True,
                 timeout=120,
             )
-            assert done.returncode == 0, f"ptxas refused {name} x{width}:\n{done.stderr[-4000:]}"
+            assert done.returncode == 0, f"ptxas refused {what}:\n{done.stderr[-4000:]}"
     # As many tensors per launch as 4 KB of arguments allows: twice as many would not fit.
     assert 2 * widest * n_lists * optim_cuda._ARRAY_BYTES > optim_cuda._ARG_BYTES
