@@ -82,6 +82,26 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(opt_name, dtype):
     assert step.traces == 2  # recorded twice (the second agreeing with the first), then replayed
 
 
+def test_a_scheduler_stepped_inside_the_function_is_replayed():
+    def build():
+        model = nn.MLP([6, 8, 3])
+        opt = gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, opt, gt.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    def scheduled(model, opt, sched, x, y):
+        loss = _train_step(model, opt, x, y)
+        sched.step()
+        return loss
+
+    (m1, o1, s1), (m2, o2, s2) = _twins(build)
+    step = gt.compile(scheduled)
+    for x, y in _data(9, 8, "float32"):
+        assert np.array_equal(scheduled(m1, o1, s1, x, y).data, step(m2, o2, s2, x, y).data)
+        assert o2.param_groups[0]["lr"] == o1.param_groups[0]["lr"]
+    _same_params(m1, m2)
+    assert o2.param_groups[0]["lr"] == 0.1 * 0.5**4 and s2.last_epoch == 9
+
+
 @pytest.mark.parametrize("activation", list(F.ACTIVATIONS))
 def test_every_fused_activation_replays_exactly(activation):
     def build():
