@@ -25,9 +25,10 @@ A replay's planned kernels (the fused layers, the fused loss) and its sums of gr
 into the arrays they made at the replay before, once nothing else holds those any longer, so a
 warm replay of such a step allocates no arrays; an array the caller kept (a returned loss, a
 `.grad` from an earlier step) is never written over. Consecutive elementwise ops of the forward
-whose maths IEEE arithmetic rounds exactly (+, -, *, /, negation, abs, sqrt) on host arrays of
-one float dtype become one generated Numba loop (kernels.fuse_cpu) that stores only what the
-rest of the step reads, with NumPy's numbers bit for bit. The other instructions make new arrays.
+whose maths IEEE arithmetic rounds exactly (+, -, *, /, negation, abs, sqrt) on arrays of one
+float dtype and device become one generated Numba loop (kernels.fuse_cpu) or CUDA kernel
+(kernels.fuse_cuda) that stores only what the rest of the step reads, with NumPy's (CuPy's)
+numbers bit for bit. The other instructions make new arrays.
 With `gt.compile(fn, cuda_graph=True)` a GPU replay runs its GPU work (forward, backward,
 clipping, the optimizer's update) as captured CUDA graphs, one per run of GPU work between host
 instructions (`_graph`, `_GraphRegion`).
@@ -63,7 +64,7 @@ from . import backend
 from .autograd import engine
 from .autograd.engine import add_arrays
 from .autograd.graph import RECORDING, Meta, Node, SavedOutput, grad_mode, recorder
-from .kernels import fuse_cpu, results
+from .kernels import fuse_cpu, fuse_cuda, results
 from .ops.registry import Primitive, kernels_enabled
 from .tensor import Tensor, get_default_dtype
 
@@ -341,19 +342,26 @@ class _Recorder:
         o = self.made(out)
         x = self.made(aux) if op.aux else None
         run = _forward(run, xp, dev, op.aux, out.ndim == 0)
+        gpu = dev is not None and dev.type != "cpu"
         if impl is None and not params and op.name in fuse_cpu.OPS:
-            self._note_maths(op.name, ins, arrays, o, out)
-        kind = "device" if dev is not None and dev.type != "cpu" else "host"
+            self._note_maths(op.name, ins, arrays, o, out, dev if gpu else None)
+        kind = "device" if gpu else "host"
         self._emit(False, run, ins, o if x is None else (o, x), op, ins, params, o, x, kind=kind)
 
-    def _note_maths(self, name: str, ins: list, arrays: list, o: int, out: Any) -> None:
-        """An instruction that one generated loop could compute with its neighbours: host
-        arrays of the result's float dtype and C layout, or Python numbers."""
-        if type(out) is not _ndarray or not out.flags.c_contiguous:
+    def _note_maths(self, name: str, ins: list, arrays: list, o: int, out: Any, gpu: Any) -> None:
+        """An instruction that one generated loop could compute with its neighbours: arrays of
+        the result's float dtype, of one kind (host arrays in C layout, or arrays on the `gpu`),
+        or Python numbers."""
+        kind = type(out)
+        if gpu is None and (kind is not _ndarray or not out.flags.c_contiguous):
             return
         args, shapes = [], {}
         for s, a in zip(ins, arrays):
-            if type(a) is _ndarray and a.dtype == out.dtype and a.flags.c_contiguous:
+            if (
+                type(a) is kind
+                and a.dtype == out.dtype
+                and (gpu is not None or a.flags.c_contiguous)
+            ):
                 args.append(("in", s))
                 shapes[s] = a.shape
             elif type(a) in (int, float) and abs(a) < 2**53:  # exactly a float64
@@ -361,7 +369,8 @@ class _Recorder:
             else:
                 return
         if fuse_cpu.accepts(out.shape, out.dtype, list(shapes.values())):
-            self.elementwise[len(self.program)] = (name, args, shapes, o, out.shape, out.dtype)
+            self.elementwise[len(self.program)] = (name, args, shapes, o, out.shape, out.dtype,
+                                                   gpu)  # fmt: skip
 
     @_timed
     def backward(self, node: Node, gouts: list, grads: list) -> None:
@@ -783,13 +792,12 @@ class Trace:
         elementwise maths fused into one loop where that can be done; with `cuda_graph`, its
         GPU work captured into a CUDA graph where that can be done (`_graph`)."""
         returned = {v for is_tensor, v in self.outs if is_tensor}
-        if cuda_graph and "device" in self.kinds:  # (no fusion: it is for host arrays)
-            program, why = _graph(self.program, self.kinds, returned, {s for s, _ in self.args},
+        program, kinds = _fuse(self.program, self.kinds, self.elementwise, returned)
+        if cuda_graph and "device" in kinds:
+            program, why = _graph(program, kinds, returned, {s for s, _ in self.args},
                                   self.template)  # fmt: skip
             if why is not None:
                 log.warning("compile: no CUDA graph for this step: %s", why)
-        else:
-            program = _fuse(self.program, self.elementwise, returned)
         self.code, self.run = _generate(program, self.template, self.args, self.externals,
                                         self.outs)  # fmt: skip
         self.agreed = True
@@ -846,15 +854,16 @@ class Trace:
         return _rebuild(self.tree, results)
 
 
-def _fuse(program: list, elementwise: dict, returned: set) -> list:
-    """The program with each run of two or more consecutive elementwise instructions over one
-    shape and dtype (`elementwise`: instruction -> its maths) made one instruction, a generated
-    loop (kernels.fuse_cpu) that stores only what later instructions read or fn returns."""
+def _fuse(program: list, kinds: list, elementwise: dict, returned: set) -> tuple[list, list]:
+    """(the program, what each instruction is to a CUDA graph) with each run of two or more
+    consecutive elementwise instructions over one shape, dtype and device (`elementwise`:
+    instruction -> its maths) made one instruction, a generated loop (kernels.fuse_cpu) or GPU
+    kernel (kernels.fuse_cuda) that stores only what later instructions read or fn returns."""
     readers: dict[int, set[int]] = {}
     for k, (_, _, ins, _) in enumerate(program):
         for i in ins:
             readers.setdefault(i, set()).add(k)
-    fused, k = [], 0
+    fused, fused_kinds, k = [], [], 0
     while k < len(program):
         run = [k]
         if k in elementwise:
@@ -864,10 +873,12 @@ def _fuse(program: list, elementwise: dict, returned: set) -> list:
         one = _fused(run, elementwise, readers, returned) if len(run) > 1 else False
         if one is False:  # not fused: the instructions as they were
             fused += [program[i] for i in run]
+            fused_kinds += [kinds[i] for i in run]
         elif one is not None:  # (None: nothing reads what the run computes)
             fused.append(one)
+            fused_kinds.append(kinds[k])
         k = run[-1] + 1
-    return fused
+    return fused, fused_kinds
 
 
 def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> Any:
@@ -896,10 +907,15 @@ def _fused(run: list, elementwise: dict, readers: dict, returned: set) -> Any:
     stored = [j for j, o in enumerate(slots) if o in returned or readers.get(o, set()) - inside]
     if not stored:
         return None
-    shape, dtype = elementwise[run[0]][4:]
+    shape, dtype, gpu = elementwise[run[0]][4:]
     try:
-        loop = fuse_cpu.plan_elementwise(steps, shapes, stored, shape, dtype)
-    except Exception as exc:  # a loop Numba would not build: the ops run one by one, as eagerly
+        if gpu is None:
+            loop = fuse_cpu.plan_elementwise(steps, shapes, stored, shape, dtype)
+        else:
+            with backend.on(gpu):
+                loop = _forward(fuse_cuda.plan_elementwise(steps, shapes, stored, shape, dtype),
+                                None, gpu, False, False)  # fmt: skip
+    except Exception as exc:  # a loop that would not build: the ops run one by one, as eagerly
         log.warning("compile: %d elementwise ops left unfused: %s: %s", len(run),
                     type(exc).__name__, exc)  # fmt: skip
         return False

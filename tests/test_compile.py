@@ -267,6 +267,38 @@ def test_runs_of_elementwise_maths_replay_as_one_loop_with_eagers_numbers(monkey
     assert 0 < len(stored) < 12
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("graph", [False, True], ids=["replay", "cuda-graph"])
+def test_runs_of_elementwise_maths_on_a_gpu_replay_as_one_kernel(monkeypatch, graph):
+    from gradtensor.kernels import fuse_cuda
+
+    plans = []
+    real = fuse_cuda.plan_elementwise
+    monkeypatch.setattr(fuse_cuda, "plan_elementwise", lambda *a: plans.append(a) or real(*a))
+    r = np.random.default_rng(0)
+
+    def tensor(shape, grad=True):
+        t = gt.tensor(r.standard_normal(shape), dtype="float32").to("cuda")
+        return t.requires_grad_() if grad else t
+
+    w, b, s = tensor((16, 8)), tensor(8), tensor(())
+    eager = _maths_step(w, b, s)
+    step = gt.compile(eager, cuda_graph=graph)
+    same = _graphed_equal if graph else np.array_equal  # (cuBLAS may differ under capture)
+    for _ in range(8):
+        x, t = tensor((32, 16), False), tensor((32, 8), False)
+        loss, h = step(x, t)
+        got = [loss.cpu().data, h.cpu().data] + [p.grad.cpu().data for p in (w, b, s)]
+        want_loss, want_h = eager(x, t)
+        want = [want_loss.cpu().data, want_h.cpu().data] + [p.grad.cpu().data for p in (w, b, s)]
+        assert all(same(a, c) for a, c in zip(got, want))
+    # One run of maths, one kernel: the forward's twelve elementwise ops between matmul and sum.
+    (steps, *_), *more = plans
+    assert len(steps) == 12 and not more
+    if graph:
+        assert len(_graphs(step)) == 1 and _launches(step) == 8 - 4
+
+
 def test_maths_no_loop_could_be_built_for_runs_op_by_op(monkeypatch, caplog):
     from gradtensor.kernels import fuse_cpu
 

@@ -40,6 +40,7 @@ from ._core import (
     sync_count,
     ufunc,
 )
+from ._kernel import ElementwiseKernel
 
 __version__ = "14.0.0"  # the CuPy whose behaviour this follows
 
@@ -279,6 +280,7 @@ def installed() -> bool:
 __all__ = [
     "SYNCS",
     "CUDARuntimeError",
+    "ElementwiseKernel",
     "Flags",
     "get_device_count",
     "install",
