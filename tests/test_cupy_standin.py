@@ -317,3 +317,18 @@ def test_what_a_gpu_refuses_while_capturing_is_refused():
         finally:
             s.end_capture()
     assert x.get().tolist() == [0.0, 1.0, 2.0]  # after the capture, transfers work again
+
+
+def test_an_elementwise_kernel_runs_its_subset_of_cuda_and_refuses_the_rest():
+    k = cp.ElementwiseKernel("float32 a, float32 c", "float32 o",
+                             "float t = (a * c);\no = (t + fabs(-a));", "k")  # fmt: skip
+    a = cp.asarray(np.array([[1.5, -2.0]], np.float32))
+    out = k(a, np.float32(0.1))
+    assert out.dtype == np.float32 and out.shape == (1, 2)
+    want = a.get() * np.float32(0.1) + np.abs(a.get())
+    assert np.array_equal(out.get(), want)
+    with pytest.raises(TypeError, match="a is float64, declared float32"):
+        k(cp.zeros(2), 1.0)
+    for op in ("o = exp(a);", "o = a % c;", "int t = a;", "o = b;", "o = a; if (a) o = c;"):
+        with pytest.raises(NotImplementedError):
+            cp.ElementwiseKernel("float32 a, float32 c", "float32 o", op)
