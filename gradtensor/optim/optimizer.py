@@ -560,14 +560,20 @@ class _GraphedUpdate:
         return np.array([v for i in places for v in step(rows[i][1]).values()], dtype)
 
     def write(self, rows: list) -> None:
-        """This step's scalars into GPU memory, on the current stream: before the step's work."""
+        """This step's scalars into GPU memory where they changed, each by a fill: a launch on
+        the current stream, before the step's work, that carries its value with it (a copy
+        from host memory could wait for the GPU)."""
         self.rows = rows
         for j, (launch, device, dtype, places, in_use, table) in enumerate(self.parts):
             values = self._values(launch, dtype, places, in_use, rows)
-            if not np.array_equal(values, self.written[j], equal_nan=True):
+            old = self.written[j]
+            bits = values.view(f"u{values.itemsize}")  # by bits: -0.0 and NaN too
+            changed = range(len(values)) if old is None else np.flatnonzero(bits != old)
+            if len(changed):
                 with backend.on(device):
-                    table.set(values)
-                self.written[j] = values
+                    for i in changed:
+                        table[i : i + 1].fill(values[i])
+                self.written[j] = bits
 
     def run(self, grads: tuple) -> None:
         opt = self.opt
