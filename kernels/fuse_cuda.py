@@ -6,8 +6,8 @@ one CuPy ElementwiseKernel that broadcasts its operands to `shape`, computes eve
 element and stores only the steps asked for. It is compiled with `--fmad=false`: NVRTC would
 otherwise contract a*b + c into one fused multiply-add, rounded once, where CuPy's own ops round
 the product and the sum each; so the kernel gives CuPy's results bit for bit. Constants are passed
-in the arrays' dtype, rounded on the host as CuPy rounds a Python number. CuPy compiles a kernel
-at its first launch and keeps it in its kernel cache.
+in the arrays' dtype, rounded on the host as CuPy rounds a Python number. A plan launches its
+kernel once on zeros, so that CuPy compiles it then (and keeps it in its kernel cache).
 """
 
 from __future__ import annotations
@@ -85,4 +85,5 @@ def plan_elementwise(
         kernel(*arrays, *values, *outs)
         return tuple(outs)
 
+    run(*[cupy.zeros(s, dtype) for s in inputs])  # compiled now: a failure is the planner's
     return run

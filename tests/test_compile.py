@@ -320,6 +320,28 @@ def test_maths_no_loop_could_be_built_for_runs_op_by_op(monkeypatch, caplog):
     assert np.array_equal(loss, eager(x, t)[0].data)
 
 
+@pytest.mark.cuda
+def test_maths_no_gpu_kernel_could_be_built_for_runs_op_by_op(monkeypatch, caplog):
+    from gradtensor.kernels import fuse_cuda
+
+    def refuse(*args):
+        raise RuntimeError("no kernel today")
+
+    monkeypatch.setattr(fuse_cuda, "plan_elementwise", refuse)
+    r = np.random.default_rng(1)
+    w, b, s = (gt.tensor(r.standard_normal(shape)).to("cuda").requires_grad_()
+               for shape in ((16, 8), 8, ()))  # fmt: skip
+    eager = _maths_step(w, b, s)
+    step = gt.compile(eager, cuda_graph=True)
+    x, t = gt.tensor(r.standard_normal((32, 16))), gt.tensor(r.standard_normal((32, 8)))
+    x, t = x.to("cuda"), t.to("cuda")
+    with caplog.at_level(logging.WARNING, logger="gradtensor.compile"):
+        for _ in range(5):
+            loss = step(x, t)[0].cpu().data
+    assert "left unfused: RuntimeError: no kernel today" in caplog.text
+    assert _graphed_equal(loss, eager(x, t)[0].cpu().data) and _launches(step) == 1
+
+
 def test_a_fused_loop_meets_special_values_as_numpy_does():
     def maths(x, y):
         return ((x / y - y * 1e30) + abs(x)).sqrt() * -x, x - y
