@@ -49,6 +49,16 @@ def test_digits_example_reaches_96_percent(tmp_path, capsys):
     assert f"test accuracy {result['test_accuracy']:.2%}" in out
 
 
+def test_digits_example_under_gt_compile_trains_to_eagers_numbers(capsys):
+    pytest.importorskip("sklearn", reason="scikit-learn ships the digits data set")
+    mod = _example("train_digits")
+    eager = mod.main(["--no-progress", "--no-plot"])
+    compiled = mod.main(["--no-progress", "--no-plot", "--compile"])
+    # The replayed steps are eager's, bit for bit: every epoch's loss, the same accuracy.
+    assert compiled["train_loss"] == eager["train_loss"]
+    assert compiled["test_accuracy"] == eager["test_accuracy"] >= 0.96
+
+
 def test_digits_example_without_tqdm_and_matplotlib(tmp_path, capsys, monkeypatch):
     pytest.importorskip("sklearn", reason="scikit-learn ships the digits data set")
     mod = _example("train_digits")
@@ -124,6 +134,10 @@ def test_cnn_example_learns_on_a_subset(tmp_path, capsys):
     if result["plot"] is not None:  # matplotlib is installed
         assert result["plot"] == str(tmp_path / "cnn_digits_curve.png")
         assert (tmp_path / "cnn_digits_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Under gt.compile: the same steps (dropout's draws included), bit for bit.
+    compiled = mod.main([*args, "--no-progress", "--no-plot", "--compile"])
+    assert compiled["train_loss"] == result["train_loss"]
+    assert compiled["test_accuracy"] == result["test_accuracy"]
 
 
 @pytest.mark.slow
