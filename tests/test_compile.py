@@ -82,17 +82,24 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(opt_name, dtype):
     assert step.traces == 2  # recorded twice (the second agreeing with the first), then replayed
 
 
+def _scheduled(train):
+    """train(model, opt, x, y), then a step of the learning-rate schedule, in one function."""
+
+    def scheduled(model, opt, sched, x, y):
+        loss = train(model, opt, x, y)
+        sched.step()
+        return loss
+
+    return scheduled
+
+
 def test_a_scheduler_stepped_inside_the_function_is_replayed():
     def build():
         model = nn.MLP([6, 8, 3])
         opt = gt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         return model, opt, gt.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
 
-    def scheduled(model, opt, sched, x, y):
-        loss = _train_step(model, opt, x, y)
-        sched.step()
-        return loss
-
+    scheduled = _scheduled(_train_step)
     (m1, o1, s1), (m2, o2, s2) = _twins(build)
     step = gt.compile(scheduled)
     for x, y in _data(9, 8, "float32"):
@@ -865,11 +872,7 @@ def test_a_cuda_graph_takes_each_steps_learning_rate_and_recaptures_for_new_sett
         opt = gt.optim.Adam(model.parameters(), lr=1e-2)
         return model, opt, gt.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
 
-    def scheduled(model, opt, sched, x, y):
-        loss = _gpu_step(model, opt, x, y)
-        sched.step()
-        return loss
-
+    scheduled = _scheduled(_gpu_step)
     (m1, o1, s1), (m2, o2, s2) = _twins(build)
     step = gt.compile(scheduled, cuda_graph=True)
     for i, (x, y) in enumerate(_gpu_data(14)):
