@@ -530,7 +530,8 @@ class _GraphedUpdate:
             self.parts.append((launch, device, dtype, places, in_use, table))
             if not launch:
                 for row, i in enumerate(places):
-                    self.k[i] = {n: table[row * len(names) + j] for j, n in enumerate(names)}
+                    self.k[i] = {name: table[row * len(names) + j]
+                                 for j, name in enumerate(names)}  # fmt: skip
         self.written: list[Any] = [None] * len(self.parts)
 
     def _fixed(self, p: Tensor, arrays: list, h: dict) -> tuple:
