@@ -920,9 +920,10 @@ class _LoopKernels:
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-group", "two-groups"])
 @pytest.mark.parametrize("opt_name", ["sgd-nesterov-wd", "adam", "adamw-amsgrad", "rmsprop"])
 def test_a_cuda_graph_launches_the_one_pass_update_with_scalars_from_gpu_memory(
-    opt_name, monkeypatch
+    opt_name, groups, monkeypatch
 ):
     import cupy
 
@@ -932,7 +933,13 @@ def test_a_cuda_graph_launches_the_one_pass_update_with_scalars_from_gpu_memory(
 
     def build():
         model = nn.MLP([6, 12, 12, 3]).to("cuda")
-        return model, OPTIMIZERS[opt_name](model.parameters())
+        opt = OPTIMIZERS[opt_name](model.parameters())
+        if groups == 2:  # the last layer in a group of its own, at a tenth of the rate
+            ps = list(model.parameters())
+            first = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+            opt = type(opt)([dict(first, params=ps[:4]), dict(first, params=ps[4:],
+                                                              lr=first["lr"] / 10)])  # fmt: skip
+        return model, opt
 
     (m1, o1), (m2, o2) = _twins(build)
     loops = _LoopKernels()
@@ -943,10 +950,10 @@ def test_a_cuda_graph_launches_the_one_pass_update_with_scalars_from_gpu_memory(
         assert np.array_equal(step(m2, o2, x, y).cpu().data, want)
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert np.array_equal(p1.cpu().data, p2.cpu().data)  # the loops match them bit for bit
-    # All six parameters in one launch each time: two warm replays, the capture (which the
-    # stand-in runs and then undoes), and six launches of the graph, each running it again with
-    # that step's scalars.
-    assert _launches(step) == 6 and loops.launches == [o2._kernel] * (2 + 1 + 6)
+    # One launch per group each time: two warm replays, the capture (which the stand-in runs and
+    # then undoes), and six launches of the graph, each running it again with that step's
+    # scalars.
+    assert _launches(step) == 6 and loops.launches == [o2._kernel] * groups * (2 + 1 + 6)
 
 
 @pytest.mark.cuda

@@ -242,13 +242,14 @@ class Optimizer:
                 p._changed()
         return jobs
 
-    def _batches(self, jobs: list) -> tuple[Any, dict[tuple, list[int]], list[int]]:
+    def _batches(self, jobs: list, entry: str = "") -> tuple[Any, dict, list[int]]:
         """(the kernel update or None, the places in jobs of the parameters that share a kernel
         call (same scalars, kind of array, dtype, device and state in use) by what they share,
-        the places of the rest, which take the array ops)."""
+        the places of the rest, which take the array ops). `entry`: the kernels' function that
+        runs the update, when not `_kernel` itself (a CUDA graph's `launch_update`)."""
         # None for an optimizer without a one-pass update (a user's subclass, say) or kernels off.
         kernels = active_kernels()
-        kernel = getattr(kernels, self._kernel, None) if self._kernel else None
+        kernel = getattr(kernels, entry or self._kernel, None) if self._kernel else None
         batches: dict[tuple[Any, ...], list[int]] = {}
         rest = []
         for i, (p, arrays, h) in enumerate(jobs):
@@ -510,20 +511,20 @@ class _GraphedUpdate:
     def __init__(self, opt: Optimizer, params: list[Tensor], rows: list) -> None:
         self.opt, self.params, self.rows = opt, params, rows
         self.fixed = [self._fixed(p, arrays, h) for p, (arrays, h) in zip(params, rows)]
-        kernels = self.kernels = active_kernels()
-        fused = opt._kernel and getattr(kernels, "launch_update", None) is not None
-        groups: dict[tuple, list[int]] = {}
-        for i, (p, (arrays, h)) in enumerate(zip(params, rows)):
-            in_use = tuple(a is not None for a in arrays[2:])
-            if fused and kernels.update_accepts([arrays[0], None, *arrays[2:]]):
-                key = (True, p.device, p.dtype, in_use, tuple(h.values()))
-            else:
-                key = (False, p.device, p.dtype, in_use)
-            groups.setdefault(key, []).append(i)
+        self.kernels = active_kernels()
+        # Batched as an eager step batches them (the gradients, which the graph makes, aside).
+        jobs = [(p, [arrays[0], None, *arrays[2:]], h) for p, (arrays, h) in zip(params, rows)]
+        _, batches, rest = opt._batches(jobs, "launch_update")
+        groups = [(True, *self._part(params[places[0]], rows[places[0]][0]), places)
+                  for places in batches.values()]  # fmt: skip
+        alike: dict[tuple, list[int]] = {}  # the rest, by device, dtype and state in use
+        for i in rest:
+            alike.setdefault(self._part(params[i], rows[i][0]), []).append(i)
+        groups += [(False, *part, places) for part, places in alike.items()]
         names = list(opt._step_scalars(rows[0][1]))
         self.parts = []  # (one launch?, device, dtype, parameters' places, in use, GPU scalars)
         self.k: list[Any] = [None] * len(params)  # the array ops' scalars, per parameter
-        for (launch, device, dtype, in_use, *_), places in groups.items():
+        for launch, device, dtype, in_use, places in groups:
             n = len(self._values(launch, dtype, places, in_use, rows))
             with backend.on(device):
                 table = backend.array_module(params[places[0]].data).zeros(n, dtype)
@@ -533,6 +534,11 @@ class _GraphedUpdate:
                     self.k[i] = {name: table[row * len(names) + j]
                                  for j, name in enumerate(names)}  # fmt: skip
         self.written: list[Any] = [None] * len(self.parts)
+
+    @staticmethod
+    def _part(p: Tensor, arrays: list) -> tuple:
+        """(device, dtype, which state is in use): what parameters of one part share."""
+        return p.device, p.dtype, tuple(a is not None for a in arrays[2:])
 
     def _fixed(self, p: Tensor, arrays: list, h: dict) -> tuple:
         """What a plan holds a parameter to: its arrays (by identity) and unchanging scalars."""

@@ -62,25 +62,22 @@ def _check(outs, want, dtype):
 
 
 @dtypes
-def test_a_loop_gives_numpys_results_over_broadcast_operands(dtype):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_loop_or_gpu_kernel_gives_numpys_results_over_broadcast_operands(device, dtype):
+    fuse = fuse_cpu if device == "cpu" else fuse_cuda  # a generated Numba loop, or CUDA kernel
+    to, back = (lambda a: a, lambda a: a) if device == "cpu" else _gpu()
     arrays = _operands(dtype)
-    assert fuse_cpu.accepts(SHAPE, dtype, SHAPES)
-    run = fuse_cpu.plan_elementwise(STEPS, SHAPES, STORED, SHAPE, dtype)
+    assert fuse.accepts(SHAPE, dtype, SHAPES)
+    run = fuse.plan_elementwise(STEPS, SHAPES, STORED, SHAPE, dtype)
     for _ in range(2):
-        _check(run(*arrays), _numpy(STEPS, arrays, dtype), dtype)
+        outs = run(*map(to, arrays))
+        _check([back(o) for o in outs], _numpy(STEPS, arrays, dtype), dtype)
 
 
-@pytest.mark.cuda
-@dtypes
-def test_a_gpu_kernel_gives_numpys_results_over_broadcast_operands(dtype):
+def _gpu():
     import cupy
 
-    arrays = _operands(dtype)
-    assert fuse_cuda.accepts(SHAPE, dtype, SHAPES)
-    run = fuse_cuda.plan_elementwise(STEPS, SHAPES, STORED, SHAPE, dtype)
-    for _ in range(2):
-        outs = run(*map(cupy.asarray, arrays))
-        _check([o.get() for o in outs], _numpy(STEPS, arrays, dtype), dtype)
+    return cupy.asarray, cupy.asnumpy
 
 
 def test_the_gpu_kernel_source_is_the_maths_with_no_contraction():
