@@ -57,7 +57,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import is_not
+from operator import is_, is_not
 from typing import Any
 
 from . import backend
@@ -124,10 +124,9 @@ class Compiled:
             return self.fn(*args, **kwargs)
         flat: list[Any] = []
         tree = _flatten((args, kwargs), flat)
-        key = (tree, tuple(_signature(a) for a in flat), grad_mode.enabled, kernels_enabled(),
+        key = (tree, tuple([_signature(a) for a in flat]), grad_mode.enabled, kernels_enabled(),
                get_default_dtype())  # fmt: skip
-        with self.lock:
-            traces = self.cache.get(key, ())
+        traces = self.cache.get(key, ())  # lists replaced, never changed: no lock to read
         first = None
         for trace in traces:
             if trace.stale() is None:
@@ -178,9 +177,10 @@ class Compiled:
             traces = [t for t in self.cache.pop(key, []) if t is not first] + [trace]
             self.cache[key] = traces
             while sum(map(len, self.cache.values())) > self.max_traces:
-                oldest = next(iter(self.cache.values()))
-                oldest.pop(0)
-                if not oldest:
+                oldest, kept = next(iter(self.cache.items()))
+                if len(kept) > 1:
+                    self.cache[oldest] = kept[1:]
+                else:
                     self.cache.popitem(last=False)
         leaves: list[Any] = []
         _flatten(result, leaves)
@@ -192,9 +192,9 @@ class Compiled:
 
 def _flatten(obj: Any, out: list) -> Any:
     if isinstance(obj, (tuple, list)):
-        return (type(obj), tuple(_flatten(o, out) for o in obj))
+        return (type(obj), tuple([_flatten(o, out) for o in obj]))
     if isinstance(obj, dict):
-        return (dict, tuple((k, _flatten(v, out)) for k, v in obj.items()))
+        return (dict, tuple([(k, _flatten(v, out)) for k, v in obj.items()]))
     out.append(obj)
     return None
 
@@ -214,7 +214,8 @@ def _rebuild(tree: Any, leaves: Any) -> Any:
     kind, parts = tree
     if kind is dict:
         return {k: _rebuild(t, leaves) for k, t in parts}
-    return kind(_rebuild(t, leaves) for t in parts)
+    items = [_rebuild(t, leaves) for t in parts]
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)  # a namedtuple: by field
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -782,6 +783,8 @@ class Trace:
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
         self.described: list[tuple] = []
         self.edits = None  # Module._edits when the modules were last found unchanged
+        self.watched = [t for _, t, *_ in externals]
+        self.wanted = [requires_grad for *_, requires_grad in externals]
         self.seen = [None] * len(externals)  # each outside tensor's array last found unchanged
         self.agreed = False  # a second recording agreed with this one: it may be replayed
         self.program, self.elementwise, self.kinds = program, {}, ["host"] * len(program)
@@ -835,13 +838,16 @@ class Trace:
                 if len(now) != len(members) or any(map(is_not, now, members)):
                     return f"a {type(m).__name__} has new parameters, buffers or submodules"
             self.edits = edits
-        seen = self.seen
-        for k, (_, t, layout, requires_grad) in enumerate(self.externals):
-            d = t.data
-            if d is not seen[k] or t.requires_grad is not requires_grad:
+        arrays = [t.data for t in self.watched]
+        if (
+            not all(map(is_, arrays, self.seen))
+            or [t.requires_grad for t in self.watched] != self.wanted
+        ):
+            for _, t, layout, requires_grad in self.externals:
+                d = t.data
                 if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
                     return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
-                seen[k] = d
+            self.seen = arrays
         return None
 
     def replay(self, flat: list) -> Any:
@@ -850,8 +856,8 @@ class Trace:
     def outputs(self, arrays: Any) -> Any:
         """fn's result: its tensors, from `arrays` in order, with no graph (as every call's)."""
         it = iter(arrays)
-        results = (Tensor._make(next(it)) if is_tensor else v for is_tensor, v in self.outs)
-        return _rebuild(self.tree, results)
+        results = [Tensor._make(next(it)) if is_tensor else v for is_tensor, v in self.outs]
+        return _rebuild(self.tree, iter(results))
 
 
 def _fuse(program: list, kinds: list, elementwise: dict, returned: set) -> tuple[list, list]:

@@ -16,7 +16,6 @@ CUDA updates take them, in one launch); every parameter is checked before any is
 from __future__ import annotations
 
 import math
-from operator import is_
 from typing import Any
 
 import numpy as np
@@ -354,20 +353,23 @@ def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
 
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
-    """run(*arrays, **hyper): the update `fn` for arrays like these (the same lists, shapes,
-    dtypes and layouts), checked now; a run only takes the 1-D views (gt.compile's replays),
-    and takes them again only when it is given other arrays than the run before."""
-    checked = _rows(fn, *arrays)
+    """run(grads, **hyper): the update `fn` of these parameters and state, given gradients
+    shaped, typed and laid out as these, checked now (an eager step's plan for the next one,
+    and gt.compile's replays). The plan holds 1-D views of the parameters and state: a caller
+    plans again when any of them is replaced."""
+    rows = _rows(fn, *arrays)  # [param, grad, *state]: each run sets the gradient, then unsets it
+    for row in rows:
+        row[1] = row[0]
     loop = _UPDATES[fn][2]
-    dtypes = {row[0].dtype for row in checked}
+    dtypes = {row[0].dtype for row in rows}
     if len(dtypes) != 1:  # mixed dtypes: the scalars per dtype, as a call works them out
-        step = lambda rows, hyper: _run(fn, rows, hyper)
+        step = lambda hyper: _run(fn, rows, hyper)
     else:
         (dtype,) = dtypes
-        in_use = tuple(a is not checked[0][0] for a in checked[0][2:])
+        in_use = tuple(a is not rows[0][0] for a in rows[0][2:])
         memo: dict[tuple, np.ndarray] = {}  # the hyperparameters' values -> the scalars
 
-        def step(rows: list, hyper: dict) -> None:
+        def step(hyper: dict) -> None:
             key = tuple(hyper.values())
             c = memo.get(key)
             if c is None:
@@ -377,26 +379,12 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
             for row in rows:
                 loop(*row, c)
 
-    # The parameters' and state's arrays of the run before, and rows of their 1-D views. The
-    # gradients are not kept between runs: a kept gradient would be an array nothing can reuse.
-    last: list[Any] = [(), []]
-
-    def run(*arrays: Any, **hyper: Any) -> None:
-        if not isinstance(arrays[0], (list, tuple)):
-            arrays = tuple(None if a is None else [a] for a in arrays)
-        kept = [a for k, column in enumerate(arrays) if k != 1 and column is not None
-                for a in column]  # fmt: skip
-        seen, rows = last
-        if len(kept) != len(seen) or not all(map(is_, kept, seen)):
-            params = [a.reshape(-1) for a in arrays[0]]
-            columns = [params if c is None else [a.reshape(-1) for a in c] for c in arrays[2:]]
-            rows = [[p, p, *state] for p, *state in zip(params, *columns)]
-            last[:] = kept, rows
-        for row, g in zip(rows, arrays[1]):
-            row[1] = g.reshape(-1)
+    def run(grads: list, **hyper: Any) -> None:
         try:
-            step(rows, hyper)
-        finally:
+            for row, g in zip(rows, grads):
+                row[1] = g.ravel()  # a view of a C-contiguous g
+            step(hyper)
+        finally:  # a gradient kept between runs would be an array nothing can reuse
             for row in rows:
                 row[1] = row[0]
 

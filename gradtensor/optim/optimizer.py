@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -144,8 +143,8 @@ class Optimizer:
             return rec.call(self.zero_grad, set_to_none)  # gt.compile: replayed as a call
         for g in self.param_groups:
             for p in g["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
+                if set_to_none or p._grad is None:
+                    p._grad = None  # not through the setter: a recording returned above
                 elif p.grad._node is not None:
                     p.grad = Tensor._make(backend.array_module(p.data).zeros_like(p.grad.data))
                 else:
@@ -167,20 +166,9 @@ class Optimizer:
 
     def _replay_step(self) -> Callable[[], None]:
         """The step as gt.compile replays it, after a recorded step: the same updates, with the
-        checks that the recording made (gradients, devices, what the kernels take) not made
-        again, and the kernel calls planned once for the parameters updated."""
-        plans: dict[tuple, Callable[[list], bool]] = {}  # the parameters updated -> their plan
-
-        def run() -> None:
-            jobs = self._jobs(False)
-            key = tuple([job[0] for job in jobs])
-            plan = plans.get(key)
-            if plan is None or not plan(jobs):  # new parameters, or scalars now differ
-                plans.clear()
-                plan = plans[key] = self._plan(jobs)
-                plan(jobs)
-
-        return run
+        checks that the recording made (gradients, devices) not made again, and the kernel
+        calls planned as an eager step plans them (`_update`)."""
+        return lambda: self._update(self._jobs(False))
 
     def _graphed_step(self) -> tuple | None:
         """The step as a CUDA graph of gt.compile replays it, after a recorded step: (prepare,
@@ -282,24 +270,23 @@ class Optimizer:
             with backend.on(key[0][2] or backend.CPU):  # CuPy works on the parameters' GPU
                 kernel(*columns, **jobs[places[0]][2])
         self._apply_rest(jobs, rest)
-        if batches:
-            self._eager = (kernels, _planned(jobs), self._plan(jobs))
+        self._eager = (kernels, _planned(jobs), self._plan(jobs))
 
     def _plan(self, jobs: list) -> Callable[[list], bool]:
-        """run(jobs): `_update` for jobs like these (gt.compile's replays), each batch's kernel
-        call with its checks made now. A run given jobs whose batches no longer share their
-        scalars (a scheduler changed one group's) updates nothing and returns False."""
+        """run(jobs): `_update` for jobs with these parameters and state arrays (`_planned`),
+        each batch's kernel call with its checks made now. A run given jobs whose batches no
+        longer share their scalars (a scheduler changed one group's) updates nothing and
+        returns False."""
         _, batches, rest = self._batches(jobs)
         kernels = active_kernels()
-        calls = []  # (device, its parameters' places in jobs, the columns in use, the call)
+        calls = []  # (device, its parameters' places in jobs, the call)
         for key, places in batches.items():
             device, used = key[0][2], [c for c, unused in enumerate(key[0][3:]) if not unused]
             columns = _columns(jobs, places, len(key[0]) - 3, used)
             with backend.on(device or backend.CPU):
                 call = kernels.plan_update(self._kernel, *columns, **jobs[places[0]][2])
-            calls.append((device, places, used, call))
-        width = len(jobs[0][1]) if jobs else 0
-        shared = [places for _, places, _, _ in calls if len(places) > 1]
+            calls.append((device, places, call))
+        shared = [places for _, places, _ in calls if len(places) > 1]
 
         def run(jobs: list) -> bool:
             for first, *others in shared:
@@ -307,13 +294,13 @@ class Optimizer:
                 for i in others:
                     if jobs[i][2] != h:
                         return False
-            for device, places, used, call in calls:
-                columns = _columns(jobs, places, width, used)
+            for device, places, call in calls:
+                grads = [jobs[i][1][1] for i in places]
                 if device is None:
-                    call(*columns, **jobs[places[0]][2])
+                    call(grads, **jobs[places[0]][2])
                 else:
                     with backend.on(device):
-                        call(*columns, **jobs[places[0]][2])
+                        call(grads, **jobs[places[0]][2])
             self._apply_rest(jobs, rest)
             return True
 
@@ -614,20 +601,24 @@ def _kind(p: Tensor, arrays: list) -> tuple:
 
 
 def _planned(jobs: list) -> list:
-    """What a plan of the optimizer's step holds it to: each parameter, its array, and its
-    state's arrays (None where unused), in order."""
-    return [a for p, arrays, _ in jobs for a in (p, arrays[0], *arrays[2:])]
+    """What a plan of the optimizer's step holds it to: for each parameter, itself, its array,
+    and its state's arrays (None where unused), in order."""
+    return [(p, arrays[0], *arrays[2:]) for p, arrays, _ in jobs]
 
 
 def _unchanged(planned: list, jobs: list) -> bool:
     """Whether `jobs` update what a plan was made for (`_planned`), each gradient contiguous
     as the kernels take it."""
-    now = []
-    for p, arrays, _ in jobs:
-        if not arrays[1].flags.c_contiguous:
+    if len(planned) != len(jobs):
+        return False
+    for job, held in zip(jobs, planned):  # held[k] is arrays[k] but for the gradient (k = 1)
+        arrays = job[1]
+        if job[0] is not held[0] or arrays[0] is not held[1] or not arrays[1].flags.c_contiguous:
             return False
-        now += (p, arrays[0], *arrays[2:])
-    return len(now) == len(planned) and all(map(operator.is_, now, planned))
+        for k in range(2, len(arrays)):
+            if arrays[k] is not held[k]:
+                return False
+    return True
 
 
 def _columns(jobs: list, places: list[int], width: int, used: list[int]) -> list:
