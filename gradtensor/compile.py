@@ -57,7 +57,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from operator import is_, is_not
+from operator import is_not
 from typing import Any
 
 from . import backend
@@ -123,17 +123,22 @@ class Compiled:
         if self.eager_reason is not None or (RECORDING and recorder() is not None):
             return self.fn(*args, **kwargs)
         flat: list[Any] = []
-        tree = _flatten((args, kwargs), flat)
+        tree = _flatten((args, kwargs), flat) if args or kwargs else _NO_ARGUMENTS
         key = (tree, tuple([_signature(a) for a in flat]), grad_mode.enabled, kernels_enabled(),
                get_default_dtype())  # fmt: skip
         traces = self.cache.get(key, ())  # lists replaced, never changed: no lock to read
         first = None
         for trace in traces:
-            if trace.stale() is None:
-                if trace.agreed:
-                    return trace.replay(flat)
-                first = trace
-                break
+            # A replay runs when it finds what it reads from outside as last found to fit;
+            # else the whole check (`stale`) runs, and a replay again if it fits.
+            arrays = trace.run(flat) if trace.agreed else None
+            if arrays is None and trace.stale() is None:
+                if not trace.agreed:
+                    first = trace
+                    break
+                arrays = trace.run(flat)
+            if arrays is not None:
+                return trace.outputs(arrays)
         if self.traces and first is None:
             why = traces[-1].stale() if traces else "new argument shapes, dtypes or values"
             log.debug("compile: %s records again: %s", self.name, why)
@@ -197,6 +202,9 @@ def _flatten(obj: Any, out: list) -> Any:
         return (dict, tuple([(k, _flatten(v, out)) for k, v in obj.items()]))
     out.append(obj)
     return None
+
+
+_NO_ARGUMENTS = _flatten(((), {}), [])
 
 
 def _signature(a: Any) -> Any:
@@ -783,9 +791,8 @@ class Trace:
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
         self.described: list[tuple] = []
         self.edits = None  # Module._edits when the modules were last found unchanged
-        self.watched = [t for _, t, *_ in externals]
-        self.wanted = [requires_grad for *_, requires_grad in externals]
-        self.seen = [None] * len(externals)  # each outside tensor's array last found unchanged
+        # each outside tensor's array, then Module._edits, when last found to fit
+        self.seen: list[Any] = [None] * (len(externals) + 1)
         self.agreed = False  # a second recording agreed with this one: it may be replayed
         self.program, self.elementwise, self.kinds = program, {}, ["host"] * len(program)
         self.code = self.run = None  # written once agreed (`agree`)
@@ -801,8 +808,9 @@ class Trace:
                                   self.template)  # fmt: skip
             if why is not None:
                 log.warning("compile: no CUDA graph for this step: %s", why)
+        module = self.modules[0][0] if self.modules else None
         self.code, self.run = _generate(program, self.template, self.args, self.externals,
-                                        self.outs)  # fmt: skip
+                                        self.outs, seen=self.seen, module=module)  # fmt: skip
         self.agreed = True
 
     def differs(self, other: Trace) -> str | None:
@@ -825,9 +833,8 @@ class Trace:
         return None
 
     def stale(self) -> str | None:
-        """Why this recording no longer fits (None when it does). What a check found unchanged
-        is checked again only when it may have changed: the modules after an edit of any
-        module, a tensor read from outside once its array is another."""
+        """Why this recording no longer fits (None when it does: then what a replay finds first,
+        `seen`, is what it found). The modules are checked again only after an edit of any."""
         edits = self.modules[0][0]._edits if self.modules else None  # read before checking
         if edits != self.edits:
             for m, training, members in self.modules:
@@ -838,20 +845,14 @@ class Trace:
                 if len(now) != len(members) or any(map(is_not, now, members)):
                     return f"a {type(m).__name__} has new parameters, buffers or submodules"
             self.edits = edits
-        arrays = [t.data for t in self.watched]
-        if (
-            not all(map(is_, arrays, self.seen))
-            or [t.requires_grad for t in self.watched] != self.wanted
-        ):
-            for _, t, layout, requires_grad in self.externals:
-                d = t.data
-                if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
-                    return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
-            self.seen = arrays
+        arrays = []
+        for _, t, layout, requires_grad in self.externals:
+            d = t.data
+            if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
+                return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
+            arrays.append(d)
+        self.seen[:] = [*arrays, edits]
         return None
-
-    def replay(self, flat: list) -> Any:
-        return self.outputs(self.run(flat))
 
     def outputs(self, arrays: Any) -> Any:
         """fn's result: its tensors, from `arrays` in order, with no graph (as every call's)."""
@@ -1073,11 +1074,16 @@ class _GraphRegion:
 
 
 def _generate(program: list, template: list, args: list, externals: list, outs: list,
-              raw: bool = False) -> tuple:  # fmt: skip
+              raw: bool = False, seen: list | None = None,
+              module: Any = None) -> tuple:  # fmt: skip
     """The recording as one Python function of the call's flat arguments (their arrays when
     `raw`), `run(flat)`, which returns the arrays of fn's result tensors; and its source. Each
     slot is a local variable, deleted after its last use, so a replay holds no more memory than
-    it needs; constants and the instructions' functions are the function's globals."""
+    it needs; constants and the instructions' functions are the function's globals.
+
+    Given `seen` (each outside tensor's array, then `module`'s `_edits`, as last found to fit:
+    see `Trace.stale`), run first finds them so, and each outside tensor's requires_grad as
+    recorded, or returns None having run nothing."""
     written = {0} | {s for s, _ in args} | {s for s, *_ in externals}
     for _, _, _, o in program:
         written.update(o if isinstance(o, tuple) else () if o is None else (o,))
@@ -1100,6 +1106,14 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
     for s, t, *_ in externals:
         names[f"e{s}"] = t
         lines.append(f"    s{s} = e{s}.data")
+    if seen is not None:
+        names["seen"], names["module"] = seen, module
+        tests = [f"s{s} is not seen[{k}]" for k, (s, *_) in enumerate(externals)]
+        tests += [f"e{s}.requires_grad is not {rg}" for s, _, _, rg in externals]
+        if module is not None:
+            tests.append(f"module._edits != seen[{len(externals)}]")
+        if tests:
+            lines += [f"    if {' or '.join(tests)}:", "        return None"]
     in_backward = False
     for k, (backward, fn, ins, o) in enumerate(program):
         if backward != in_backward:

@@ -210,15 +210,15 @@ def cross_entropy_backward(
 
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Callable:
-    """run(grads, **hyper): the update `fn` ("sgd_update", ...) of these parameters and state
+    """run(grads, hyper): the update `fn` ("sgd_update", ...) of these parameters and state
     (the same lists; a caller plans again when one is replaced), given gradients shaped, typed
-    and laid out as `arrays[1]`, its checks made now."""
+    and laid out as `arrays[1]` and the hyperparameters as a dict, its checks made now."""
     module = _optim_module(fn, arrays[0])
     plan = getattr(module, "plan_update", None)
     if plan is not None:
         return plan(fn, *arrays, **hyper)
     update, params, state = getattr(module, fn), arrays[0], arrays[2:]
-    return lambda grads, **hyper: update(params, grads, *state, **hyper)
+    return lambda grads, hyper: update(params, grads, *state, **hyper)
 
 
 def update_scalars(fn: str, dtype: Any, in_use: tuple, **hyper: Any) -> tuple:

@@ -353,7 +353,7 @@ def _run(fn: str, rows: list[Any], hyper: dict[str, Any]) -> None:
 
 
 def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
-    """run(grads, **hyper): the update `fn` of these parameters and state, given gradients
+    """run(grads, hyper): the update `fn` of these parameters and state, given gradients
     shaped, typed and laid out as these, checked now (an eager step's plan for the next one,
     and gt.compile's replays). The plan holds 1-D views of the parameters and state: a caller
     plans again when any of them is replaced."""
@@ -379,7 +379,7 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
             for row in rows:
                 loop(*row, c)
 
-    def run(grads: list, **hyper: Any) -> None:
+    def run(grads: list, hyper: dict) -> None:
         try:
             for row, g in zip(rows, grads):
                 row[1] = g.ravel()  # a view of a C-contiguous g

@@ -4,6 +4,7 @@ cannot replay."""
 
 from __future__ import annotations
 
+import collections
 import logging
 
 import numpy as np
@@ -576,6 +577,29 @@ def test_a_parameter_replaced_with_another_records_again():
     lin.bias = nn.Parameter(gt.zeros(4))
     for _ in range(3):
         assert fwd(x).item() == 48.0
+
+
+def test_an_outside_array_replaced_by_one_alike_is_read_by_the_replay_without_recording():
+    lin = nn.Linear(6, 3)
+    fwd = gt.compile(lambda x: lin(x).sum())
+    x = gt.ones(2, 6)
+    for _ in range(3):
+        fwd(x)
+    lin.weight.data = np.full((3, 6), 2.0, np.float32)  # the same shape, dtype and layout
+    assert fwd(x).item() == lin(x).sum().item() and fwd.traces == 2
+    lin.weight.data = np.full((3, 6), 3.0, np.float32)
+    assert fwd(x).item() == lin(x).sum().item() and fwd.traces == 2
+
+
+def test_a_namedtuple_result_comes_back_as_that_namedtuple():
+    Result = collections.namedtuple("Result", "loss rows")
+    lin = nn.Linear(6, 3)
+    fwd = gt.compile(lambda x: Result(lin(x).sum(), x.shape[0]))
+    x = gt.ones(2, 6)
+    for _ in range(3):  # recorded, recorded again, replayed
+        got = fwd(x)
+        assert type(got) is Result and got.rows == 2
+        assert got.loss.item() == lin(x).sum().item()
 
 
 def test_every_change_to_a_module_or_a_tensor_it_reads_is_seen_between_replays():

@@ -78,11 +78,15 @@ def _reduced(losses: Any, reduction: str, count: Any, out: Any = None) -> tuple:
     count, or a function that gives the divisor as an array. `out`: a 0-d array for the result."""
     if reduction == "none":
         return losses, None
-    total = losses.sum(out=out)
-    if reduction == "sum":
-        return total, None
-    n = losses.dtype.type(max(count, 1)) if isinstance(count, int) else count()
-    return (total / n if out is None else backend.np.divide(total, n, out=out)), n
+    total = losses.sum()
+    n = None
+    if reduction != "sum":
+        n = losses.dtype.type(max(count, 1)) if isinstance(count, int) else count()
+        total = total / n
+    if out is None:
+        return total, n
+    out[()] = total  # a NumPy scalar in the losses' dtype, as a call with out= would write
+    return out, n
 
 
 def _cross_entropy_grad(g, y, x, target, *, needs, aux, reduction="mean", ignore_index=-100):

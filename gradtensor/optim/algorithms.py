@@ -67,14 +67,14 @@ class SGD(Optimizer):
             if first:  # PyTorch starts the buffer at the first gradient itself
                 state["momentum_buffer"] = self._zeros_state(p.data)
             buf = state["momentum_buffer"].data
-        h = dict(
-            lr=float(group["lr"]),
-            weight_decay=float(group["weight_decay"]),
-            momentum=mom,
-            first=first,
-            dampening=float(group["dampening"]),
-            nesterov=bool(group["nesterov"]),
-        )
+        h = {
+            "lr": float(group["lr"]),
+            "weight_decay": float(group["weight_decay"]),
+            "momentum": mom,
+            "first": first,
+            "dampening": float(group["dampening"]),
+            "nesterov": bool(group["nesterov"]),
+        }
         return [p.data, _grad(p), buf], h
 
     _kernel = "sgd_update"

@@ -213,20 +213,22 @@ class Optimizer:
         """(parameter, its arrays, this step's scalars) for each parameter with a gradient,
         its state made or counted (`_prepare`); `follow`: move state to a moved parameter."""
         jobs = []
+        states, prepare = self.state, self._prepare
         for group in self.param_groups:
             for p in group["params"]:
                 if p._grad is None:
                     continue
-                state = self.state.get(p)
+                state = states.get(p)
                 if state is None:
-                    state = self.state[p] = {}
+                    state = states[p] = {}
                 elif follow and state:
                     _follow_device(p, state)
-                if type(p.data) is np.ndarray:
-                    jobs.append((p, *self._prepare(p, group, state)))
+                if type(p.data) is _ndarray:
+                    arrays, h = prepare(p, group, state)
                 else:
                     with backend.on(p.device):  # new state goes on the parameter's GPU
-                        jobs.append((p, *self._prepare(p, group, state)))
+                        arrays, h = prepare(p, group, state)
+                jobs.append((p, arrays, h))
                 p._changed()
         return jobs
 
@@ -297,10 +299,10 @@ class Optimizer:
             for device, places, call in calls:
                 grads = [jobs[i][1][1] for i in places]
                 if device is None:
-                    call(grads, **jobs[places[0]][2])
+                    call(grads, jobs[places[0]][2])
                 else:
                     with backend.on(device):
-                        call(grads, **jobs[places[0]][2])
+                        call(grads, jobs[places[0]][2])
             self._apply_rest(jobs, rest)
             return True
 

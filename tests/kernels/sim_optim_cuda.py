@@ -321,3 +321,20 @@ def test_a_scalars_array_that_does_not_fit_is_refused_by_name():
     ]:
         with pytest.raises(ValueError, match=match):
             kcuda.launch_update("sgd_update", p, g, b, scalars=bad)
+
+
+def test_a_planned_update_on_the_gpu_takes_the_gradients_and_scalars_as_the_cpus_does(
+    monkeypatch,
+):
+    from gradtensor import kernels
+
+    monkeypatch.setattr(kernels, "_optim_module", lambda fn, param: kcuda)  # the simulator's
+    ps, gs, bufs = ([_arrays(1, n, np.float32, nan=False, seed=k)[0] for n in (5, 64)]
+                    for k in range(3))  # fmt: skip
+    got_ps, got_bufs = [p.copy() for p in ps], [b.copy() for b in bufs]
+    run = kernels.plan_update("sgd_update", got_ps, gs, got_bufs, lr=0.1, momentum=0.9)
+    for lr in (0.1, 0.05):  # the scalars are the run's own: a scheduler may change them
+        kcpu.sgd_update(ps, gs, bufs, lr=lr, momentum=0.9)
+        run(gs, dict(lr=lr, momentum=0.9))
+    for want, got in zip(ps + bufs, got_ps + got_bufs):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

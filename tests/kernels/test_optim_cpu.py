@@ -85,7 +85,7 @@ def test_a_planned_update_runs_exactly_what_the_call_runs_and_checks_when_made()
     run = kernels.plan_update("sgd_update", ps2, gs, bufs2, lr=0.1, momentum=0.9)
     for lr in (0.1, 0.05):  # the scalars are the run's own: a scheduler may change them
         kernels.sgd_update(ps, gs, bufs, lr=lr, momentum=0.9)
-        run(gs, lr=lr, momentum=0.9)
+        run(gs, dict(lr=lr, momentum=0.9))
     for a, c in zip(ps + bufs, ps2 + bufs2):
         assert np.array_equal(a, c)
     with pytest.raises(ValueError, match=r"sgd_update: grad\[1\] must be a NumPy array like"):
