@@ -355,6 +355,12 @@ def _operand(a: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def matmul_for(m: int, k: int, n: int) -> Any:
+    """`matmul` for (m, k) @ (k, n) products, chosen once by a plan: NumPy's own for a product
+    so small that `matmul` would hand it to NumPy anyway."""
+    return np.matmul if m * n * k < SMALL_MACS else matmul
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = a @ b for 2-D arrays of one float dtype, into a C-contiguous out; returns out."""
     gemm = _GEMM.get(out.dtype)

@@ -557,7 +557,13 @@ def _weight_operand(w: np.ndarray) -> tuple[np.ndarray, int, int]:
 def _blasable(a: np.ndarray) -> np.ndarray:
     # Transposed views go to BLAS as they are; anything else strided would drop NumPy's matmul
     # to its slow non-BLAS loop, so it is copied once.
-    return a if a.flags.c_contiguous or a.flags.f_contiguous else np.ascontiguousarray(a)
+    return a if _as_is(a) else np.ascontiguousarray(a)
+
+
+def _as_is(a: np.ndarray) -> bool:
+    """Whether BLAS reads `a` as it is (`_blasable`); a plan decides it for its operands'
+    layouts once."""
+    return a.flags.c_contiguous or a.flags.f_contiguous
 
 
 def linear_act_forward(
@@ -588,14 +594,17 @@ def plan_forward(
     zeros = np.zeros(n_out, dtype) if bias is None else None
     k = _passes(activation)
     blocks = _blocking(x, n_out)
+    as_is = _as_is(x), _as_is(weight), bias is None or bias.flags.c_contiguous
+    matmul = blas.matmul_for(*x.shape, n_out)
 
     def run(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        x, weight = _blasable(x), _blasable(weight)
-        b = zeros if bias is None else np.ascontiguousarray(bias)
+        x = x if as_is[0] else np.ascontiguousarray(x)
+        weight = weight if as_is[1] else np.ascontiguousarray(weight)
+        b = zeros if bias is None else bias if as_is[2] else np.ascontiguousarray(bias)
         z = alloc("z", shape, dtype)
         y = alloc("y", shape, dtype) if saves == "input" else z
         if blocks is None:
-            blas.matmul(x, weight.T, z)
+            matmul(x, weight.T, z)
             _run_forward(k, z, b, y)
         else:
             _forward_blocked(k, x, weight, b, z, y, *blocks)
@@ -649,14 +658,19 @@ def plan_backward(
     blocks = _blocking(x, weight.shape[0])
     alloc = results(keep)
     dtype, (n_out, n_in) = x.dtype, weight.shape
+    as_is = _as_is(x), _as_is(weight), identity or aux.flags.c_contiguous
+    matmul_gx = blas.matmul_for(x.shape[0], n_out, n_in)
+    matmul_gw = blas.matmul_for(n_out, x.shape[0], n_in)
 
     def run(gy: Any, x: Any, weight: Any, aux: Any) -> tuple:
-        x, weight = _blasable(x), _blasable(weight)
+        x = x if as_is[0] else np.ascontiguousarray(x)
+        weight = weight if as_is[1] else np.ascontiguousarray(weight)
         # A read-only gy (a broadcast gradient of a mean, say) is copied: the identity pass takes
         # gy as its own output.
-        if not (gy.flags.writeable and gy.flags.c_contiguous):
+        flags = gy.flags
+        if not (flags.writeable and flags.c_contiguous):
             gy = _copy(alloc("gy", gy.shape, dtype), gy)
-        aux = gy if identity else np.ascontiguousarray(aux)
+        aux = gy if identity else aux if as_is[2] else np.ascontiguousarray(aux)
         if blocks is not None:
             gx, gw, gb = _backward_blocked(k, gy, x, weight, aux, identity, bias, input_grad,
                                            alloc, *blocks)  # fmt: skip
@@ -670,8 +684,8 @@ def plan_backward(
                 _run_backward(k, gy, aux, gz, gb, alloc)
             gx = None
             if input_grad:
-                gx = blas.matmul(gz, weight, alloc("gx", x.shape, dtype))
-            gw = blas.matmul(gz.T, x, alloc("gw", (n_out, n_in), dtype))
+                gx = matmul_gx(gz, weight, alloc("gx", x.shape, dtype))
+            gw = matmul_gw(gz.T, x, alloc("gw", (n_out, n_in), dtype))
         return gx, gw, (_copy(alloc("gb", n_out, dtype), gb) if bias else None)
 
     return run
