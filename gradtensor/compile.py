@@ -791,8 +791,9 @@ class Trace:
         self.externals, self.modules, self.tree, self.outs = externals, modules, tree, outs
         self.described: list[tuple] = []
         self.edits = None  # Module._edits when the modules were last found unchanged
-        # each outside tensor's array, then Module._edits, when last found to fit
-        self.seen: list[Any] = [None] * (len(externals) + 1)
+        # each outside tensor's array, then its requires_grad, then Module._edits, when last
+        # found to fit
+        self.seen: list[Any] = [None] * (2 * len(externals) + 1)
         self.agreed = False  # a second recording agreed with this one: it may be replayed
         self.program, self.elementwise, self.kinds = program, {}, ["host"] * len(program)
         self.code = self.run = None  # written once agreed (`agree`)
@@ -845,13 +846,14 @@ class Trace:
                 if len(now) != len(members) or any(map(is_not, now, members)):
                     return f"a {type(m).__name__} has new parameters, buffers or submodules"
             self.edits = edits
-        arrays = []
+        arrays, wanted = [], []
         for _, t, layout, requires_grad in self.externals:
-            d = t.data
-            if (d.shape, d.dtype, d.strides) != layout or t.requires_grad != requires_grad:
+            d, r = t.data, t.requires_grad
+            if (d.shape, d.dtype, d.strides) != layout or r != requires_grad:
                 return f"a tensor read from outside changed (now {d.dtype} {d.shape})"
             arrays.append(d)
-        self.seen[:] = [*arrays, edits]
+            wanted.append(r)
+        self.seen[:] = [*arrays, *wanted, edits]
         return None
 
     def outputs(self, arrays: Any) -> Any:
@@ -1081,9 +1083,9 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
     slot is a local variable, deleted after its last use, so a replay holds no more memory than
     it needs; constants and the instructions' functions are the function's globals.
 
-    Given `seen` (each outside tensor's array, then `module`'s `_edits`, as last found to fit:
-    see `Trace.stale`), run first finds them so, and each outside tensor's requires_grad as
-    recorded, or returns None having run nothing."""
+    Given `seen` (each outside tensor's array, then its requires_grad, then `module`'s
+    `_edits`, as last found to fit: see `Trace.stale`), run first finds them so, or returns
+    None having run nothing."""
     written = {0} | {s for s, _ in args} | {s for s, *_ in externals}
     for _, _, _, o in program:
         written.update(o if isinstance(o, tuple) else () if o is None else (o,))
@@ -1108,10 +1110,11 @@ def _generate(program: list, template: list, args: list, externals: list, outs: 
         lines.append(f"    s{s} = e{s}.data")
     if seen is not None:
         names["seen"], names["module"] = seen, module
+        n = len(externals)
         tests = [f"s{s} is not seen[{k}]" for k, (s, *_) in enumerate(externals)]
-        tests += [f"e{s}.requires_grad is not {rg}" for s, _, _, rg in externals]
+        tests += [f"e{s}.requires_grad is not seen[{n + k}]" for k, (s, *_) in enumerate(externals)]
         if module is not None:
-            tests.append(f"module._edits != seen[{len(externals)}]")
+            tests.append(f"module._edits != seen[{2 * n}]")
         if tests:
             lines += [f"    if {' or '.join(tests)}:", "        return None"]
     in_backward = False

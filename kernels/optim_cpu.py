@@ -356,7 +356,9 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
     """run(grads, hyper): the update `fn` of these parameters and state, given gradients
     shaped, typed and laid out as these, checked now (an eager step's plan for the next one,
     and gt.compile's replays). The plan holds 1-D views of the parameters and state: a caller
-    plans again when any of them is replaced."""
+    plans again when any of them is replaced. Given one array each (not lists), a run takes one
+    gradient array."""
+    one = not isinstance(arrays[0], (list, tuple))
     rows = _rows(fn, *arrays)  # [param, grad, *state]: each run sets the gradient, then unsets it
     for row in rows:
         row[1] = row[0]
@@ -379,7 +381,11 @@ def plan_update(fn: str, *arrays: Any, **hyper: Any) -> Any:
             for row in rows:
                 loop(*row, c)
 
-    def run(grads: list, hyper: dict) -> None:
+    def run(grads: Any, hyper: dict) -> None:
+        if one:
+            grads = (grads,)
+        if len(grads) != len(rows):  # else a row would take its parameter for its gradient
+            raise ValueError(f"{fn}: {len(grads)} gradients for {len(rows)} planned parameters")
         try:
             for row, g in zip(rows, grads):
                 row[1] = g.ravel()  # a view of a C-contiguous g

@@ -589,6 +589,9 @@ def test_an_outside_array_replaced_by_one_alike_is_read_by_the_replay_without_re
     assert fwd(x).item() == lin(x).sum().item() and fwd.traces == 2
     lin.weight.data = np.full((3, 6), 3.0, np.float32)
     assert fwd(x).item() == lin(x).sum().item() and fwd.traces == 2
+    lin.weight.requires_grad_(np.True_)  # equal to what was recorded, another object
+    for _ in range(3):
+        assert fwd(x).item() == lin(x).sum().item() and fwd.traces == 2
 
 
 def test_a_namedtuple_result_comes_back_as_that_namedtuple():

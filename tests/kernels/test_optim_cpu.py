@@ -88,5 +88,11 @@ def test_a_planned_update_runs_exactly_what_the_call_runs_and_checks_when_made()
         run(gs, dict(lr=lr, momentum=0.9))
     for a, c in zip(ps + bufs, ps2 + bufs2):
         assert np.array_equal(a, c)
+    with pytest.raises(ValueError, match="sgd_update: 1 gradients for 2 planned parameters"):
+        run(gs[:1], dict(lr=0.1, momentum=0.9))
+    one = kernels.plan_update("sgd_update", ps2[0], gs[0], bufs2[0], lr=0.1, momentum=0.9)
+    one(gs[0], dict(lr=0.1, momentum=0.9))  # one array each: one gradient
+    kernels.sgd_update(ps[0], gs[0], bufs[0], lr=0.1, momentum=0.9)
+    assert np.array_equal(ps[0], ps2[0]) and np.array_equal(bufs[0], bufs2[0])
     with pytest.raises(ValueError, match=r"sgd_update: grad\[1\] must be a NumPy array like"):
         kernels.plan_update("sgd_update", ps, [gs[0], gs[1][:2]], None, lr=0.1)
