@@ -528,7 +528,7 @@ def _run_backward(k, gy, aux, gz, gb, alloc):
 
 def _blocking(x: np.ndarray, n_out: int) -> tuple[Any, int] | None:
     """(cblas gemm, rows per block) when the layer runs in row blocks, else None. x is as the
-    layer will read it: `_blasable` makes a strided x C-contiguous, a transposed view stays so."""
+    layer will read it: a strided x is made C-contiguous (`_as_is`), a transposed view stays so."""
     gemm = blas.cblas_gemm(x.dtype)
     rows, n_in = x.shape
     contiguous = x.flags.c_contiguous or not x.flags.f_contiguous
@@ -554,15 +554,10 @@ def _weight_operand(w: np.ndarray) -> tuple[np.ndarray, int, int]:
     return (w, _TRANS, w.shape[1]) if w.flags.c_contiguous else (w.T, _NO_TRANS, w.shape[0])
 
 
-def _blasable(a: np.ndarray) -> np.ndarray:
-    # Transposed views go to BLAS as they are; anything else strided would drop NumPy's matmul
-    # to its slow non-BLAS loop, so it is copied once.
-    return a if _as_is(a) else np.ascontiguousarray(a)
-
-
 def _as_is(a: np.ndarray) -> bool:
-    """Whether BLAS reads `a` as it is (`_blasable`); a plan decides it for its operands'
-    layouts once."""
+    """Whether BLAS reads `a` as it is, which a plan decides once for its operands' layouts.
+    Transposed views go to BLAS as they are; anything else strided would drop NumPy's matmul to
+    its slow non-BLAS loop, so a run copies it once (np.ascontiguousarray)."""
     return a.flags.c_contiguous or a.flags.f_contiguous
 
 
@@ -584,18 +579,19 @@ def plan_forward(
     shape = (x.shape[0], n_out)
     saves = AUX_KIND[activation]
     alloc = results(keep)
+    as_is = _as_is(x), _as_is(weight), bias is None or bias.flags.c_contiguous
+    matmul = blas.matmul_for(*x.shape, n_out)
     if saves is None and bias is None:
 
         def matmul_only(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, None]:
-            z = alloc("z", shape, dtype)
-            return blas.matmul(_blasable(x), _blasable(weight).T, z), None
+            x = x if as_is[0] else np.ascontiguousarray(x)
+            weight = weight if as_is[1] else np.ascontiguousarray(weight)
+            return matmul(x, weight.T, alloc("z", shape, dtype)), None
 
         return matmul_only
     zeros = np.zeros(n_out, dtype) if bias is None else None
     k = _passes(activation)
     blocks = _blocking(x, n_out)
-    as_is = _as_is(x), _as_is(weight), bias is None or bias.flags.c_contiguous
-    matmul = blas.matmul_for(*x.shape, n_out)
 
     def run(x: Any, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray | None]:
         x = x if as_is[0] else np.ascontiguousarray(x)

@@ -96,6 +96,17 @@ def test_non_contiguous_inputs(name):
     np.testing.assert_allclose(y2, y, rtol=1e-5, atol=1e-6)
 
 
+def test_a_layer_with_no_bias_or_activation_takes_strided_and_transposed_operands():
+    x, w, _, _ = inputs((33, 17, 65), np.float32)
+    x_wide = np.zeros((33, 34), np.float32)
+    x_wide[:, ::2] = x
+    w_t = np.ascontiguousarray(w.T).T
+    for xs, ws in [(x_wide[:, ::2], w), (x, w_t), (x_wide[:, ::2], w_t)]:  # the matmul alone
+        z, aux = kcpu.linear_act_forward(xs, ws, None, "identity")
+        assert aux is None and z.flags.c_contiguous
+        np.testing.assert_allclose(z, x.astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["identity", "relu", "gelu", "sigmoid"])
 def test_parallel_passes_match_serial(monkeypatch, name):
     x, w, b, gy = inputs((130, 64, 257), np.float32)
